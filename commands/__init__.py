@@ -1,0 +1,1 @@
+"""The write side: `eventsourcing` Applications with intent-revealing command methods."""

@@ -1,0 +1,48 @@
+"""Constructing the applications from settings, creating the schema, and admin accounts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from commands.accounts import Accounts
+from commands.boxoffice import BoxOffice
+from commands.sales import SalesPolicy
+
+if TYPE_CHECKING:
+    from ticketing import Settings
+
+
+def sales_policy(settings: Settings) -> SalesPolicy:
+    return SalesPolicy(
+        hold_minutes=settings.hold_minutes,
+        fee_basis_points=round(float(settings.service_fee_percent) * 100),
+        fee_fixed=settings.service_fee_fixed,
+    )
+
+
+def open_boxoffice(settings: Settings) -> BoxOffice:
+    app = BoxOffice(env=settings.eventsourcing_env())
+    app.policy = sales_policy(settings)
+    return app
+
+
+def open_accounts(settings: Settings) -> Accounts:
+    return Accounts(env=settings.eventsourcing_env())
+
+
+def migrate(settings: Settings) -> None:
+    """Create the event stores and every read model's tables (idempotent)."""
+    from projections.runner import READ_MODELS, open_view
+
+    for app in (open_boxoffice(settings), open_accounts(settings)):
+        app.close()
+    for projection_class in READ_MODELS.values():
+        open_view(settings, projection_class).datastore.close()
+
+
+def create_admin(settings: Settings, *, email: str, password: str, username: str) -> None:
+    accounts = open_accounts(settings)
+    try:
+        accounts.ensure_admin(email=email, password=password, username=username)
+    finally:
+        accounts.close()

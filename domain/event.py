@@ -1,0 +1,206 @@
+"""Event: the show. Lifecycle draft -> published -> cancelled | completed; tiers live inside it.
+
+The word "event" in prose means the show; the library's domain events are nested classes
+such as `Event.Published`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, Invalid, NotFound
+
+TIER_KINDS = ("general", "seated")
+
+
+class WrongEventState(Conflict):
+    code = "wrong_event_state"
+
+
+@dataclass
+class Tier:
+    id: UUID
+    name: str
+    kind: str
+    section_ids: list[str]
+    day: str | None
+
+
+class Event(Aggregate):
+    @event("Created")
+    def __init__(
+        self,
+        organizer_id: UUID,
+        venue_id: UUID,
+        title: str,
+        description: str,
+        start_time: datetime,
+        end_time: datetime,
+        timezone: str = "UTC",
+        days: list[str] | None = None,
+        segment_id: UUID | None = None,
+        genre_id: UUID | None = None,
+        sub_genre_id: UUID | None = None,
+    ) -> None:
+        self.organizer_id = organizer_id
+        self.venue_id = venue_id
+        self.title = title
+        self.description = description
+        self.start_time = start_time
+        self.end_time = end_time
+        self.timezone = timezone
+        self.days = list(days or [])
+        self.segment_id = segment_id
+        self.genre_id = genre_id
+        self.sub_genre_id = sub_genre_id
+        self.status = "draft"
+        self.tiers: dict[UUID, Tier] = {}
+        self.materialised_sections: set[str] = set()
+
+    @classmethod
+    def schedule(cls, **kwargs: Any) -> Event:
+        """Create a draft after checking the schedule makes sense."""
+        if kwargs["end_time"] <= kwargs["start_time"]:
+            raise Invalid("end_time must be after start_time", field="end_time")
+        if not str(kwargs.get("title", "")).strip():
+            raise Invalid("title is required", field="title")
+        return cls(**kwargs)
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    def update(self, **changes: Any) -> None:
+        if self.status in ("cancelled", "completed"):
+            raise WrongEventState(f"a {self.status} event cannot be changed")
+        if self.status == "published" and "venue_id" in changes and changes["venue_id"] != self.venue_id:
+            raise WrongEventState("a published event keeps its venue")
+        start = changes.get("start_time", self.start_time)
+        end = changes.get("end_time", self.end_time)
+        if end <= start:
+            raise Invalid("end_time must be after start_time", field="end_time")
+        if changes:
+            self._update(changes=changes)
+
+    @event("Updated")
+    def _update(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def publish(self) -> None:
+        if self.status != "draft":
+            raise WrongEventState(f"only drafts can be published (this event is {self.status})")
+        if not self.tiers:
+            raise Conflict("add at least one tier before publishing", code="no_tiers")
+        self._publish()
+
+    @event("Published")
+    def _publish(self) -> None:
+        self.status = "published"
+
+    def cancel(self, reason: str = "") -> None:
+        if self.status not in ("draft", "published"):
+            raise WrongEventState(f"a {self.status} event cannot be cancelled")
+        self._cancel(reason=reason)
+
+    @event("Cancelled")
+    def _cancel(self, reason: str) -> None:
+        self.status = "cancelled"
+
+    def check_on_sale(self) -> None:
+        if self.status != "published":
+            raise Conflict("this event is not on sale", code="event_not_on_sale")
+
+    # Tiers -------------------------------------------------------------------------
+
+    def add_tier(self, name: str, kind: str, section_ids: list[str], day: str | None, venue_sections: set[str]) -> UUID:
+        if self.status in ("cancelled", "completed"):
+            raise WrongEventState(f"a {self.status} event cannot get new tiers")
+        self._check_tier(None, name, kind, section_ids, day, venue_sections)
+        tier_id = uuid4()
+        self._add_tier(tier_id=tier_id, name=name.strip(), kind=kind, section_ids=sorted(set(section_ids)), day=day)
+        return tier_id
+
+    @event("TierAdded")
+    def _add_tier(self, tier_id: UUID, name: str, kind: str, section_ids: list[str], day: str | None) -> None:
+        self.tiers[tier_id] = Tier(id=tier_id, name=name, kind=kind, section_ids=section_ids, day=day)
+
+    def update_tier(self, tier_id: UUID, name: str | None, day: str | None) -> None:
+        tier = self.tier(tier_id)
+        if self.status in ("cancelled", "completed"):
+            raise WrongEventState(f"a {self.status} event cannot change tiers")
+        new_name = tier.name if name is None else name.strip()
+        if not new_name:
+            raise Invalid("tier name is required", field="name")
+        if day is not None and self.days and day not in self.days:
+            raise Invalid(f"day {day} is not one of the event's days", field="day")
+        self._update_tier(tier_id=tier_id, name=new_name, day=tier.day if day is None else day)
+
+    @event("TierUpdated")
+    def _update_tier(self, tier_id: UUID, name: str, day: str | None) -> None:
+        self.tiers[tier_id].name = name
+        self.tiers[tier_id].day = day
+
+    def remove_tier(self, tier_id: UUID) -> None:
+        self.tier(tier_id)
+        if self.status != "draft":
+            raise WrongEventState("tiers can only be removed from drafts")
+        self._remove_tier(tier_id=tier_id)
+
+    @event("TierRemoved")
+    def _remove_tier(self, tier_id: UUID) -> None:
+        del self.tiers[tier_id]
+
+    def tier(self, tier_id: UUID) -> Tier:
+        try:
+            return self.tiers[tier_id]
+        except KeyError:
+            raise NotFound("tier not found", code="tier_not_found") from None
+
+    def sections_to_materialise(self) -> list[tuple[Tier, str]]:
+        """(tier, section id) pairs of seated tiers whose Seat aggregates do not exist yet.
+
+        A multi-day event has one seat per day, so the key of a section includes the day.
+        """
+        return [
+            (tier, section)
+            for tier in self.tiers.values()
+            if tier.kind == "seated"
+            for section in tier.section_ids
+            if f"{tier.day or ''}|{section}" not in self.materialised_sections
+        ]
+
+    @event("SeatsMaterialised")
+    def mark_seats_materialised(self, section_keys: list[str]) -> None:
+        self.materialised_sections |= set(section_keys)
+
+    def _check_tier(
+        self,
+        tier_id: UUID | None,
+        name: str,
+        kind: str,
+        section_ids: list[str],
+        day: str | None,
+        venue_sections: set[str],
+    ) -> None:
+        if not name.strip():
+            raise Invalid("tier name is required", field="name")
+        if kind not in TIER_KINDS:
+            raise Invalid(f"kind must be one of {TIER_KINDS}", field="kind")
+        if day is not None and self.days and day not in self.days:
+            raise Invalid(f"day {day} is not one of the event's days", field="day")
+        if kind == "general":
+            if section_ids:
+                raise Invalid("general admission tiers have no sections", field="section_ids")
+            return
+        if not section_ids:
+            raise Invalid("seated tiers need at least one section", field="section_ids")
+        unknown = set(section_ids) - venue_sections
+        if unknown:
+            raise Invalid("section not in this venue's layout", field="section_ids")
+        for other in self.tiers.values():
+            if other.id != tier_id and other.kind == "seated" and other.day == day and set(other.section_ids) & set(section_ids):
+                raise Conflict(f"a section already belongs to tier {other.name!r}", code="section_taken")

@@ -1,0 +1,217 @@
+"""Offer: a price point of a tier, with a sale window and per-order limits.
+
+General-admission inventory is held, sold and released here as counters; which order holds
+what is the Order's business, and both are saved in one transaction, so the counters can
+never drift from the orders.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, Invalid
+
+CURRENCIES = {"USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK", "INR", "BRL", "MXN", "NZD", "ZAR"}
+STATUSES = ("on_sale", "paused")
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+
+
+class NotOnSale(Conflict):
+    code = "not_on_sale"
+
+
+class OrderLimit(Invalid):
+    code = "order_limit"
+
+
+class Offer(Aggregate):
+    @event("Created")
+    def __init__(
+        self,
+        event_id: UUID,
+        tier_id: UUID,
+        tier_kind: str,
+        name: str,
+        price: int,
+        currency: str,
+        quantity_for_sale: int | None,
+        sale_start_time: datetime | None,
+        sale_end_time: datetime | None,
+        min_per_order: int,
+        max_per_order: int,
+    ) -> None:
+        self.event_id = event_id
+        self.tier_id = tier_id
+        self.tier_kind = tier_kind
+        self.name = name
+        self.price = price
+        self.currency = currency
+        self.quantity_for_sale = quantity_for_sale
+        self.sale_start_time = sale_start_time
+        self.sale_end_time = sale_end_time
+        self.min_per_order = min_per_order
+        self.max_per_order = max_per_order
+        self.status = "on_sale"
+        self.held = 0
+        self.sold = 0
+
+    @classmethod
+    def define(cls, **kwargs: Any) -> Offer:
+        """Create an offer after checking its terms are coherent."""
+        _check_terms(kwargs)
+        return cls(**kwargs)
+
+    @property
+    def is_seated(self) -> bool:
+        return self.tier_kind == "seated"
+
+    @property
+    def has_quota(self) -> bool:
+        return self.quantity_for_sale is not None
+
+    @property
+    def available(self) -> int | None:
+        if self.quantity_for_sale is None:
+            return None
+        return self.quantity_for_sale - self.held - self.sold
+
+    def sale_status(self, at: datetime) -> str:
+        """scheduled | on_sale | paused | ended, as a buyer would see it at `at`."""
+        if self.sale_end_time is not None and at >= self.sale_end_time:
+            return "ended"
+        if self.status == "paused":
+            return "paused"
+        if self.sale_start_time is not None and at < self.sale_start_time:
+            return "scheduled"
+        return "on_sale"
+
+    # Terms -----------------------------------------------------------------------------
+
+    def update(self, **changes: Any) -> None:
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise Invalid(f"status must be one of {STATUSES}", field="status")
+        terms = {
+            "event_id": self.event_id,
+            "tier_id": self.tier_id,
+            "tier_kind": self.tier_kind,
+            "name": self.name,
+            "price": self.price,
+            "currency": self.currency,
+            "quantity_for_sale": self.quantity_for_sale,
+            "sale_start_time": self.sale_start_time,
+            "sale_end_time": self.sale_end_time,
+            "min_per_order": self.min_per_order,
+            "max_per_order": self.max_per_order,
+        }
+        terms.update({k: v for k, v in changes.items() if k != "status"})
+        _check_terms(terms)
+        quantity = terms["quantity_for_sale"]
+        if quantity is not None and quantity < self.held + self.sold:
+            raise Conflict(
+                f"quantity_for_sale cannot drop below the {self.held + self.sold} already held or sold",
+                code="quantity_below_claimed",
+                field="quantity_for_sale",
+            )
+        if changes:
+            self._update(changes=changes)
+
+    @event("Updated")
+    def _update(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    # Inventory -------------------------------------------------------------------------
+
+    def check_order(self, quantity: int, at: datetime) -> None:
+        """Can `quantity` of this offer be ordered at `at`? Raises if not."""
+        status = self.sale_status(at)
+        if status != "on_sale":
+            raise NotOnSale(f"offer {self.name!r} is {status.replace('_', ' ')}", code=f"offer_{status}")
+        if quantity < self.min_per_order or quantity > self.max_per_order:
+            raise OrderLimit(
+                f"offer {self.name!r} sells {self.min_per_order} to {self.max_per_order} per order",
+                field="items",
+            )
+
+    def claim(self, order_id: UUID, quantity: int) -> None:
+        if quantity <= 0:
+            raise Invalid("quantity must be positive", field="quantity")
+        available = self.available
+        if available is not None and quantity > available:
+            raise SoldOut(
+                f"only {available} left of {self.name!r}" if available else f"{self.name!r} is sold out"
+            )
+        self._claim(order_id=order_id, quantity=quantity)
+
+    @event("Claimed")
+    def _claim(self, order_id: UUID, quantity: int) -> None:
+        self.held += quantity
+
+    def release(self, order_id: UUID, quantity: int) -> None:
+        if not 0 < quantity <= self.held:
+            raise Conflict("cannot release more than is held", code="release_exceeds_held")
+        self._release(order_id=order_id, quantity=quantity)
+
+    @event("Released")
+    def _release(self, order_id: UUID, quantity: int) -> None:
+        self.held -= quantity
+
+    def sell(self, order_id: UUID, quantity: int) -> None:
+        """Turn a hold into a sale (payment captured)."""
+        if not 0 < quantity <= self.held:
+            raise Conflict("cannot sell more than is held", code="sell_exceeds_held")
+        self._sell(order_id=order_id, quantity=quantity)
+
+    @event("Sold")
+    def _sell(self, order_id: UUID, quantity: int) -> None:
+        self.held -= quantity
+        self.sold += quantity
+
+    def sell_unheld(self, order_id: UUID, quantity: int) -> None:
+        """Sell without a hold (a payment that arrived after its hold lapsed) if stock allows."""
+        available = self.available
+        if available is not None and quantity > available:
+            raise SoldOut(f"{self.name!r} no longer has {quantity} available")
+        self._sell_unheld(order_id=order_id, quantity=quantity)
+
+    @event("SoldWithoutHold")
+    def _sell_unheld(self, order_id: UUID, quantity: int) -> None:
+        self.sold += quantity
+
+    def take_back(self, order_id: UUID, quantity: int) -> None:
+        """Return sold inventory to sale (refund)."""
+        if not 0 < quantity <= self.sold:
+            raise Conflict("cannot return more than was sold", code="return_exceeds_sold")
+        self._take_back(order_id=order_id, quantity=quantity)
+
+    @event("Returned")
+    def _take_back(self, order_id: UUID, quantity: int) -> None:
+        self.sold -= quantity
+
+
+def _check_terms(terms: dict[str, Any]) -> None:
+    if not str(terms.get("name", "")).strip():
+        raise Invalid("name is required", field="name")
+    if terms["price"] < 0:
+        raise Invalid("price cannot be negative", field="price")
+    if terms["currency"] not in CURRENCIES:
+        raise Invalid(f"unsupported currency {terms['currency']!r}", field="currency")
+    quantity = terms["quantity_for_sale"]
+    if terms["tier_kind"] == "general" and quantity is None:
+        raise Invalid("general admission offers need quantity_for_sale", field="quantity_for_sale")
+    if quantity is not None and quantity < 0:
+        raise Invalid("quantity_for_sale cannot be negative", field="quantity_for_sale")
+    if terms["min_per_order"] < 1:
+        raise Invalid("min_per_order must be at least 1", field="min_per_order")
+    if terms["max_per_order"] < terms["min_per_order"]:
+        raise Invalid("max_per_order must be at least min_per_order", field="max_per_order")
+    start, end = terms["sale_start_time"], terms["sale_end_time"]
+    if start is not None and end is not None and end <= start:
+        raise Invalid("sale_end_time must be after sale_start_time", field="sale_end_time")

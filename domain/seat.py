@@ -1,0 +1,127 @@
+"""Seat: one per seat per event (id uuid5(event, seat key)); held or sold by at most one order.
+
+Two buyers holding the same seat both try to write the same next version of this aggregate,
+so the second save fails in the event store: a double booking cannot be recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict
+from domain.ids import seat_id
+
+
+class SeatTaken(Conflict):
+    code = "seat_taken"
+
+
+class Seat(Aggregate):
+    @staticmethod
+    def create_id(event_id: UUID, key: str, **_: Any) -> UUID:  # type: ignore[override]
+        return seat_id(event_id, key)
+
+    @event("Created")
+    def __init__(
+        self,
+        event_id: UUID,
+        key: str,
+        tier_id: UUID,
+        section_id: str,
+        section: str,
+        row: str,
+        label: str,
+        x: float,
+        y: float,
+        accessible: bool = False,
+        day: str | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.key = key
+        self.tier_id = tier_id
+        self.section_id = section_id
+        self.section = section
+        self.row = row
+        self.label = label
+        self.x = x
+        self.y = y
+        self.accessible = accessible
+        self.day = day
+        self.status = "available"
+        self.order_id: UUID | None = None
+        self.held_until: datetime | None = None
+
+    def hold(self, order_id: UUID, until: datetime) -> None:
+        if self.status != "available":
+            raise SeatTaken(f"seat {self.section} {self.row}-{self.label} is {self.status}")
+        self._hold(order_id=order_id, until=until)
+
+    @event("Held")
+    def _hold(self, order_id: UUID, until: datetime) -> None:
+        self.status = "held"
+        self.order_id = order_id
+        self.held_until = until
+
+    def release(self, order_id: UUID) -> None:
+        if self.order_id != order_id or self.status != "held":
+            raise Conflict("seat is not held by this order", code="seat_not_held")
+        self._release(order_id=order_id)
+
+    @event("Released")
+    def _release(self, order_id: UUID) -> None:
+        self.status = "available"
+        self.order_id = None
+        self.held_until = None
+
+    def sell(self, order_id: UUID) -> None:
+        if self.order_id != order_id or self.status != "held":
+            raise SeatTaken("seat is not held by this order")
+        self._sell(order_id=order_id)
+
+    @event("Sold")
+    def _sell(self, order_id: UUID) -> None:
+        self.status = "sold"
+        self.held_until = None
+
+    def sell_unheld(self, order_id: UUID) -> None:
+        """A late payment re-claims its seat only if nobody else has it."""
+        if self.status != "available":
+            raise SeatTaken(f"seat {self.section} {self.row}-{self.label} was taken meanwhile")
+        self._sell_unheld(order_id=order_id)
+
+    @event("SoldWithoutHold")
+    def _sell_unheld(self, order_id: UUID) -> None:
+        self.status = "sold"
+        self.order_id = order_id
+
+    def take_back(self, order_id: UUID) -> None:
+        if self.order_id != order_id or self.status != "sold":
+            raise Conflict("seat is not sold to this order", code="seat_not_sold")
+        self._take_back(order_id=order_id)
+
+    @event("Returned")
+    def _take_back(self, order_id: UUID) -> None:
+        self.status = "available"
+        self.order_id = None
+
+    def block(self) -> None:
+        if self.status != "available":
+            raise SeatTaken("only available seats can be blocked")
+        self._block()
+
+    @event("Blocked")
+    def _block(self) -> None:
+        self.status = "blocked"
+
+    def unblock(self) -> None:
+        if self.status != "blocked":
+            raise Conflict("seat is not blocked", code="seat_not_blocked")
+        self._unblock()
+
+    @event("Unblocked")
+    def _unblock(self) -> None:
+        self.status = "available"

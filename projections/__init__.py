@@ -1,0 +1,1 @@
+"""The read side: one Projection per read model, its Postgres view, and its queries."""

@@ -1,0 +1,133 @@
+"""Shared machinery of the read models.
+
+A view is a `PostgresTrackingRecorder` subclass that owns some tables in the `read` schema
+and writes its rows and its tracking record in one transaction, so every event is applied
+exactly once. The runner applies events in batches (one transaction per batch) and announces
+each new position on the `read_models` channel, which the API uses to read its own writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import singledispatchmethod
+from typing import Any, ClassVar, Generic, TypeVar
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+
+SCHEMA = "read"
+CHANNEL = "read_models"
+
+
+class ReadModelView(PostgresTrackingRecorder):
+    """A read model's tables plus its tracking table, in the `read` schema."""
+
+    ddl: ClassVar[tuple[str, ...]] = ()
+    tables: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        statements = [SQL(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")] + [SQL(s) for s in self.ddl]  # type: ignore[arg-type]
+        # The schema must exist before the tracking table the base class creates.
+        self.sql_create_statements[:0] = statements
+        self._batch = threading.local()
+
+    @contextmanager
+    def writing(self, tracking: Tracking) -> Iterator[Cursor[DictRow]]:
+        """A cursor for one event's changes: the batch's, or a transaction of its own."""
+        curs: Cursor[DictRow] | None = getattr(self._batch, "curs", None)
+        if curs is not None:
+            yield curs
+            return
+        with self.datastore.transaction(commit=True) as own:
+            yield own
+            self._insert_tracking(own, tracking)
+
+    @contextmanager
+    def batch(self, curs: Cursor[DictRow]) -> Iterator[None]:
+        """Route every event's writes into `curs` (one transaction for many events)."""
+        self._batch.curs = curs
+        try:
+            yield
+            self.end_batch(curs)
+        finally:
+            self._batch.curs = None
+
+    def record_position(self, curs: Cursor[DictRow], last: Tracking) -> None:
+        """Write the tracking record and announce the new position on commit."""
+        self._insert_tracking(curs, last)
+        curs.execute(
+            "SELECT pg_notify(%s, %s)",
+            (CHANNEL, f"{self.tracking_table_name}:{last.application_name}:{last.notification_id}"),
+        )
+
+    def end_batch(self, curs: Cursor[DictRow]) -> None:
+        """Hook for work deferred to the end of a batch (recomputing aggregates once)."""
+
+    def lock(self, curs: Cursor[DictRow]) -> None:
+        """Serialise writers of this read model (live runner vs. a rebuild)."""
+        curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.tracking_table_name,))
+
+    def position(self, curs: Cursor[DictRow], application_name: str) -> int:
+        return self._max_tracking_id(application_name, curs) or 0
+
+    def drop(self, curs: Cursor[DictRow]) -> None:
+        for table in (*self.tables, self.tracking_table_name):
+            curs.execute(SQL(f"DROP TABLE IF EXISTS {SCHEMA}.{table} CASCADE"))  # type: ignore[arg-type]
+
+
+TView = TypeVar("TView", bound=ReadModelView)
+
+
+class ReadModel(Projection[TView], Generic[TView]):
+    """A projection whose handlers are registered per domain-event class."""
+
+    view_class: ClassVar[type[ReadModelView]]
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Events this read model ignores only move its position on."""
+
+    @classmethod
+    def handled_topics(cls) -> frozenset[str]:
+        """Topics of the domain events this read model has handlers for.
+
+        Other events are not even decoded; they only advance the position.
+        """
+        for klass in cls.__mro__:
+            method = klass.__dict__.get("process_event")
+            if isinstance(method, singledispatchmethod):
+                registry = method.dispatcher.registry
+                return frozenset(get_topic(t) for t in registry if t is not object)
+        return frozenset()
+
+
+def apply_batch(projection: ReadModel[Any], app: Application[Any], notifications: Sequence[Notification]) -> int:
+    """Apply a batch of notifications exactly once; returns how many were new.
+
+    Under the read model's lock, events at or below the recorded position are skipped, so a
+    rebuild racing with the live runner can never apply an event twice.
+    """
+    view: ReadModelView = projection.view
+    topics = projection.handled_topics()
+    with view.datastore.transaction(commit=True) as curs:
+        view.lock(curs)
+        position = view.position(curs, app.name)
+        fresh = [n for n in notifications if n.id > position]
+        if not fresh:
+            return 0
+        with view.batch(curs):
+            for notification in fresh:
+                if notification.topic in topics:
+                    tracking = Tracking(app.name, notification.id)
+                    projection.process_event(app.mapper.to_domain_event(notification), tracking)
+        view.record_position(curs, Tracking(app.name, fresh[-1].id))
+    return len(fresh)

@@ -1,0 +1,368 @@
+"""Catalog read model: venues, the event listing (price range, availability), tiers, offers."""
+
+from __future__ import annotations
+
+from functools import singledispatchmethod
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from domain.event import Event
+from domain.offer import Offer
+from domain.seat import Seat
+from domain.venue import Venue
+from projections.base import ReadModel, ReadModelView
+
+EVENT_FIELDS = (
+    "venue_id", "title", "description", "start_time", "end_time", "timezone", "days",
+    "segment_id", "genre_id", "sub_genre_id",
+)  # fmt: skip
+OFFER_FIELDS = (
+    "name", "price", "currency", "quantity_for_sale", "sale_start_time", "sale_end_time",
+    "min_per_order", "max_per_order", "status",
+)  # fmt: skip
+VENUE_FIELDS = ("name", "address", "city", "country", "capacity", "latitude", "longitude", "timezone", "active")
+
+
+class CatalogView(ReadModelView):
+    tables = ("venues", "events", "tiers", "offers", "seats")
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS read.venues (
+            id uuid PRIMARY KEY, name text NOT NULL, address text NOT NULL, city text NOT NULL,
+            country text NOT NULL, capacity integer NOT NULL, latitude double precision,
+            longitude double precision, timezone text NOT NULL, active boolean NOT NULL,
+            sections jsonb NOT NULL DEFAULT '[]', seat_count integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS read.events (
+            id uuid PRIMARY KEY, organizer_id uuid NOT NULL, venue_id uuid NOT NULL,
+            title text NOT NULL, description text NOT NULL, start_time timestamptz NOT NULL,
+            end_time timestamptz NOT NULL, timezone text NOT NULL, days jsonb NOT NULL,
+            segment_id uuid, genre_id uuid, sub_genre_id uuid, status text NOT NULL,
+            venue_name text NOT NULL DEFAULT '', city text NOT NULL DEFAULT '',
+            min_price bigint, max_price bigint, currency text, available integer NOT NULL DEFAULT 0,
+            version bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL, search tsvector)""",
+        "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
+        "CREATE INDEX IF NOT EXISTS events_organizer ON read.events (organizer_id, start_time)",
+        "CREATE INDEX IF NOT EXISTS events_venue ON read.events (venue_id)",
+        "CREATE INDEX IF NOT EXISTS events_search ON read.events USING gin (search)",
+        """CREATE TABLE IF NOT EXISTS read.tiers (
+            id uuid PRIMARY KEY, event_id uuid NOT NULL, name text NOT NULL, kind text NOT NULL,
+            section_ids jsonb NOT NULL, day text, seats_total integer NOT NULL DEFAULT 0,
+            seats_available integer NOT NULL DEFAULT 0, created_at timestamptz NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS tiers_event ON read.tiers (event_id)",
+        """CREATE TABLE IF NOT EXISTS read.offers (
+            id uuid PRIMARY KEY, event_id uuid NOT NULL, tier_id uuid NOT NULL, tier_kind text NOT NULL,
+            name text NOT NULL, price bigint NOT NULL, currency text NOT NULL, quantity_for_sale integer,
+            held integer NOT NULL DEFAULT 0, sold integer NOT NULL DEFAULT 0,
+            sale_start_time timestamptz, sale_end_time timestamptz, min_per_order integer NOT NULL,
+            max_per_order integer NOT NULL, status text NOT NULL, created_at timestamptz NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS offers_event ON read.offers (event_id)",
+        "CREATE INDEX IF NOT EXISTS offers_tier ON read.offers (tier_id)",
+        """CREATE TABLE IF NOT EXISTS read.seats (
+            id uuid PRIMARY KEY, event_id uuid NOT NULL, tier_id uuid NOT NULL, section_id text NOT NULL,
+            section text NOT NULL, row_label text NOT NULL, label text NOT NULL,
+            x double precision NOT NULL, y double precision NOT NULL, accessible boolean NOT NULL,
+            day text, status text NOT NULL, order_id uuid, held_until timestamptz)""",
+        "CREATE INDEX IF NOT EXISTS seats_event ON read.seats (event_id, section, row_label)",
+    )
+
+    # Listing figures (price range, availability) depend on many rows; they are recomputed
+    # once per event per batch instead of once per domain event.
+
+    def touch(self, curs: Cursor[DictRow], event_id: UUID, position: int) -> None:
+        """Note that the event's offers or seats changed at `position`."""
+        if getattr(self._batch, "curs", None) is curs:
+            dirty: dict[UUID, int] = self._batch.__dict__.setdefault("dirty", {})
+            dirty[event_id] = max(position, dirty.get(event_id, 0))
+        else:
+            self.refresh_listing(curs, event_id, position)
+
+    def end_batch(self, curs: Cursor[DictRow]) -> None:
+        dirty: dict[UUID, int] = self._batch.__dict__.pop("dirty", {})
+        for event_id in sorted(dirty):
+            self.refresh_listing(curs, event_id, dirty[event_id])
+
+    def refresh_listing(self, curs: Cursor[DictRow], event_id: UUID, position: int) -> None:
+        """Recompute price range and availability; `version` (for ETags) becomes `position`."""
+        curs.execute(
+            """UPDATE read.events e SET
+                 min_price = f.min_price, max_price = f.max_price, currency = f.currency,
+                 available = f.available, version = %(position)s
+               FROM (
+                 SELECT min(o.price) AS min_price, max(o.price) AS max_price, min(o.currency) AS currency,
+                   coalesce((SELECT sum(greatest(o2.quantity_for_sale - o2.held - o2.sold, 0))
+                             FROM read.offers o2 WHERE o2.event_id = %(id)s AND o2.tier_kind = 'general'), 0)
+                   + coalesce((SELECT sum(t.seats_available) FROM read.tiers t
+                               WHERE t.event_id = %(id)s AND t.kind = 'seated'), 0) AS available
+                 FROM read.offers o WHERE o.event_id = %(id)s
+               ) f
+               WHERE e.id = %(id)s""",
+            {"id": event_id, "position": position},
+        )
+
+
+class CatalogProjection(ReadModel[CatalogView]):
+    name = "catalog"
+    view_class = CatalogView
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Ignored events only advance the position."""
+
+    # Venues ----------------------------------------------------------------------------
+
+    @process_event.register
+    def _(self, e: Venue.Created, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """INSERT INTO read.venues (id, name, address, city, country, capacity, latitude, longitude,
+                     timezone, active, created_at, updated_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s) ON CONFLICT (id) DO NOTHING""",
+                (e.originator_id, e.name, e.address, e.city, e.country, e.capacity, e.latitude,
+                 e.longitude, e.timezone, e.timestamp, e.timestamp),
+            )  # fmt: skip
+
+    @process_event.register
+    def _(self, e: Venue.Updated, tracking: Tracking) -> None:
+        changes = {k: v for k, v in e.changes.items() if k in VENUE_FIELDS}
+        with self.view.writing(tracking) as curs:
+            _update(curs, "venues", e.originator_id, changes, e.timestamp)
+            if "name" in changes or "city" in changes:
+                curs.execute(
+                    "UPDATE read.events e SET venue_name = v.name, city = v.city FROM read.venues v "
+                    "WHERE v.id = %s AND e.venue_id = v.id",
+                    (e.originator_id,),
+                )
+                _refresh_search(curs, "venue_id", e.originator_id)
+
+    @process_event.register
+    def _(self, e: Venue.LayoutSet, tracking: Tracking) -> None:
+        summary = [
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "rows": len(s["rows"]),
+                "seats": sum(len(r["seats"]) for r in s["rows"]),
+            }
+            for s in e.sections
+        ]
+        seat_count = sum(s["seats"] for s in summary)
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "UPDATE read.venues SET sections = %s, seat_count = %s, capacity = %s, updated_at = %s WHERE id = %s",
+                (Jsonb(summary), seat_count, seat_count, e.timestamp, e.originator_id),
+            )
+
+    # Events ----------------------------------------------------------------------------
+
+    @process_event.register
+    def _(self, e: Event.Created, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """INSERT INTO read.events (id, organizer_id, venue_id, title, description, start_time, end_time,
+                     timezone, days, segment_id, genre_id, sub_genre_id, status, venue_name, city,
+                     created_at, updated_at)
+                   SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'draft',
+                     coalesce(v.name, ''), coalesce(v.city, ''), %s, %s
+                   FROM (SELECT 1) one LEFT JOIN read.venues v ON v.id = %s
+                   ON CONFLICT (id) DO NOTHING""",
+                (e.originator_id, e.organizer_id, e.venue_id, e.title, e.description, e.start_time,
+                 e.end_time, e.timezone, Jsonb(list(e.days or [])), e.segment_id, e.genre_id,
+                 e.sub_genre_id, e.timestamp, e.timestamp, e.venue_id),
+            )  # fmt: skip
+            _refresh_search(curs, "id", e.originator_id)
+
+    @process_event.register
+    def _(self, e: Event.Updated, tracking: Tracking) -> None:
+        changes = {k: (Jsonb(v) if k == "days" else v) for k, v in e.changes.items() if k in EVENT_FIELDS}
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, changes, e.timestamp)
+            if "venue_id" in changes:
+                curs.execute(
+                    "UPDATE read.events e SET venue_name = v.name, city = v.city FROM read.venues v "
+                    "WHERE e.id = %s AND v.id = e.venue_id",
+                    (e.originator_id,),
+                )
+            _refresh_search(curs, "id", e.originator_id)
+
+    @process_event.register
+    def _(self, e: Event.Published, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, {"status": "published"}, e.timestamp)
+
+    @process_event.register
+    def _(self, e: Event.Cancelled, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, {"status": "cancelled"}, e.timestamp)
+
+    @process_event.register
+    def _(self, e: Event.TierAdded, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """INSERT INTO read.tiers (id, event_id, name, kind, section_ids, day, created_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
+                (e.tier_id, e.originator_id, e.name, e.kind, Jsonb(e.section_ids), e.day, e.timestamp),
+            )
+
+    @process_event.register
+    def _(self, e: Event.TierUpdated, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("UPDATE read.tiers SET name = %s, day = %s WHERE id = %s", (e.name, e.day, e.tier_id))
+
+    @process_event.register
+    def _(self, e: Event.TierRemoved, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("DELETE FROM read.tiers WHERE id = %s", (e.tier_id,))
+            self.view.touch(curs, e.originator_id, tracking.notification_id)
+
+    # Offers ----------------------------------------------------------------------------
+
+    @process_event.register
+    def _(self, e: Offer.Created, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """INSERT INTO read.offers (id, event_id, tier_id, tier_kind, name, price, currency,
+                     quantity_for_sale, sale_start_time, sale_end_time, min_per_order, max_per_order,
+                     status, created_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'on_sale', %s)
+                   ON CONFLICT (id) DO NOTHING""",
+                (e.originator_id, e.event_id, e.tier_id, e.tier_kind, e.name, e.price, e.currency,
+                 e.quantity_for_sale, e.sale_start_time, e.sale_end_time, e.min_per_order,
+                 e.max_per_order, e.timestamp),
+            )  # fmt: skip
+            self.view.touch(curs, e.event_id, tracking.notification_id)
+
+    @process_event.register
+    def _(self, e: Offer.Updated, tracking: Tracking) -> None:
+        changes = {k: v for k, v in e.changes.items() if k in OFFER_FIELDS}
+        with self.view.writing(tracking) as curs:
+            curs.execute("SELECT event_id FROM read.offers WHERE id = %s", (e.originator_id,))
+            row = curs.fetchone()
+            _update(curs, "offers", e.originator_id, changes, None)
+            if row:
+                self.view.touch(curs, row["event_id"], tracking.notification_id)
+
+    @process_event.register
+    def _(self, e: Offer.Claimed, tracking: Tracking) -> None:
+        self._count(e, tracking, held=e.quantity)
+
+    @process_event.register
+    def _(self, e: Offer.Released, tracking: Tracking) -> None:
+        self._count(e, tracking, held=-e.quantity)
+
+    @process_event.register
+    def _(self, e: Offer.Sold, tracking: Tracking) -> None:
+        self._count(e, tracking, held=-e.quantity, sold=e.quantity)
+
+    @process_event.register
+    def _(self, e: Offer.SoldWithoutHold, tracking: Tracking) -> None:
+        self._count(e, tracking, sold=e.quantity)
+
+    @process_event.register
+    def _(self, e: Offer.Returned, tracking: Tracking) -> None:
+        self._count(e, tracking, sold=-e.quantity)
+
+    def _count(self, e: Any, tracking: Tracking, held: int = 0, sold: int = 0) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "UPDATE read.offers SET held = held + %s, sold = sold + %s WHERE id = %s RETURNING event_id",
+                (held, sold, e.originator_id),
+            )
+            row = curs.fetchone()
+            if row:
+                self.view.touch(curs, row["event_id"], tracking.notification_id)
+
+    # Seats: the seat map, and per-tier availability for the listing ------------------------
+
+    @process_event.register
+    def _(self, e: Seat.Created, tracking: Tracking) -> None:
+        status = "available"
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """INSERT INTO read.seats (id, event_id, tier_id, section_id, section, row_label, label, x, y,
+                     accessible, day, status)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
+                (e.originator_id, e.event_id, e.tier_id, e.section_id, e.section, e.row, e.label, e.x, e.y,
+                 e.accessible, e.day, status),
+            )  # fmt: skip
+            curs.execute(
+                "UPDATE read.tiers SET seats_total = seats_total + 1, seats_available = seats_available + 1 "
+                "WHERE id = %s",
+                (e.tier_id,),
+            )
+            self.view.touch(curs, e.event_id, tracking.notification_id)
+
+    @process_event.register
+    def _(self, e: Seat.Held, tracking: Tracking) -> None:
+        self._seat(e, tracking, "held", e.order_id, e.until)
+
+    @process_event.register
+    def _(self, e: Seat.Released, tracking: Tracking) -> None:
+        self._seat(e, tracking, "available", None, None)
+
+    @process_event.register
+    def _(self, e: Seat.Sold, tracking: Tracking) -> None:
+        self._seat(e, tracking, "sold", e.order_id, None)
+
+    @process_event.register
+    def _(self, e: Seat.SoldWithoutHold, tracking: Tracking) -> None:
+        self._seat(e, tracking, "sold", e.order_id, None)
+
+    @process_event.register
+    def _(self, e: Seat.Returned, tracking: Tracking) -> None:
+        self._seat(e, tracking, "available", None, None)
+
+    @process_event.register
+    def _(self, e: Seat.Blocked, tracking: Tracking) -> None:
+        self._seat(e, tracking, "blocked", None, None)
+
+    @process_event.register
+    def _(self, e: Seat.Unblocked, tracking: Tracking) -> None:
+        self._seat(e, tracking, "available", None, None)
+
+    def _seat(self, e: Any, tracking: Tracking, status: str, order_id: UUID | None, until: Any) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                """WITH old AS (SELECT status FROM read.seats WHERE id = %(id)s FOR UPDATE),
+                        new AS (UPDATE read.seats SET status = %(status)s, order_id = %(order)s,
+                                  held_until = %(until)s WHERE id = %(id)s
+                                RETURNING event_id, tier_id)
+                   SELECT new.event_id, new.tier_id, old.status AS old_status FROM new, old""",
+                {"id": e.originator_id, "status": status, "order": order_id, "until": until},
+            )
+            row = curs.fetchone()
+            if row is None:
+                return
+            delta = (status == "available") - (row["old_status"] == "available")
+            if delta:
+                curs.execute(
+                    "UPDATE read.tiers SET seats_available = seats_available + %s WHERE id = %s",
+                    (delta, row["tier_id"]),
+                )
+            self.view.touch(curs, row["event_id"], tracking.notification_id)
+
+
+def _update(curs: Cursor[DictRow], table: str, row_id: UUID, changes: dict[str, Any], at: Any) -> None:
+    if not changes and at is None:
+        return
+    columns = dict(changes)
+    if at is not None:
+        columns["updated_at"] = at
+    assignments = ", ".join(f"{column} = %({column})s" for column in columns)
+    curs.execute(f"UPDATE read.{table} SET {assignments} WHERE id = %(row_id)s", {**columns, "row_id": row_id})  # type: ignore[arg-type]
+
+
+def _refresh_search(curs: Cursor[DictRow], column: str, value: UUID) -> None:
+    curs.execute(
+        f"""UPDATE read.events SET search =
+              setweight(to_tsvector('simple', coalesce(title, '')), 'A') ||
+              setweight(to_tsvector('simple', coalesce(venue_name, '') || ' ' || coalesce(city, '')), 'B') ||
+              setweight(to_tsvector('simple', coalesce(description, '')), 'C')
+            WHERE {column} = %s""",  # type: ignore[arg-type]
+        (value,),
+    )

@@ -1,0 +1,195 @@
+"""Long-running projection runners, rebuilds, and the registry of read models."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment
+
+from commands.boxoffice import BoxOffice
+from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
+from projections.catalog import CatalogProjection
+from projections.holds import HoldsProjection
+from projections.orders import OrdersProjection
+
+if TYPE_CHECKING:
+    from ticketing import Settings
+
+log = logging.getLogger("projections")
+
+READ_MODELS: dict[str, type[ReadModel[Any]]] = {
+    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection)
+}
+BATCH_SIZE = 2000
+
+
+def open_view(settings: Settings, projection_class: type[ReadModel[Any]]) -> ReadModelView:
+    env = {**settings.eventsourcing_env(), "POSTGRES_SCHEMA": SCHEMA, "POSTGRES_POOL_SIZE": "2"}
+    factory = PostgresFactory(Environment(projection_class.name, env))
+    return factory.tracking_recorder(projection_class.view_class)
+
+
+def open_projection(settings: Settings, name: str) -> ReadModel[Any]:
+    projection_class = READ_MODELS[name]
+    return projection_class(view=open_view(settings, projection_class))
+
+
+class Runner:
+    """Follows the BoxOffice notification log and applies it to one read model in batches.
+
+    A reader thread iterates the library's LISTEN/NOTIFY subscription into a queue; the
+    applying thread drains whatever has arrived (up to BATCH_SIZE) into one transaction.
+    """
+
+    def __init__(self, app: BoxOffice, projection: ReadModel[Any]) -> None:
+        self.app = app
+        self.projection = projection
+        self.queue: queue.Queue[Notification | None] = queue.Queue(maxsize=BATCH_SIZE * 4)
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        start = projection.view.max_tracking_id(app.name)
+        self.subscription = app.recorder.subscribe(gt=start)
+        self.threads = [
+            threading.Thread(target=self._read, name=f"{projection.name}-read", daemon=True),
+            threading.Thread(target=self._apply, name=f"{projection.name}-apply", daemon=True),
+        ]
+
+    def start(self) -> None:
+        self.subscription.__enter__()
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.subscription.stop()
+        try:
+            self.queue.put_nowait(None)
+        except queue.Full:
+            pass
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def _read(self) -> None:
+        try:
+            for notification in self.subscription:
+                self.queue.put(notification)
+        except BaseException as error:  # noqa: BLE001 - reported by the supervising loop
+            self.error = error
+        finally:
+            self.stopping.set()
+            self.queue.put(None)
+
+    def _apply(self) -> None:
+        try:
+            while not self.stopping.is_set() or not self.queue.empty():
+                first = self.queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        item = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self.stopping.set()
+                        break
+                    batch.append(item)
+                apply_batch(self.projection, self.app, batch)
+        except BaseException as error:  # noqa: BLE001 - reported by the supervising loop
+            self.error = error
+            self.stopping.set()
+
+
+def run_forever(settings: Settings) -> None:
+    """Run every read model until SIGTERM/SIGINT; exit non-zero if one of them fails."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = BoxOffice(env=settings.eventsourcing_env())
+    runners = [Runner(app, open_projection(settings, name)) for name in READ_MODELS]
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    for runner in runners:
+        runner.start()
+    log.info("projection runners started: %s", ", ".join(READ_MODELS))
+    failed: ReadModel[Any] | None = None
+    while not done.wait(0.5):
+        failed = next((r.projection for r in runners if r.error is not None), None)
+        if failed is not None:
+            break
+    for runner in runners:
+        runner.stop()
+    for runner in runners:
+        runner.join()
+    errors = [r for r in runners if r.error is not None]
+    app.close()
+    if errors:
+        for runner in errors:
+            log.error("read model %s failed", runner.projection.name, exc_info=runner.error)
+        raise SystemExit(1)
+
+
+def rebuild(settings: Settings, name: str | None = None) -> dict[str, int]:
+    """Drop and rebuild read models from the event store; returns events applied per model.
+
+    Each model is rebuilt in one transaction holding its lock, so the live runner pauses and
+    readers keep seeing the old tables until the new ones commit.
+    """
+    names = [name] if name else list(READ_MODELS)
+    unknown = [n for n in names if n not in READ_MODELS]
+    if unknown:
+        raise SystemExit(f"unknown read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
+    app = BoxOffice(env=settings.eventsourcing_env())
+    counts: dict[str, int] = {}
+    try:
+        for model in names:
+            projection = open_projection(settings, model)
+            counts[model] = replay(app, projection)
+            projection.view.datastore.close()
+    finally:
+        app.close()
+    return counts
+
+
+def replay(app: BoxOffice, projection: ReadModel[Any], page: int = 5000) -> int:
+    view = projection.view
+    topics = list(projection.handled_topics())
+    applied = 0
+    with view.datastore.transaction(commit=True) as curs:
+        view.lock(curs)
+        view.drop(curs)
+        view.tracking_table_exists = False
+        view._create_table(curs)  # same transaction: nobody sees the tables missing
+        last_id = 0
+        max_id = app.recorder.max_notification_id() or 0
+        while last_id < max_id:
+            notifications = app.recorder.select_notifications(
+                start=last_id, limit=page, stop=max_id, topics=topics, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            with view.batch(curs):
+                for n in notifications:
+                    projection.process_event(app.mapper.to_domain_event(n), Tracking(app.name, n.id))
+            applied += len(notifications)
+            last_id = notifications[-1].id
+        if max_id:
+            view.record_position(curs, Tracking(app.name, max_id))
+    return applied
+
+
+def list_positions(settings: Settings) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for model, projection_class in READ_MODELS.items():
+        view = open_view(settings, projection_class)
+        out[model] = view.max_tracking_id(BoxOffice.name) or 0
+        view.datastore.close()
+    return out
