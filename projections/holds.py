@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from domain.order import Order
 from projections.base import ReadModel, ReadModelView
@@ -51,3 +54,9 @@ class HoldsProjection(ReadModel[HoldsView]):
     def _drop(self, e: Any, tracking: Tracking) -> None:
         with self.view.writing(tracking) as curs:
             curs.execute("DELETE FROM read.holds WHERE order_id = %s", (e.originator_id,))
+
+
+def due_holds(conn: Connection[DictRow], limit: int = 1000) -> list[UUID]:
+    """Orders whose hold deadline has passed, oldest first."""
+    cur = conn.execute("SELECT order_id FROM read.holds WHERE deadline <= now() ORDER BY deadline LIMIT %s", (limit,))
+    return [row["order_id"] for row in cur.fetchall()]

@@ -1,0 +1,81 @@
+"""Small conventions shared by the controllers: money, pagination, timestamps."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from litestar.params import Parameter
+
+from domain.errors import Invalid
+
+T = TypeVar("T")
+
+ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF"}
+
+PageParam = Annotated[int, Parameter(ge=1, le=100_000, default=1)]
+PageSizeParam = Annotated[int, Parameter(ge=1, le=100, default=20)]
+
+
+def exponent(currency: str) -> int:
+    return 0 if currency.upper() in ZERO_DECIMAL else 2
+
+
+def money(minor: int | None, currency: str | None) -> str | None:
+    """Minor units to the contract's decimal string ("75.50")."""
+    if minor is None or currency is None:
+        return None
+    places = exponent(currency)
+    return f"{Decimal(minor).scaleb(-places):.{places}f}"
+
+
+def to_minor(amount: str | int | float, currency: str, field: str = "price") -> int:
+    """A decimal string or number to integer minor units, refusing sub-unit precision."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise Invalid("not a decimal amount", field=field) from None
+    if not value.is_finite():
+        raise Invalid("not a decimal amount", field=field)
+    minor = value.scaleb(exponent(currency))
+    if minor != minor.to_integral_value():
+        raise Invalid(f"too many decimal places for {currency}", field=field)
+    if minor > 10**12:
+        raise Invalid("amount too large", field=field)
+    return int(minor)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise Invalid("timestamps need a timezone (e.g. 2026-05-01T20:00:00Z)")
+    return value.astimezone(timezone.utc)
+
+
+class Pagination(msgspec.Struct):
+    total_items: int
+    total_pages: int
+    current_page: int
+    page_size: int
+
+
+class Page(msgspec.Struct, Generic[T]):
+    data: list[T]
+    pagination: Pagination
+
+
+def page_of(items: list[T], total: int, page: int, page_size: int) -> Page[T]:
+    return Page(
+        data=items,
+        pagination=Pagination(
+            total_items=total,
+            total_pages=(total + page_size - 1) // page_size,
+            current_page=page,
+            page_size=page_size,
+        ),
+    )
+
+

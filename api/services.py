@@ -1,0 +1,143 @@
+"""The objects a running API process shares, built once by the app factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from litestar.concurrency import sync_to_thread
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from commands.accounts import Accounts
+from commands.boxoffice import BoxOffice
+from projections.base import CHANNEL
+from projections.runner import READ_MODELS
+
+if TYPE_CHECKING:
+    from ticketing import Settings
+    from workers.tasks import Actors
+
+log = logging.getLogger("api")
+T = TypeVar("T")
+
+
+class ReadModelsLagging(Exception):
+    """The read models did not reach a write's position in time (503)."""
+
+
+class PositionWatcher:
+    """Knows how far every read model has got, from the runners' NOTIFY messages.
+
+    After a write, the API waits until all read models have applied the write's position,
+    so the very next query by the same client sees it.
+    """
+
+    def __init__(self, conninfo: str, app_name: str) -> None:
+        self.conninfo = conninfo
+        self.app_name = app_name
+        self.positions: dict[str, int] = {}
+        self.changed = asyncio.Condition()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def position(self) -> int:
+        """The position every read model has reached."""
+        return min(self.positions.values()) if self.positions else 0
+
+    async def start(self) -> None:
+        await self._load()
+        self.task = asyncio.create_task(self._listen(), name="position-watcher")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+
+    async def _load(self) -> None:
+        async with await AsyncConnection.connect(self.conninfo, row_factory=dict_row) as conn:
+            for name in READ_MODELS:
+                table = f"{name}_tracking"
+                cur = await conn.execute(
+                    f"SELECT notification_id FROM read.{table} WHERE application_name = %s",  # type: ignore[arg-type]
+                    (self.app_name,),
+                )
+                row = await cur.fetchone()
+                self.positions[table] = row["notification_id"] if row else 0
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")  # type: ignore[arg-type]
+                    await self._load()  # anything missed while (re)connecting
+                    await self._wake()
+                    async for notify in conn.notifies():
+                        table, app_name, position = notify.payload.rsplit(":", 2)
+                        if app_name == self.app_name and int(position) > self.positions.get(table, 0):
+                            self.positions[table] = int(position)
+                            await self._wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - reconnect; waiters time out meanwhile
+                log.warning("position watcher lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(0.5)
+
+    async def _wake(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait(self, position: int | None, timeout: float) -> None:
+        if not position or self.position >= position:
+            return
+        try:
+            async with asyncio.timeout(timeout), self.changed:
+                await self.changed.wait_for(lambda: self.position >= position)
+        except TimeoutError:
+            raise ReadModelsLagging(f"read models are behind position {position}") from None
+
+
+class Services:
+    """Not a dataclass on purpose: Litestar would try to validate it as request data."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        boxoffice: BoxOffice,
+        accounts: Accounts,
+        pool: AsyncConnectionPool[Any],
+        redis: Redis,
+        watcher: PositionWatcher,
+        actors: Actors,
+    ) -> None:
+        self.settings = settings
+        self.boxoffice = boxoffice
+        self.accounts = accounts
+        self.pool = pool
+        self.redis = redis
+        self.watcher = watcher
+        self.actors = actors
+
+    async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | None = None) -> T:
+        """Run a (blocking) command in a worker thread and wait for the read models to apply it."""
+        target = app or self.boxoffice
+
+        def run() -> tuple[T, int | None]:
+            result = fn()
+            return result, target.take_position()
+
+        result, position = await sync_to_thread(run)
+        if target is self.boxoffice:
+            await self.watcher.wait(position, self.settings.projection_wait_seconds)
+        return result
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run a blocking read of the write side (no projection wait)."""
+        return await sync_to_thread(fn)

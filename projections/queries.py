@@ -1,0 +1,233 @@
+"""The query functions the API uses: SQL over the read tables, returning plain rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+Row = dict[str, Any]
+Conn = AsyncConnection[DictRow]
+
+OFFER_STATUS_SQL = """CASE
+    WHEN o.sale_end_time IS NOT NULL AND now() >= o.sale_end_time THEN 'ended'
+    WHEN o.status = 'paused' THEN 'paused'
+    WHEN o.sale_start_time IS NOT NULL AND now() < o.sale_start_time THEN 'scheduled'
+    ELSE 'on_sale' END"""
+
+OFFER_AVAILABLE_SQL = """CASE
+    WHEN o.tier_kind = 'seated' AND o.quantity_for_sale IS NULL THEN t.seats_available
+    WHEN o.tier_kind = 'seated' THEN least(t.seats_available, greatest(o.quantity_for_sale - o.held - o.sold, 0))
+    ELSE greatest(o.quantity_for_sale - o.held - o.sold, 0) END"""
+
+
+async def _all(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return list(await cur.fetchall())
+
+
+async def _one(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return await cur.fetchone()
+
+
+# Venues ----------------------------------------------------------------------------------
+
+
+async def list_venues(conn: Conn, page: int, page_size: int, city: str | None = None) -> tuple[list[Row], int]:
+    where, params = "active", {"limit": page_size, "offset": (page - 1) * page_size, "city": city}
+    if city:
+        where += " AND lower(city) = lower(%(city)s)"
+    rows = await _all(
+        conn,
+        f"SELECT *, count(*) OVER () AS total FROM read.venues WHERE {where} ORDER BY name, id LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.venues WHERE {where}", params)
+    return rows, total
+
+
+async def venue(conn: Conn, venue_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT * FROM read.venues WHERE id = %s", (venue_id,))
+
+
+async def _count(conn: Conn, sql: str, params: Any) -> int:
+    row = await _one(conn, sql, params)
+    return int(row["count"]) if row else 0
+
+
+# Events ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EventFilters:
+    q: str | None = None
+    city: str | None = None
+    venue_id: UUID | None = None
+    segment_id: UUID | None = None
+    genre_id: UUID | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    available: bool | None = None
+    organizer_id: UUID | None = None
+    sort: str = "start_time"
+
+
+SORTS = {
+    "start_time": "start_time ASC, id",
+    "-start_time": "start_time DESC, id",
+    "price": "min_price ASC NULLS LAST, start_time, id",
+    "-price": "max_price DESC NULLS LAST, start_time, id",
+    "relevance": "rank DESC, start_time, id",
+}
+
+
+def tsquery_text(q: str) -> str:
+    """Words of the search, each as a prefix match, all required ('ber' finds 'Berlin')."""
+    words = ["".join(ch for ch in w if ch.isalnum()) for w in q.split()]
+    return " & ".join(f"{w}:*" for w in words if w)
+
+
+async def search_events(conn: Conn, f: EventFilters, page: int, page_size: int) -> tuple[list[Row], int]:
+    clauses = ["status = 'published'", "end_time >= now()"]
+    params: dict[str, Any] = {"limit": page_size, "offset": (page - 1) * page_size}
+    rank = "0"
+    if f.q and tsquery_text(f.q):
+        params["q"] = tsquery_text(f.q)
+        clauses.append("search @@ to_tsquery('simple', %(q)s)")
+        rank = "ts_rank(search, to_tsquery('simple', %(q)s))"
+    filters: list[tuple[Any, str]] = [
+        (f.city, "lower(city) = lower(%(city)s)"),
+        (f.venue_id, "venue_id = %(venue_id)s"),
+        (f.segment_id, "segment_id = %(segment_id)s"),
+        (f.genre_id, "genre_id = %(genre_id)s"),
+        (f.date_from, "end_time >= %(date_from)s"),
+        (f.date_to, "start_time <= %(date_to)s"),
+        (f.price_min, "max_price >= %(price_min)s"),
+        (f.price_max, "min_price <= %(price_max)s"),
+        (f.organizer_id, "organizer_id = %(organizer_id)s"),
+    ]
+    for value, clause in filters:
+        if value is not None:
+            clauses.append(clause)
+    params.update({k: v for k, v in vars(f).items() if k != "q"})
+    if f.available:
+        clauses.append("available > 0")
+    order = SORTS.get(f.sort, SORTS["start_time"]) if f.sort != "relevance" or "q" in params else SORTS["start_time"]
+    where = " AND ".join(clauses)
+    rows = await _all(
+        conn,
+        f"""SELECT *, {rank} AS rank, count(*) OVER () AS total FROM read.events
+            WHERE {where} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
+    return rows, total
+
+
+async def organizer_events(conn: Conn, organizer_id: UUID | None, page: int, page_size: int) -> tuple[list[Row], int]:
+    where = "organizer_id = %(org)s" if organizer_id else "true"
+    params = {"org": organizer_id, "limit": page_size, "offset": (page - 1) * page_size}
+    rows = await _all(
+        conn,
+        f"SELECT *, count(*) OVER () AS total FROM read.events WHERE {where} ORDER BY start_time, id LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
+    return rows, total
+
+
+async def event(conn: Conn, event_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT * FROM read.events WHERE id = %s", (event_id,))
+
+
+async def tiers(conn: Conn, event_id: UUID) -> list[Row]:
+    return await _all(conn, "SELECT * FROM read.tiers WHERE event_id = %s ORDER BY created_at, id", (event_id,))
+
+
+async def tier(conn: Conn, tier_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT * FROM read.tiers WHERE id = %s", (tier_id,))
+
+
+async def offers(conn: Conn, event_id: UUID) -> list[Row]:
+    return await _all(
+        conn,
+        f"""SELECT o.*, {OFFER_STATUS_SQL} AS sale_status, {OFFER_AVAILABLE_SQL} AS available, t.name AS tier_name
+            FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id
+            WHERE o.event_id = %s ORDER BY o.price, o.created_at, o.id""",
+        (event_id,),
+    )
+
+
+async def offer(conn: Conn, offer_id: UUID) -> Row | None:
+    return await _one(
+        conn,
+        f"""SELECT o.*, {OFFER_STATUS_SQL} AS sale_status, {OFFER_AVAILABLE_SQL} AS available, t.name AS tier_name
+            FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id WHERE o.id = %s""",
+        (offer_id,),
+    )
+
+
+async def seat_map_version(conn: Conn, event_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT id, status, organizer_id, version FROM read.events WHERE id = %s", (event_id,))
+
+
+async def seats(conn: Conn, event_id: UUID) -> list[Row]:
+    """Every seat of the event with the cheapest offer of its tier, in layout order."""
+    return await _all(
+        conn,
+        """SELECT s.id, s.section_id, s.section, s.row_label, s.label, s.x, s.y, s.accessible, s.day,
+                  s.status, s.tier_id, best.id AS offer_id, best.price, best.currency
+           FROM read.seats s
+           LEFT JOIN LATERAL (
+             SELECT o.id, o.price, o.currency FROM read.offers o
+             WHERE o.tier_id = s.tier_id ORDER BY o.price, o.id LIMIT 1) best ON true
+           WHERE s.event_id = %s
+           ORDER BY s.section, s.row_label, s.y, s.x, s.label""",
+        (event_id,),
+    )
+
+
+# Orders ----------------------------------------------------------------------------------
+
+
+async def orders_of(
+    conn: Conn, buyer_id: UUID | None, status: str | None, page: int, page_size: int, event_id: UUID | None = None
+) -> tuple[list[Row], int]:
+    clauses, params = ["true"], {"buyer": buyer_id, "status": status, "event": event_id,
+                                 "limit": page_size, "offset": (page - 1) * page_size}  # fmt: skip
+    if buyer_id is not None:
+        clauses.append("buyer_id = %(buyer)s")
+    if status:
+        clauses.append("status = %(status)s")
+    if event_id is not None:
+        clauses.append("event_id = %(event)s")
+    where = " AND ".join(clauses)
+    rows = await _all(
+        conn,
+        f"""SELECT *, count(*) OVER () AS total FROM read.orders WHERE {where}
+            ORDER BY placed_at DESC, id LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.orders WHERE {where}", params)
+    return rows, total
+
+
+async def order(conn: Conn, order_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT * FROM read.orders WHERE id = %s", (order_id,))
+
+
+async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
+    rows = await _all(
+        conn,
+        "SELECT o.id, o.name, t.name AS tier_name FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id WHERE o.id = ANY(%s)",
+        (offer_ids,),
+    )
+    return {r["id"]: r for r in rows}
