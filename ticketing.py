@@ -9,9 +9,9 @@ import argparse
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     proj = sub.add_parser("projections", help="run or rebuild read models")
     proj_sub = proj.add_subparsers(dest="action", required=True)
     proj_sub.add_parser("run", help="run every projection until stopped")
-    rebuild = proj_sub.add_parser("rebuild", help="drop and rebuild read models from the event store")
-    rebuild.add_argument("name", nargs="?", help="one read model (default: all)")
+    rebuild_cmd = proj_sub.add_parser("rebuild", help="drop and rebuild read models from the event store")
+    rebuild_cmd.add_argument("name", nargs="?", help="one read model (default: all)")
     proj_sub.add_parser("list", help="list read models and their positions")
     sub.add_parser("scheduler", help="enqueue periodic jobs (hold sweep) until stopped")
     args = parser.parse_args(argv)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "demo":
         from commands.demo import load_demo
 
-        load_demo(settings)
+        print("\n".join(load_demo(settings)))
     elif args.command == "create-admin":
         from commands.setup import create_admin
 

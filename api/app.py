@@ -146,7 +146,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 standalone_preset_js_url="/schema/assets/swagger/swagger-ui-standalone-preset.js",
                 favicon="",
             ),
-            RedocRenderPlugin(path="/redoc", js_url="/schema/assets/redoc/redoc.standalone.js", google_fonts=False, favicon=""),
+            RedocRenderPlugin(
+                path="/redoc", js_url="/schema/assets/redoc/redoc.standalone.js", google_fonts=False, favicon=""
+            ),
         ],
     )
     app = Litestar(

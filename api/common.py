@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -52,7 +52,7 @@ def utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         raise Invalid("timestamps need a timezone (e.g. 2026-05-01T20:00:00Z)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class Pagination(msgspec.Struct):
@@ -77,5 +77,3 @@ def page_of(items: list[T], total: int, page: int, page_size: int) -> Page[T]:
             page_size=page_size,
         ),
     )
-
-

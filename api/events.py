@@ -382,7 +382,11 @@ class EventController(Controller):
 
     @post("/{event_id:uuid}/cancel", operation_id="cancelEvent", status_code=200)
     async def cancel(
-        self, event_id: UUID, request: Request[Principal, Any, Any], services: Services, data: CancelRequest | None = None
+        self,
+        event_id: UUID,
+        request: Request[Principal, Any, Any],
+        services: Services,
+        data: CancelRequest | None = None,
     ) -> EventDetail:
         """Cancel a draft or published event."""
         await _owned_event(services, request.user, event_id)
@@ -461,7 +465,11 @@ class OrganizerController(Controller):
 
     @get("/events", operation_id="listOrganizerEvents", guards=[organizers])
     async def my_events(
-        self, request: Request[Principal, Any, Any], services: Services, page: PageParam = 1, page_size: PageSizeParam = 20
+        self,
+        request: Request[Principal, Any, Any],
+        services: Services,
+        page: PageParam = 1,
+        page_size: PageSizeParam = 20,
     ) -> Page[Event]:
         """The caller's own events in any status (admins: everyone's)."""
         owner = None if request.user.is_admin else request.user.id
@@ -505,7 +513,9 @@ class TierController(Controller):
     tags = ["Catalog"]
 
     @patch("/{tier_id:uuid}", operation_id="updateTier")
-    async def update(self, tier_id: UUID, data: TierUpdate, request: Request[Principal, Any, Any], services: Services) -> Tier:
+    async def update(
+        self, tier_id: UUID, data: TierUpdate, request: Request[Principal, Any, Any], services: Services
+    ) -> Tier:
         """Rename a tier or move it to another day of the event."""
         show = await _tier_event(services, request.user, tier_id)
         day = data.day.isoformat() if data.day else None

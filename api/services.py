@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from litestar.concurrency import sync_to_thread
 from psycopg import AsyncConnection
@@ -55,17 +57,15 @@ class PositionWatcher:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-            except asyncio.CancelledError:
-                pass
 
     async def _load(self) -> None:
         async with await AsyncConnection.connect(self.conninfo, row_factory=dict_row) as conn:
             for name in READ_MODELS:
                 table = f"{name}_tracking"
                 cur = await conn.execute(
-                    f"SELECT notification_id FROM read.{table} WHERE application_name = %s",  # type: ignore[arg-type]
+                    f"SELECT notification_id FROM read.{table} WHERE application_name = %s",
                     (self.app_name,),
                 )
                 row = await cur.fetchone()
@@ -75,7 +75,7 @@ class PositionWatcher:
         while True:
             try:
                 async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")  # type: ignore[arg-type]
+                    await conn.execute(f"LISTEN {CHANNEL}")
                     await self._load()  # anything missed while (re)connecting
                     await self._wake()
                     async for notify in conn.notifies():
@@ -85,7 +85,7 @@ class PositionWatcher:
                             await self._wake()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - reconnect; waiters time out meanwhile
+            except Exception:
                 log.warning("position watcher lost its connection; reconnecting", exc_info=True)
                 await asyncio.sleep(0.5)
 

@@ -40,7 +40,9 @@ class SystemController(Controller):
         head = 0
         try:
             async with services.pool.connection() as conn:
-                cur = await conn.execute("SELECT coalesce(max(notification_id), 0) AS head FROM public.boxoffice_events")
+                cur = await conn.execute(
+                    "SELECT coalesce(max(notification_id), 0) AS head FROM public.boxoffice_events"
+                )
                 row: Any = await cur.fetchone()
                 head = int(row["head"])
                 database = True

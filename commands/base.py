@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -24,7 +25,7 @@ class Busy(DomainError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class BaseApplication(Application[UUID]):
@@ -55,7 +56,7 @@ class BaseApplication(Application[UUID]):
     def load(self, aggregate_id: UUID, what: str, cls: type[T]) -> T:
         """Get an aggregate of a known type or raise `NotFound` naming `what`."""
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{what} not found", code=f"{what.replace(' ', '_')}_not_found") from None
         if not isinstance(aggregate, cls):

@@ -28,12 +28,16 @@ class CatalogCommands(BaseApplication):
         latitude: float | None = None,
         longitude: float | None = None,
         timezone: str = "UTC",
+        venue_id: UUID | None = None,
     ) -> Venue:
+        """Create a venue (optionally with a chosen id, for imports and the demo)."""
         if not name.strip():
             raise Invalid("name is required", field="name")
         if capacity < 0:
             raise Invalid("capacity cannot be negative", field="capacity")
-        venue = Venue(
+        venue = Venue._create(
+            Venue.Created,
+            id=venue_id,
             name=name.strip(),
             address=address,
             city=city,
@@ -83,6 +87,7 @@ class CatalogCommands(BaseApplication):
         segment_id: UUID | None = None,
         genre_id: UUID | None = None,
         sub_genre_id: UUID | None = None,
+        event_id: UUID | None = None,
     ) -> Event:
         venue = self.load(venue_id, "venue", Venue)
         if not venue.active:
@@ -99,6 +104,7 @@ class CatalogCommands(BaseApplication):
             segment_id=segment_id,
             genre_id=genre_id,
             sub_genre_id=sub_genre_id,
+            event_id=event_id,
         )
         self.save(show)
         return show

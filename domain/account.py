@@ -19,10 +19,19 @@ class EmailTaken(Conflict):
 
 class Account(Aggregate):
     @staticmethod
-    def create_id(email: str, **_: Any) -> UUID:  # type: ignore[override]
+    def create_id(email: str, **_: Any) -> UUID:
         return account_id(email)
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        email: str
+        username: str
+        password_hash: str
+        role: str
+        first_name: str
+        last_name: str
+        phone: str
+
+    @event(Registered)
     def __init__(
         self,
         email: str,
@@ -45,23 +54,37 @@ class Account(Aggregate):
         self.email_verified = False
         self.token_generation = 0
 
-    @event("RoleChanged")
+    class RoleChanged(Aggregate.Event):
+        role: str
+
+    @event(RoleChanged)
     def change_role(self, role: str) -> None:
         if role not in ROLES:
             raise Invalid(f"unknown role {role!r}", field="role")
         self.role = role
 
-    @event("PasswordChanged")
+    class PasswordChanged(Aggregate.Event):
+        password_hash: str
+
+    @event(PasswordChanged)
     def change_password(self, password_hash: str) -> None:
         self.password_hash = password_hash
         # Outstanding tokens minted before the change stop being honoured.
         self.token_generation += 1
 
-    @event("EmailVerified")
+    class EmailVerified(Aggregate.Event):
+        pass
+
+    @event(EmailVerified)
     def verify_email(self) -> None:
         self.email_verified = True
 
-    @event("ProfileUpdated")
+    class ProfileUpdated(Aggregate.Event):
+        first_name: str
+        last_name: str
+        phone: str
+
+    @event(ProfileUpdated)
     def update_profile(self, first_name: str, last_name: str, phone: str) -> None:
         self.first_name = first_name
         self.last_name = last_name

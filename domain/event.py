@@ -32,7 +32,20 @@ class Tier:
 
 
 class Event(Aggregate):
-    @event("Created")
+    class Created(Aggregate.Created):
+        organizer_id: UUID
+        venue_id: UUID
+        title: str
+        description: str
+        start_time: datetime
+        end_time: datetime
+        timezone: str
+        days: list[str] | None
+        segment_id: UUID | None
+        genre_id: UUID | None
+        sub_genre_id: UUID | None
+
+    @event(Created)
     def __init__(
         self,
         organizer_id: UUID,
@@ -63,13 +76,13 @@ class Event(Aggregate):
         self.materialised_sections: set[str] = set()
 
     @classmethod
-    def schedule(cls, **kwargs: Any) -> Event:
+    def schedule(cls, event_id: UUID | None = None, **kwargs: Any) -> Event:
         """Create a draft after checking the schedule makes sense."""
         if kwargs["end_time"] <= kwargs["start_time"]:
             raise Invalid("end_time must be after start_time", field="end_time")
         if not str(kwargs.get("title", "")).strip():
             raise Invalid("title is required", field="title")
-        return cls(**kwargs)
+        return cls._create(cls.Created, id=event_id or uuid4(), **kwargs)
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -85,7 +98,10 @@ class Event(Aggregate):
         if changes:
             self._update(changes=changes)
 
-    @event("Updated")
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    @event(Updated)
     def _update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
@@ -97,7 +113,10 @@ class Event(Aggregate):
             raise Conflict("add at least one tier before publishing", code="no_tiers")
         self._publish()
 
-    @event("Published")
+    class Published(Aggregate.Event):
+        pass
+
+    @event(Published)
     def _publish(self) -> None:
         self.status = "published"
 
@@ -106,7 +125,10 @@ class Event(Aggregate):
             raise WrongEventState(f"a {self.status} event cannot be cancelled")
         self._cancel(reason=reason)
 
-    @event("Cancelled")
+    class Cancelled(Aggregate.Event):
+        reason: str
+
+    @event(Cancelled)
     def _cancel(self, reason: str) -> None:
         self.status = "cancelled"
 
@@ -124,7 +146,14 @@ class Event(Aggregate):
         self._add_tier(tier_id=tier_id, name=name.strip(), kind=kind, section_ids=sorted(set(section_ids)), day=day)
         return tier_id
 
-    @event("TierAdded")
+    class TierAdded(Aggregate.Event):
+        tier_id: UUID
+        name: str
+        kind: str
+        section_ids: list[str]
+        day: str | None
+
+    @event(TierAdded)
     def _add_tier(self, tier_id: UUID, name: str, kind: str, section_ids: list[str], day: str | None) -> None:
         self.tiers[tier_id] = Tier(id=tier_id, name=name, kind=kind, section_ids=section_ids, day=day)
 
@@ -139,7 +168,12 @@ class Event(Aggregate):
             raise Invalid(f"day {day} is not one of the event's days", field="day")
         self._update_tier(tier_id=tier_id, name=new_name, day=tier.day if day is None else day)
 
-    @event("TierUpdated")
+    class TierUpdated(Aggregate.Event):
+        tier_id: UUID
+        name: str
+        day: str | None
+
+    @event(TierUpdated)
     def _update_tier(self, tier_id: UUID, name: str, day: str | None) -> None:
         self.tiers[tier_id].name = name
         self.tiers[tier_id].day = day
@@ -150,7 +184,10 @@ class Event(Aggregate):
             raise WrongEventState("tiers can only be removed from drafts")
         self._remove_tier(tier_id=tier_id)
 
-    @event("TierRemoved")
+    class TierRemoved(Aggregate.Event):
+        tier_id: UUID
+
+    @event(TierRemoved)
     def _remove_tier(self, tier_id: UUID) -> None:
         del self.tiers[tier_id]
 
@@ -173,7 +210,10 @@ class Event(Aggregate):
             if f"{tier.day or ''}|{section}" not in self.materialised_sections
         ]
 
-    @event("SeatsMaterialised")
+    class SeatsMaterialised(Aggregate.Event):
+        section_keys: list[str]
+
+    @event(SeatsMaterialised)
     def mark_seats_materialised(self, section_keys: list[str]) -> None:
         self.materialised_sections |= set(section_keys)
 
@@ -202,5 +242,10 @@ class Event(Aggregate):
         if unknown:
             raise Invalid("section not in this venue's layout", field="section_ids")
         for other in self.tiers.values():
-            if other.id != tier_id and other.kind == "seated" and other.day == day and set(other.section_ids) & set(section_ids):
+            if (
+                other.id != tier_id
+                and other.kind == "seated"
+                and other.day == day
+                and set(other.section_ids) & set(section_ids)
+            ):
                 raise Conflict(f"a section already belongs to tier {other.name!r}", code="section_taken")

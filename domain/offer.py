@@ -15,7 +15,25 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Invalid
 
-CURRENCIES = {"USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK", "INR", "BRL", "MXN", "NZD", "ZAR"}
+CURRENCIES = {
+    "USD",
+    "EUR",
+    "GBP",
+    "CHF",
+    "CAD",
+    "AUD",
+    "JPY",
+    "SEK",
+    "NOK",
+    "DKK",
+    "PLN",
+    "CZK",
+    "INR",
+    "BRL",
+    "MXN",
+    "NZD",
+    "ZAR",
+}
 STATUSES = ("on_sale", "paused")
 
 
@@ -32,7 +50,20 @@ class OrderLimit(Invalid):
 
 
 class Offer(Aggregate):
-    @event("Created")
+    class Created(Aggregate.Created):
+        event_id: UUID
+        tier_id: UUID
+        tier_kind: str
+        name: str
+        price: int
+        currency: str
+        quantity_for_sale: int | None
+        sale_start_time: datetime | None
+        sale_end_time: datetime | None
+        min_per_order: int
+        max_per_order: int
+
+    @event(Created)
     def __init__(
         self,
         event_id: UUID,
@@ -97,7 +128,7 @@ class Offer(Aggregate):
     def update(self, **changes: Any) -> None:
         if "status" in changes and changes["status"] not in STATUSES:
             raise Invalid(f"status must be one of {STATUSES}", field="status")
-        terms = {
+        terms: dict[str, Any] = {
             "event_id": self.event_id,
             "tier_id": self.tier_id,
             "tier_kind": self.tier_kind,
@@ -122,7 +153,10 @@ class Offer(Aggregate):
         if changes:
             self._update(changes=changes)
 
-    @event("Updated")
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    @event(Updated)
     def _update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
@@ -145,12 +179,14 @@ class Offer(Aggregate):
             raise Invalid("quantity must be positive", field="quantity")
         available = self.available
         if available is not None and quantity > available:
-            raise SoldOut(
-                f"only {available} left of {self.name!r}" if available else f"{self.name!r} is sold out"
-            )
+            raise SoldOut(f"only {available} left of {self.name!r}" if available else f"{self.name!r} is sold out")
         self._claim(order_id=order_id, quantity=quantity)
 
-    @event("Claimed")
+    class Claimed(Aggregate.Event):
+        order_id: UUID
+        quantity: int
+
+    @event(Claimed)
     def _claim(self, order_id: UUID, quantity: int) -> None:
         self.held += quantity
 
@@ -159,7 +195,11 @@ class Offer(Aggregate):
             raise Conflict("cannot release more than is held", code="release_exceeds_held")
         self._release(order_id=order_id, quantity=quantity)
 
-    @event("Released")
+    class Released(Aggregate.Event):
+        order_id: UUID
+        quantity: int
+
+    @event(Released)
     def _release(self, order_id: UUID, quantity: int) -> None:
         self.held -= quantity
 
@@ -169,7 +209,11 @@ class Offer(Aggregate):
             raise Conflict("cannot sell more than is held", code="sell_exceeds_held")
         self._sell(order_id=order_id, quantity=quantity)
 
-    @event("Sold")
+    class Sold(Aggregate.Event):
+        order_id: UUID
+        quantity: int
+
+    @event(Sold)
     def _sell(self, order_id: UUID, quantity: int) -> None:
         self.held -= quantity
         self.sold += quantity
@@ -181,7 +225,11 @@ class Offer(Aggregate):
             raise SoldOut(f"{self.name!r} no longer has {quantity} available")
         self._sell_unheld(order_id=order_id, quantity=quantity)
 
-    @event("SoldWithoutHold")
+    class SoldWithoutHold(Aggregate.Event):
+        order_id: UUID
+        quantity: int
+
+    @event(SoldWithoutHold)
     def _sell_unheld(self, order_id: UUID, quantity: int) -> None:
         self.sold += quantity
 
@@ -191,7 +239,11 @@ class Offer(Aggregate):
             raise Conflict("cannot return more than was sold", code="return_exceeds_sold")
         self._take_back(order_id=order_id, quantity=quantity)
 
-    @event("Returned")
+    class Returned(Aggregate.Event):
+        order_id: UUID
+        quantity: int
+
+    @event(Returned)
     def _take_back(self, order_id: UUID, quantity: int) -> None:
         self.sold -= quantity
 

@@ -7,7 +7,7 @@ releasing or selling it is driven from here and can happen only once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -42,7 +42,18 @@ def compute_fee(subtotal: int, percent_basis_points: int, fixed: int) -> int:
 
 
 class Order(Aggregate):
-    @event("Placed")
+    class Placed(Aggregate.Created):
+        buyer_id: UUID
+        event_id: UUID
+        items: list[OrderItem]
+        currency: str
+        subtotal: int
+        fees: int
+        total: int
+        placed_at: datetime
+        hold_expires_at: datetime
+
+    @event(Placed)
     def __init__(
         self,
         buyer_id: UUID,
@@ -140,7 +151,10 @@ class Order(Aggregate):
             raise WrongOrderState(f"only held orders can be cancelled (this one is {self.status})")
         self._cancel(at=at)
 
-    @event("Cancelled")
+    class Cancelled(Aggregate.Event):
+        at: datetime
+
+    @event(Cancelled)
     def _cancel(self, at: datetime) -> None:
         self.status = "cancelled"
         self.closed_at = at
@@ -152,7 +166,10 @@ class Order(Aggregate):
             raise Conflict("the hold has not lapsed yet", code="hold_not_lapsed")
         self._expire(at=at)
 
-    @event("Expired")
+    class Expired(Aggregate.Event):
+        at: datetime
+
+    @event(Expired)
     def _expire(self, at: datetime) -> None:
         self.status = "expired"
         self.closed_at = at
@@ -169,7 +186,9 @@ class Order(Aggregate):
         if until > self.hold_expires_at:
             self._extend_hold(until=until)
 
-    @event("HoldExtended")
+    class HoldExtended(Aggregate.Event):
+        until: datetime
+
+    @event(HoldExtended)
     def _extend_hold(self, until: datetime) -> None:
         self.hold_expires_at = until
-

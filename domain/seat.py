@@ -22,10 +22,23 @@ class SeatTaken(Conflict):
 
 class Seat(Aggregate):
     @staticmethod
-    def create_id(event_id: UUID, key: str, **_: Any) -> UUID:  # type: ignore[override]
+    def create_id(event_id: UUID, key: str, **_: Any) -> UUID:
         return seat_id(event_id, key)
 
-    @event("Created")
+    class Created(Aggregate.Created):
+        event_id: UUID
+        key: str
+        tier_id: UUID
+        section_id: str
+        section: str
+        row: str
+        label: str
+        x: float
+        y: float
+        accessible: bool
+        day: str | None
+
+    @event(Created)
     def __init__(
         self,
         event_id: UUID,
@@ -60,7 +73,11 @@ class Seat(Aggregate):
             raise SeatTaken(f"seat {self.section} {self.row}-{self.label} is {self.status}")
         self._hold(order_id=order_id, until=until)
 
-    @event("Held")
+    class Held(Aggregate.Event):
+        order_id: UUID
+        until: datetime
+
+    @event(Held)
     def _hold(self, order_id: UUID, until: datetime) -> None:
         self.status = "held"
         self.order_id = order_id
@@ -71,7 +88,10 @@ class Seat(Aggregate):
             raise Conflict("seat is not held by this order", code="seat_not_held")
         self._release(order_id=order_id)
 
-    @event("Released")
+    class Released(Aggregate.Event):
+        order_id: UUID
+
+    @event(Released)
     def _release(self, order_id: UUID) -> None:
         self.status = "available"
         self.order_id = None
@@ -82,7 +102,10 @@ class Seat(Aggregate):
             raise SeatTaken("seat is not held by this order")
         self._sell(order_id=order_id)
 
-    @event("Sold")
+    class Sold(Aggregate.Event):
+        order_id: UUID
+
+    @event(Sold)
     def _sell(self, order_id: UUID) -> None:
         self.status = "sold"
         self.held_until = None
@@ -93,7 +116,10 @@ class Seat(Aggregate):
             raise SeatTaken(f"seat {self.section} {self.row}-{self.label} was taken meanwhile")
         self._sell_unheld(order_id=order_id)
 
-    @event("SoldWithoutHold")
+    class SoldWithoutHold(Aggregate.Event):
+        order_id: UUID
+
+    @event(SoldWithoutHold)
     def _sell_unheld(self, order_id: UUID) -> None:
         self.status = "sold"
         self.order_id = order_id
@@ -103,7 +129,10 @@ class Seat(Aggregate):
             raise Conflict("seat is not sold to this order", code="seat_not_sold")
         self._take_back(order_id=order_id)
 
-    @event("Returned")
+    class Returned(Aggregate.Event):
+        order_id: UUID
+
+    @event(Returned)
     def _take_back(self, order_id: UUID) -> None:
         self.status = "available"
         self.order_id = None
@@ -113,7 +142,10 @@ class Seat(Aggregate):
             raise SeatTaken("only available seats can be blocked")
         self._block()
 
-    @event("Blocked")
+    class Blocked(Aggregate.Event):
+        pass
+
+    @event(Blocked)
     def _block(self) -> None:
         self.status = "blocked"
 
@@ -122,6 +154,9 @@ class Seat(Aggregate):
             raise Conflict("seat is not blocked", code="seat_not_blocked")
         self._unblock()
 
-    @event("Unblocked")
+    class Unblocked(Aggregate.Event):
+        pass
+
+    @event(Unblocked)
     def _unblock(self) -> None:
         self.status = "available"

@@ -104,7 +104,17 @@ def normalise_layout(venue_id: UUID, sections: list[dict[str, Any]]) -> list[Sec
 
 
 class Venue(Aggregate):
-    @event("Created")
+    class Created(Aggregate.Created):
+        name: str
+        address: str
+        city: str
+        country: str
+        capacity: int
+        latitude: float | None
+        longitude: float | None
+        timezone: str
+
+    @event(Created)
     def __init__(
         self,
         name: str,
@@ -135,7 +145,10 @@ class Venue(Aggregate):
         if changes:
             self._update(changes=changes)
 
-    @event("Updated")
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+
+    @event(Updated)
     def _update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
@@ -144,7 +157,10 @@ class Venue(Aggregate):
         normalised = normalise_layout(self.id, sections)
         self._set_layout(sections=normalised)
 
-    @event("LayoutSet")
+    class LayoutSet(Aggregate.Event):
+        sections: list[SectionSpec]
+
+    @event(LayoutSet)
     def _set_layout(self, sections: list[SectionSpec]) -> None:
         self.sections = sections
         self.capacity = sum(len(r["seats"]) for s in sections for r in s["rows"])

@@ -35,7 +35,7 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        statements = [SQL(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")] + [SQL(s) for s in self.ddl]  # type: ignore[arg-type]
+        statements = [SQL(s).format() for s in (f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}", *self.ddl)]
         # The schema must exist before the tracking table the base class creates.
         self.sql_create_statements[:0] = statements
         self._batch = threading.local()
@@ -81,7 +81,7 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def drop(self, curs: Cursor[DictRow]) -> None:
         for table in (*self.tables, self.tracking_table_name):
-            curs.execute(SQL(f"DROP TABLE IF EXISTS {SCHEMA}.{table} CASCADE"))  # type: ignore[arg-type]
+            curs.execute(SQL(f"DROP TABLE IF EXISTS {SCHEMA}.{table} CASCADE"))
 
 
 TView = TypeVar("TView", bound=ReadModelView)

@@ -142,7 +142,7 @@ class CatalogProjection(ReadModel[CatalogView]):
 
     @process_event.register
     def _(self, e: Venue.LayoutSet, tracking: Tracking) -> None:
-        summary = [
+        summary: list[dict[str, Any]] = [
             {
                 "id": s["id"],
                 "name": s["name"],
@@ -354,7 +354,7 @@ def _update(curs: Cursor[DictRow], table: str, row_id: UUID, changes: dict[str, 
     if at is not None:
         columns["updated_at"] = at
     assignments = ", ".join(f"{column} = %({column})s" for column in columns)
-    curs.execute(f"UPDATE read.{table} SET {assignments} WHERE id = %(row_id)s", {**columns, "row_id": row_id})  # type: ignore[arg-type]
+    curs.execute(f"UPDATE read.{table} SET {assignments} WHERE id = %(row_id)s", {**columns, "row_id": row_id})
 
 
 def _refresh_search(curs: Cursor[DictRow], column: str, value: UUID) -> None:
@@ -363,6 +363,6 @@ def _refresh_search(curs: Cursor[DictRow], column: str, value: UUID) -> None:
               setweight(to_tsvector('simple', coalesce(title, '')), 'A') ||
               setweight(to_tsvector('simple', coalesce(venue_name, '') || ' ' || coalesce(city, '')), 'B') ||
               setweight(to_tsvector('simple', coalesce(description, '')), 'C')
-            WHERE {column} = %s""",  # type: ignore[arg-type]
+            WHERE {column} = %s""",
         (value,),
     )

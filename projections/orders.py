@@ -35,7 +35,7 @@ class OrdersProjection(ReadModel[OrdersView]):
 
     @process_event.register
     def _(self, e: Order.Placed, tracking: Tracking) -> None:
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "offer_id": str(i["offer_id"]),
                 "tier_id": str(i["tier_id"]),

@@ -27,12 +27,12 @@ OFFER_AVAILABLE_SQL = """CASE
 
 
 async def _all(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(sql, params)
     return list(await cur.fetchall())
 
 
 async def _one(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(sql, params)
     return await cur.fetchone()
 
 
@@ -45,7 +45,8 @@ async def list_venues(conn: Conn, page: int, page_size: int, city: str | None = 
         where += " AND lower(city) = lower(%(city)s)"
     rows = await _all(
         conn,
-        f"SELECT *, count(*) OVER () AS total FROM read.venues WHERE {where} ORDER BY name, id LIMIT %(limit)s OFFSET %(offset)s",
+        f"""SELECT *, count(*) OVER () AS total FROM read.venues WHERE {where}
+            ORDER BY name, id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
     total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.venues WHERE {where}", params)
@@ -137,7 +138,8 @@ async def organizer_events(conn: Conn, organizer_id: UUID | None, page: int, pag
     params = {"org": organizer_id, "limit": page_size, "offset": (page - 1) * page_size}
     rows = await _all(
         conn,
-        f"SELECT *, count(*) OVER () AS total FROM read.events WHERE {where} ORDER BY start_time, id LIMIT %(limit)s OFFSET %(offset)s",
+        f"""SELECT *, count(*) OVER () AS total FROM read.events WHERE {where}
+            ORDER BY start_time, id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
     total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
@@ -227,7 +229,8 @@ async def order(conn: Conn, order_id: UUID) -> Row | None:
 async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
     rows = await _all(
         conn,
-        "SELECT o.id, o.name, t.name AS tier_name FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id WHERE o.id = ANY(%s)",
+        """SELECT o.id, o.name, t.name AS tier_name
+           FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id WHERE o.id = ANY(%s)""",
         (offer_ids,),
     )
     return {r["id"]: r for r in rows}

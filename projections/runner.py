@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -68,10 +69,8 @@ class Runner:
     def stop(self) -> None:
         self.stopping.set()
         self.subscription.stop()
-        try:
+        with contextlib.suppress(queue.Full):
             self.queue.put_nowait(None)
-        except queue.Full:
-            pass
 
     def join(self) -> None:
         for thread in self.threads:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import dramatiq
@@ -20,7 +20,7 @@ log = logging.getLogger("workers")
 
 
 def build_broker(settings: Settings) -> RedisBroker:
-    return RedisBroker(url=settings.redis_url, namespace="ticketing")
+    return RedisBroker(url=settings.redis_url, namespace="ticketing")  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Actors:
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
         """Expire the hold at its deadline (a delayed message); the sweep is the safety net."""
-        delay_ms = max(0, int((deadline - datetime.now(timezone.utc)).total_seconds() * 1000) + 250)
+        delay_ms = max(0, int((deadline - datetime.now(UTC)).total_seconds() * 1000) + 250)
         self.expire_hold.send_with_options(args=(str(order_id),), delay=delay_ms)
 
 
@@ -81,5 +81,3 @@ def make_runtime(settings: Settings) -> Callable[[], Runtime]:
         return cache["rt"]
 
     return get
-
-
