@@ -35,7 +35,7 @@ class Settings:
     port: int = 8000
     web_concurrency: int = 1
     data_dir: Path = ROOT / ".data"
-    hold_minutes: int = 15
+    hold_seconds: int = 900
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
     sweep_interval_seconds: float = 30.0
@@ -62,7 +62,7 @@ class Settings:
             port=int(env.get("PORT", "8000")),
             web_concurrency=int(env.get("WEB_CONCURRENCY", "1")),
             data_dir=data_dir,
-            hold_minutes=int(env.get("HOLD_MINUTES", "15")),
+            hold_seconds=int(env.get("HOLD_SECONDS") or int(env.get("HOLD_MINUTES", "15")) * 60),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
@@ -75,8 +75,12 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment != "production"
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The `eventsourcing` library's persistence settings, derived from DATABASE_URL."""
+    def eventsourcing_env(self, *, create_tables: bool = False) -> dict[str, str]:
+        """The `eventsourcing` library's persistence settings, derived from DATABASE_URL.
+
+        Only `ticketing migrate` creates tables: several processes starting at once must not
+        race to (re)create the same tables and functions.
+        """
         url = urlsplit(self.database_url)
         query = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p)
         return {
@@ -92,6 +96,7 @@ class Settings:
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
             "AGGREGATE_CACHE_MAXSIZE": "20000",
             "AGGREGATE_CACHE_FASTFORWARD": "y",
+            "CREATE_TABLE": "y" if create_tables else "n",
         }
 
 

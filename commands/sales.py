@@ -26,7 +26,7 @@ class ItemRequest:
 
 @dataclass(frozen=True)
 class SalesPolicy:
-    hold_minutes: int = 15
+    hold_seconds: int = 900
     fee_basis_points: int = 0
     fee_fixed: int = 0
 
@@ -99,7 +99,7 @@ class SalesCommands(BaseApplication):
         for offer_id, quantity in per_offer.items():
             offers[offer_id].check_order(quantity, now)
 
-        hold_until = now + timedelta(minutes=self.policy.hold_minutes)
+        hold_until = now + timedelta(seconds=self.policy.hold_seconds)
         seats: list[Seat] = []
         order_items: list[OrderItem] = []
         for item in items:

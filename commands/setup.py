@@ -14,30 +14,30 @@ if TYPE_CHECKING:
 
 def sales_policy(settings: Settings) -> SalesPolicy:
     return SalesPolicy(
-        hold_minutes=settings.hold_minutes,
+        hold_seconds=settings.hold_seconds,
         fee_basis_points=round(float(settings.service_fee_percent) * 100),
         fee_fixed=settings.service_fee_fixed,
     )
 
 
-def open_boxoffice(settings: Settings) -> BoxOffice:
-    app = BoxOffice(env=settings.eventsourcing_env())
+def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOffice:
+    app = BoxOffice(env=settings.eventsourcing_env(create_tables=create_tables))
     app.policy = sales_policy(settings)
     return app
 
 
-def open_accounts(settings: Settings) -> Accounts:
-    return Accounts(env=settings.eventsourcing_env())
+def open_accounts(settings: Settings, *, create_tables: bool = False) -> Accounts:
+    return Accounts(env=settings.eventsourcing_env(create_tables=create_tables))
 
 
 def migrate(settings: Settings) -> None:
     """Create the event stores and every read model's tables (idempotent)."""
     from projections.runner import READ_MODELS, open_view
 
-    for app in (open_boxoffice(settings), open_accounts(settings)):
+    for app in (open_boxoffice(settings, create_tables=True), open_accounts(settings, create_tables=True)):
         app.close()
     for projection_class in READ_MODELS.values():
-        open_view(settings, projection_class).datastore.close()
+        open_view(settings, projection_class, create_tables=True).datastore.close()
 
 
 def create_admin(settings: Settings, *, email: str, password: str, username: str) -> None:

@@ -82,7 +82,8 @@ class Event(Aggregate):
             raise Invalid("end_time must be after start_time", field="end_time")
         if not str(kwargs.get("title", "")).strip():
             raise Invalid("title is required", field="title")
-        return cls._create(cls.Created, id=event_id or uuid4(), **kwargs)
+        defaults = {"timezone": "UTC", "days": None, "segment_id": None, "genre_id": None, "sub_genre_id": None}
+        return cls._create(cls.Created, id=event_id or uuid4(), **{**defaults, **kwargs})
 
     # Lifecycle -------------------------------------------------------------------------
 

@@ -328,7 +328,7 @@ class CatalogProjection(ReadModel[CatalogView]):
     def _seat(self, e: Any, tracking: Tracking, status: str, order_id: UUID | None, until: Any) -> None:
         with self.view.writing(tracking) as curs:
             curs.execute(
-                """WITH old AS (SELECT status FROM read.seats WHERE id = %(id)s FOR UPDATE),
+                """WITH old AS (SELECT status FROM read.seats WHERE id = %(id)s),
                         new AS (UPDATE read.seats SET status = %(status)s, order_id = %(order)s,
                                   held_until = %(until)s WHERE id = %(id)s
                                 RETURNING event_id, tier_id)

@@ -30,8 +30,14 @@ READ_MODELS: dict[str, type[ReadModel[Any]]] = {
 BATCH_SIZE = 2000
 
 
-def open_view(settings: Settings, projection_class: type[ReadModel[Any]]) -> ReadModelView:
-    env = {**settings.eventsourcing_env(), "POSTGRES_SCHEMA": SCHEMA, "POSTGRES_POOL_SIZE": "2"}
+def open_view(
+    settings: Settings, projection_class: type[ReadModel[Any]], *, create_tables: bool = False
+) -> ReadModelView:
+    env = {
+        **settings.eventsourcing_env(create_tables=create_tables),
+        "POSTGRES_SCHEMA": SCHEMA,
+        "POSTGRES_POOL_SIZE": "2",
+    }
     factory = PostgresFactory(Environment(projection_class.name, env))
     return factory.tracking_recorder(projection_class.view_class)
 

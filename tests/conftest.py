@@ -1,0 +1,55 @@
+"""Test set-up: the real stack (Postgres, Redis, localstripe, SMTP sink) for the session.
+
+With DATABASE_URL / REDIS_URL / Stripe / SMTP settings in the environment those services are
+used; otherwise the embedded defaults are started under .data/test (fresh for every run).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ticketing import ROOT, Settings
+from workers.stack import EmbeddedServices, ServiceProcesses
+
+TEST_DATA = ROOT / ".data" / "test"
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> Iterator[dict[str, str]]:
+    TEST_DATA.mkdir(parents=True, exist_ok=True)
+    with EmbeddedServices(TEST_DATA, os.environ, fresh=True) as overrides:
+        # One signing key for every process the tests start (API, worker, projector).
+        yield {**os.environ, **overrides, "DATA_DIR": str(TEST_DATA), "JWT_SECRET": "test-" + "x" * 40}
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str]) -> Settings:
+    from commands.setup import migrate
+
+    settings = Settings.from_env(stack_env)
+    migrate(settings)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_service(env: dict[str, str], name: str, web_workers: int = 2) -> ServiceProcesses:
+    log_dir = Path(env["DATA_DIR"]) / "logs" / name
+    return ServiceProcesses(env, host="127.0.0.1", port=free_port(), web_workers=web_workers, log_dir=log_dir)
+
+
+@pytest.fixture(scope="session")
+def service(stack_env: dict[str, str], settings: Settings) -> Iterator[str]:
+    """The running service (2 API processes, worker, projector, scheduler); yields its base URL."""
+    with start_service(stack_env, "e2e") as processes:
+        yield processes.base_url
