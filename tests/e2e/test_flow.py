@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import httpx
 
 from tests.e2e.conftest import bearer, order, publish_show, register
@@ -99,3 +101,22 @@ def test_drafts_are_hidden_from_everyone_but_their_organizer(client: httpx.Clien
     attendee = register(client)
     assert client.post("/events", headers=bearer(attendee), json=body).status_code == 403
     assert client.post("/venues", headers=bearer(organizer), json={"name": "x"}).status_code == 403
+
+
+def test_login_sets_an_httponly_cookie_that_authenticates(service: str) -> None:
+    with httpx.Client(base_url=f"{service}/api/v1", timeout=30) as browser:
+        email = f"cookie-{uuid4().hex[:8]}@example.com"
+        r = browser.post("/auth/register", json={"email": email, "username": "cookie", "password": "cookie-pass-1"})
+        assert r.status_code == 201
+        browser.cookies.clear()
+        login = browser.post("/auth/login", json={"email": email, "password": "cookie-pass-1"})
+        assert login.status_code == 200
+        body = login.json()
+        assert body["token_type"] == "bearer" and body["user"]["email"] == email
+        assert "password" not in str(body["user"]).lower()
+        set_cookie = login.headers.get_list("set-cookie")
+        assert any(c.startswith("auth-token=") and "HttpOnly" in c for c in set_cookie)
+        me = browser.get("/auth/me")
+        assert me.status_code == 200 and me.json()["email"] == email
+        browser.cookies.clear()
+        assert browser.get("/auth/me").status_code == 401
