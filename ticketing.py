@@ -36,6 +36,9 @@ class Settings:
     web_concurrency: int = 1
     data_dir: Path = ROOT / ".data"
     hold_seconds: int = 900
+    payment_hold_seconds: int = 600
+    refund_cutoff_hours: int = 48
+    ticket_signing_key: str = ""
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
     sweep_interval_seconds: float = 30.0
@@ -63,6 +66,9 @@ class Settings:
             web_concurrency=int(env.get("WEB_CONCURRENCY", "1")),
             data_dir=data_dir,
             hold_seconds=int(env.get("HOLD_SECONDS") or int(env.get("HOLD_MINUTES", "15")) * 60),
+            payment_hold_seconds=int(env.get("PAYMENT_HOLD_SECONDS", "600")),
+            refund_cutoff_hours=int(env.get("REFUND_CUTOFF_HOURS", "48")),
+            ticket_signing_key=env.get("TICKET_SIGNING_KEY", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),

@@ -29,8 +29,11 @@ from api.events import ROUTES as EVENT_ROUTES
 from api.orders import OrderController
 from api.services import PositionWatcher, Services
 from api.system import SystemController
+from api.tickets import MyTicketsController, TicketController
 from api.venues import VenueController
-from commands.setup import open_accounts, open_boxoffice
+from api.webhooks import WebhookController
+from commands.setup import open_accounts, open_boxoffice, open_inbox
+from commands.tickets_signing import TicketSigner
 from ticketing import Settings
 from workers.tasks import build_broker, declare_actors, make_runtime
 
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             redis=Redis.from_url(settings.redis_url),
             watcher=watcher,
             actors=actors,
+            inbox=open_inbox(settings),
+            signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
         )
 
     async def shutdown(app: Litestar) -> None:
@@ -113,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await services.redis.aclose()
         services.boxoffice.close()
         services.accounts.close()
+        services.inbox.close()
         broker.close()
 
     def provide_services(state: State) -> Services:
@@ -121,7 +127,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/api/v1",
-        route_handlers=[AuthController, VenueController, *EVENT_ROUTES, OrderController],
+        route_handlers=[
+            AuthController,
+            VenueController,
+            *EVENT_ROUTES,
+            OrderController,
+            MyTicketsController,
+            TicketController,
+            WebhookController,
+        ],
     )
     assets = [
         create_static_files_router(path="/schema/assets/swagger", directories=[ASSETS / "swagger-ui-dist"],

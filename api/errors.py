@@ -12,8 +12,10 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.services import ReadModelsLagging
+from api.webhooks import BadSignature
 from commands.accounts import BadCredentials
 from commands.base import Busy
+from commands.payments_gateway import PaymentProviderError
 from domain.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound
 
 log = logging.getLogger("api")
@@ -27,6 +29,8 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 
 DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (BadCredentials, 401),
+    (BadSignature, 400),
+    (PaymentProviderError, 502),
     (Invalid, 422),
     (Conflict, 409),
     (Gone, 410),

@@ -388,10 +388,16 @@ class EventController(Controller):
         services: Services,
         data: CancelRequest | None = None,
     ) -> EventDetail:
-        """Cancel a draft or published event."""
+        """Cancel a draft or published event: holds are released and paid orders refunded."""
         await _owned_event(services, request.user, event_id)
         reason = data.reason if data else ""
-        await services.command(lambda: services.boxoffice.cancel_event(event_id, reason))
+
+        def cancel() -> None:
+            services.boxoffice.cancel_event(event_id, reason)
+            # Holds are released and paid orders refunded by a worker, each idempotently.
+            services.actors.settle_cancelled_event.send(str(event_id))
+
+        await services.command(cancel)
         return await _detail(services, await _event_row(services, event_id))
 
     @post("/{event_id:uuid}/tiers", operation_id="createTier", status_code=201)

@@ -11,9 +11,10 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
 from api.auth import Principal
-from api.common import Page, PageParam, PageSizeParam, money, page_of
+from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.services import Services
 from commands.sales import ItemRequest
+from commands.tickets_signing import human_code
 from domain.errors import NotFound
 from projections import queries
 
@@ -42,9 +43,20 @@ class OrderItem(msgspec.Struct):
     line_total: str
 
 
+class OrderTicket(msgspec.Struct):
+    id: UUID
+    code: str
+    status: str
+    offer_id: UUID
+    seat_id: UUID | None
+    seat_label: str | None
+    price: str
+
+
 class Order(msgspec.Struct):
     id: UUID
     status: str
+    payment_status: str
     event_id: UUID
     buyer_id: UUID
     items: list[OrderItem]
@@ -56,9 +68,14 @@ class Order(msgspec.Struct):
     placed_at: datetime
     hold_expires_at: datetime
     closed_at: datetime | None
+    amount_paid: str
+    amount_refunded: str
+    paid_at: datetime | None
+    last_payment_error: str | None
+    tickets: list[OrderTicket]
 
 
-def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]]) -> Order:
+def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
     currency = row["currency"]
     items = []
     for item in row["items"]:
@@ -80,6 +97,7 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]]) -> Order:
     return Order(
         id=row["id"],
         status=row["status"],
+        payment_status=row["payment_status"],
         event_id=row["event_id"],
         buyer_id=row["buyer_id"],
         items=items,
@@ -91,14 +109,35 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]]) -> Order:
         placed_at=row["placed_at"],
         hold_expires_at=row["hold_expires_at"],
         closed_at=row["closed_at"],
+        amount_paid=money(row["amount_paid"], currency) or "0",
+        amount_refunded=money(row["amount_refunded"], currency) or "0",
+        paid_at=row["paid_at"],
+        last_payment_error=row["last_payment_error"],
+        tickets=[
+            OrderTicket(
+                id=t["id"],
+                code=human_code(t["id"]),
+                status=t["status"],
+                offer_id=t["offer_id"],
+                seat_id=t["seat_id"],
+                seat_label=t["seat_label"],
+                price=money(t["price"], currency) or "0",
+            )
+            for t in tickets
+        ],
     )
 
 
 async def _orders(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
     offer_ids = list({UUID(i["offer_id"]) for r in rows for i in r["items"]})
+    paid = [r["id"] for r in rows if r["amount_paid"]]
     async with services.pool.connection() as conn:
         names = await queries.offer_names(conn, offer_ids) if offer_ids else {}
-    return [_order(r, names) for r in rows]
+        ticket_rows = await queries.tickets_of_orders(conn, paid) if paid else []
+    by_order: dict[UUID, list[dict[str, Any]]] = {}
+    for t in ticket_rows:
+        by_order.setdefault(t["order_id"], []).append(t)
+    return [_order(r, names, by_order.get(r["id"], [])) for r in rows]
 
 
 async def _visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
@@ -169,3 +208,84 @@ class OrderController(Controller):
         await services.command(lambda: services.boxoffice.cancel_order(order_id))
         row = await _visible_order(services, request.user, order_id)
         return (await _orders(services, [row]))[0]
+
+    @post("/{order_id:uuid}/payment", operation_id="startPayment", status_code=200)
+    async def start_payment(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Payment:
+        """Create (or return the existing) Stripe PaymentIntent; free orders are confirmed at once.
+
+        Confirm the returned client_secret with Stripe.js (or, against localstripe, with the test
+        card `pm_card_visa`); the order becomes paid when Stripe's webhook arrives.
+        """
+        row = await _visible_order(services, request.user, order_id)
+        if row["buyer_id"] != request.user.id:
+            raise NotFound("order not found", code="order_not_found")
+
+        def start() -> Any:
+            started = services.boxoffice.start_payment(order_id)
+            if started.order.status == "held":
+                services.actors.schedule_expiry(order_id, started.order.hold_expires_at)
+            return started
+
+        started = await services.command(start)
+        order, intent = started.order, started.intent
+        return Payment(
+            order_id=order.id,
+            status=order.status,
+            payment_status=order.payment_status,
+            amount=money(order.total, order.currency) or "0",
+            currency=order.currency,
+            hold_expires_at=order.hold_expires_at,
+            payment_intent_id=intent.id if intent else None,
+            client_secret=intent.client_secret if intent else None,
+        )
+
+    @post("/{order_id:uuid}/refund", operation_id="refundOrder", status_code=200)
+    async def refund(
+        self,
+        order_id: UUID,
+        request: Request[Principal, Any, Any],
+        services: Services,
+        data: RefundCreate | None = None,
+    ) -> Order:
+        """Refund all tickets, or those named in `ticket_ids`, through Stripe; voided tickets'
+        seats and quantity go back on sale. Buyers until the refund cutoff, organizers and admins any time."""
+        data = data or RefundCreate()
+        user = request.user
+        row = await _order_row(services, order_id)
+        amount = to_minor(data.amount, row["currency"], "amount") if data.amount is not None else None
+        await services.command(
+            lambda: services.boxoffice.refund_order(
+                order_id,
+                actor_id=user.id,
+                actor_role=user.role,
+                ticket_ids=data.ticket_ids,
+                amount=amount,
+                reason=data.reason,
+            )
+        )
+        return (await _orders(services, [await _order_row(services, order_id)]))[0]
+
+
+class RefundCreate(msgspec.Struct, forbid_unknown_fields=True):
+    amount: str | float | None = None
+    ticket_ids: Annotated[list[UUID], msgspec.Meta(max_length=500)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class Payment(msgspec.Struct):
+    order_id: UUID
+    status: str
+    payment_status: str
+    amount: str
+    currency: str
+    hold_expires_at: datetime
+    payment_intent_id: str | None
+    client_secret: str | None
+
+
+async def _order_row(services: Services, order_id: UUID) -> dict[str, Any]:
+    async with services.pool.connection() as conn:
+        row = await queries.order(conn, order_id)
+    if row is None:
+        raise NotFound("order not found", code="order_not_found")
+    return row

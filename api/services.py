@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
+from commands.inbox import Inbox
+from commands.tickets_signing import TicketSigner
 from projections.base import CHANNEL
 from projections.runner import READ_MODELS
 
@@ -116,6 +118,8 @@ class Services:
         redis: Redis,
         watcher: PositionWatcher,
         actors: Actors,
+        inbox: Inbox,
+        signer: TicketSigner,
     ) -> None:
         self.settings = settings
         self.boxoffice = boxoffice
@@ -124,8 +128,10 @@ class Services:
         self.redis = redis
         self.watcher = watcher
         self.actors = actors
+        self.inbox = inbox
+        self.signer = signer
 
-    async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | None = None) -> T:
+    async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
         """Run a (blocking) command in a worker thread and wait for the read models to apply it."""
         target = app or self.boxoffice
 

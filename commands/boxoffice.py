@@ -4,8 +4,8 @@ order, its offers and its seats are always saved together in one transaction."""
 from __future__ import annotations
 
 from commands.catalog import CatalogCommands
-from commands.sales import SalesCommands
+from commands.payments import PaymentCommands
 
 
-class BoxOffice(CatalogCommands, SalesCommands):
+class BoxOffice(CatalogCommands, PaymentCommands):
     name = "boxoffice"

@@ -191,17 +191,20 @@ class SalesCommands(BaseApplication):
         if order.status not in ("cancelled", "expired"):
             raise WrongOrderState("inventory is released only when an order closes")
         changed: list[Any] = []
-        quota: dict[UUID, int] = dict(order.quantities_by_offer())
-        for offer_id, count in order.seat_items_by_offer().items():
-            quota[offer_id] = quota.get(offer_id, 0) + count
-        for offer_id, quantity in quota.items():
-            offer = self.load(offer_id, "offer", Offer)
-            if offer.has_quota:
-                offer.release(order.id, quantity)
-                changed.append(offer)
+        for offer, quantity in self._quota_offers(order):
+            offer.release(order.id, quantity)
+            changed.append(offer)
         for seat_id in order.seat_ids():
             seat = self.load(seat_id, "seat", Seat)
             if seat.order_id == order.id and seat.status == "held":
                 seat.release(order.id)
                 changed.append(seat)
         return changed
+
+    def _quota_offers(self, order: Order) -> list[tuple[Offer, int]]:
+        """The order's offers that count inventory, with how many units the order has of each."""
+        quantities: dict[UUID, int] = {}
+        for item in order.items:
+            quantities[item["offer_id"]] = quantities.get(item["offer_id"], 0) + item["quantity"]
+        offers = [(self.load(offer_id, "offer", Offer), n) for offer_id, n in quantities.items()]
+        return [(offer, n) for offer, n in offers if offer.has_quota]

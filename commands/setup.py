@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
+from commands.inbox import Inbox
+from commands.payments import PaymentPolicy
+from commands.payments_gateway import StripeGateway
 from commands.sales import SalesPolicy
 
 if TYPE_CHECKING:
@@ -23,7 +26,16 @@ def sales_policy(settings: Settings) -> SalesPolicy:
 def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOffice:
     app = BoxOffice(env=settings.eventsourcing_env(create_tables=create_tables))
     app.policy = sales_policy(settings)
+    app.payment_policy = PaymentPolicy(
+        payment_hold_seconds=settings.payment_hold_seconds, refund_cutoff_hours=settings.refund_cutoff_hours
+    )
+    if settings.stripe_api_key:
+        app.gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
     return app
+
+
+def open_inbox(settings: Settings, *, create_tables: bool = False) -> Inbox:
+    return Inbox(env=settings.eventsourcing_env(create_tables=create_tables))
 
 
 def open_accounts(settings: Settings, *, create_tables: bool = False) -> Accounts:
@@ -34,7 +46,12 @@ def migrate(settings: Settings) -> None:
     """Create the event stores and every read model's tables (idempotent)."""
     from projections.runner import READ_MODELS, open_view
 
-    for app in (open_boxoffice(settings, create_tables=True), open_accounts(settings, create_tables=True)):
+    apps = (
+        open_boxoffice(settings, create_tables=True),
+        open_accounts(settings, create_tables=True),
+        open_inbox(settings, create_tables=True),
+    )
+    for app in apps:
         app.close()
     for projection_class in READ_MODELS.values():
         open_view(settings, projection_class, create_tables=True).datastore.close()

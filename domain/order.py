@@ -8,13 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import TypedDict
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Gone, Invalid
 
 MAX_ITEMS = 50
+
+
+class Ticket(TypedDict):
+    """One admitted person. `price` is the unit price plus this ticket's share of the fees, so the
+    tickets of an order add up to its total and a refund of tickets is exact."""
+
+    id: UUID
+    offer_id: UUID
+    tier_id: UUID
+    seat_id: UUID | None
+    seat_label: str | None
+    price: int
+    status: str
 
 
 class OrderItem(TypedDict):
@@ -77,6 +90,15 @@ class Order(Aggregate):
         self.hold_expires_at = hold_expires_at
         self.status = "held"
         self.closed_at: datetime | None = None
+        self.payment_status = "unpaid"
+        self.payment_intent_id: str | None = None
+        self.amount_paid = 0
+        self.amount_refunded = 0
+        self.refund_ids: list[str] = []
+        self.payment_failures = 0
+        self.last_payment_error: str | None = None
+        self.tickets: list[Ticket] = []
+        self.paid_at: datetime | None = None
 
     @classmethod
     def place(
@@ -192,3 +214,163 @@ class Order(Aggregate):
     @event(HoldExtended)
     def _extend_hold(self, until: datetime) -> None:
         self.hold_expires_at = until
+
+    # Payment ----------------------------------------------------------------------------
+
+    def start_payment(self, payment_intent_id: str, hold_until: datetime, at: datetime) -> None:
+        """Record the provider's intent and keep the hold while the buyer pays."""
+        self.check_payable(at)
+        if self.payment_intent_id not in (None, payment_intent_id):
+            raise WrongOrderState("this order already has a payment in progress")
+        self._start_payment(payment_intent_id=payment_intent_id, until=max(hold_until, self.hold_expires_at))
+
+    class PaymentStarted(Aggregate.Event):
+        payment_intent_id: str
+        until: datetime
+
+    @event(PaymentStarted)
+    def _start_payment(self, payment_intent_id: str, until: datetime) -> None:
+        self.payment_intent_id = payment_intent_id
+        self.payment_status = "pending"
+        self.hold_expires_at = until
+
+    def record_payment_failure(self, payment_intent_id: str, reason: str) -> None:
+        """A declined attempt: the hold stays until its deadline so the buyer can retry."""
+        if self.status != "held" or self.payment_intent_id != payment_intent_id:
+            return
+        self._fail(payment_intent_id=payment_intent_id, reason=reason[:300])
+
+    class PaymentFailed(Aggregate.Event):
+        payment_intent_id: str
+        reason: str
+
+    @event(PaymentFailed)
+    def _fail(self, payment_intent_id: str, reason: str) -> None:
+        self.payment_status = "failed"
+        self.payment_failures += 1
+        self.last_payment_error = reason
+
+    def pay(self, payment_intent_id: str | None, amount: int, at: datetime, *, late: bool = False) -> None:
+        """Money captured: the order is paid and issues one ticket per admitted person.
+
+        `late` is a payment that arrived after the hold lapsed and whose inventory the caller
+        managed to claim again.
+        """
+        allowed = ("held", "expired", "cancelled") if late else ("held",)
+        if self.status not in allowed:
+            raise WrongOrderState(f"this order is {self.status}")
+        if amount != self.total:
+            raise Conflict(f"paid {amount} but the order total is {self.total}", code="amount_mismatch")
+        self._pay(payment_intent_id=payment_intent_id, amount=amount, at=at, late=late, tickets=self._new_tickets())
+
+    class Paid(Aggregate.Event):
+        payment_intent_id: str | None
+        amount: int
+        at: datetime
+        late: bool
+        tickets: list[Ticket]
+
+    @event(Paid)
+    def _pay(self, payment_intent_id: str | None, amount: int, at: datetime, late: bool, tickets: list[Ticket]) -> None:
+        self.status = "paid"
+        self.payment_status = "succeeded"
+        self.payment_intent_id = payment_intent_id
+        self.amount_paid = amount
+        self.paid_at = at
+        self.closed_at = None
+        self.tickets = tickets
+
+    def _new_tickets(self) -> list[Ticket]:
+        tickets: list[Ticket] = []
+        n = 0
+        for item in self.items:
+            for _ in range(item["quantity"]):
+                tickets.append(
+                    {
+                        "id": uuid5(self.id, f"ticket:{n}"),
+                        "offer_id": item["offer_id"],
+                        "tier_id": item["tier_id"],
+                        "seat_id": item["seat_id"],
+                        "seat_label": item["seat_label"],
+                        "price": item["unit_price"],
+                        "status": "valid",
+                    }
+                )
+                n += 1
+        # Spread the fees over the tickets (remainder on the first) so they add up to the total.
+        if tickets and self.fees:
+            share, rest = divmod(self.fees, len(tickets))
+            for index, ticket in enumerate(tickets):
+                ticket["price"] += share + (rest if index == 0 else 0)
+        return tickets
+
+    def refund_late_payment(self, payment_intent_id: str, amount: int, refund_id: str, at: datetime) -> None:
+        """The payment came after the hold lapsed and the inventory was gone: money goes back."""
+        if self.status in ("paid", "partially_refunded", "refunded") or refund_id in self.refund_ids:
+            return
+        self._refund_late(payment_intent_id=payment_intent_id, amount=amount, refund_id=refund_id, at=at)
+
+    class LatePaymentRefunded(Aggregate.Event):
+        payment_intent_id: str
+        amount: int
+        refund_id: str
+        at: datetime
+
+    @event(LatePaymentRefunded)
+    def _refund_late(self, payment_intent_id: str, amount: int, refund_id: str, at: datetime) -> None:
+        self.status = "refunded"
+        self.payment_status = "refunded"
+        self.payment_intent_id = payment_intent_id
+        self.amount_paid = amount
+        self.amount_refunded = amount
+        self.refund_ids = [*self.refund_ids, refund_id]
+        self.closed_at = at
+
+    # Refunds ----------------------------------------------------------------------------
+
+    def valid_tickets(self) -> list[Ticket]:
+        return [t for t in self.tickets if t["status"] == "valid"]
+
+    def tickets_to_refund(self, ticket_ids: list[UUID] | None) -> list[Ticket]:
+        """The tickets a refund covers: the named ones, or every valid one (full refund)."""
+        if self.status not in ("paid", "partially_refunded"):
+            raise WrongOrderState(f"only paid orders can be refunded (this one is {self.status})")
+        valid = {t["id"]: t for t in self.valid_tickets()}
+        if not ticket_ids:
+            if not valid:
+                raise WrongOrderState("every ticket of this order is already refunded")
+            return list(valid.values())
+        chosen = []
+        for ticket_id in dict.fromkeys(ticket_ids):
+            if ticket_id not in valid:
+                raise Invalid("ticket not refundable (unknown, voided or not in this order)", field="ticket_ids")
+            chosen.append(valid[ticket_id])
+        return chosen
+
+    def refund(self, refund_id: str, ticket_ids: list[UUID], amount: int, reason: str, at: datetime) -> None:
+        """Record a refund of these tickets; a refund id already recorded changes nothing."""
+        if refund_id in self.refund_ids:
+            return
+        tickets = self.tickets_to_refund(ticket_ids)
+        if amount != sum(t["price"] for t in tickets):
+            raise Conflict("refund amount does not match the refunded tickets", code="amount_mismatch")
+        self._refund(refund_id=refund_id, ticket_ids=[t["id"] for t in tickets], amount=amount, reason=reason, at=at)
+
+    class Refunded(Aggregate.Event):
+        refund_id: str
+        ticket_ids: list[UUID]
+        amount: int
+        reason: str
+        at: datetime
+
+    @event(Refunded)
+    def _refund(self, refund_id: str, ticket_ids: list[UUID], amount: int, reason: str, at: datetime) -> None:
+        voided = set(ticket_ids)
+        self.tickets = [{**t, "status": "voided"} if t["id"] in voided else t for t in self.tickets]
+        self.amount_refunded += amount
+        self.refund_ids = [*self.refund_ids, refund_id]
+        fully = not self.valid_tickets()
+        self.status = "refunded" if fully else "partially_refunded"
+        self.payment_status = "refunded" if fully else "partially_refunded"
+        if fully:
+            self.closed_at = at

@@ -44,6 +44,19 @@ class HoldsProjection(ReadModel[HoldsView]):
             curs.execute("UPDATE read.holds SET deadline = %s WHERE order_id = %s", (e.until, e.originator_id))
 
     @process_event.register
+    def _(self, e: Order.PaymentStarted, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("UPDATE read.holds SET deadline = %s WHERE order_id = %s", (e.until, e.originator_id))
+
+    @process_event.register
+    def _(self, e: Order.Paid, tracking: Tracking) -> None:
+        self._drop(e, tracking)
+
+    @process_event.register
+    def _(self, e: Order.LatePaymentRefunded, tracking: Tracking) -> None:
+        self._drop(e, tracking)
+
+    @process_event.register
     def _(self, e: Order.Cancelled, tracking: Tracking) -> None:
         self._drop(e, tracking)
 

@@ -234,3 +234,40 @@ async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
         (offer_ids,),
     )
     return {r["id"]: r for r in rows}
+
+
+# Tickets ---------------------------------------------------------------------------------
+
+TICKET_SQL = """SELECT t.*, e.title AS event_title, e.start_time AS event_start_time, e.timezone,
+       e.venue_name, tr.name AS tier_name, s.section, s.row_label, s.label AS seat
+    FROM read.tickets t
+    JOIN read.events e ON e.id = t.event_id
+    LEFT JOIN read.tiers tr ON tr.id = t.tier_id
+    LEFT JOIN read.seats s ON s.id = t.seat_id"""
+
+
+async def tickets_of_owner(
+    conn: Conn, owner_id: UUID, page: int, page_size: int, event_id: UUID | None = None
+) -> tuple[list[Row], int]:
+    params = {"owner": owner_id, "event": event_id, "limit": page_size, "offset": (page - 1) * page_size}
+    where = "t.owner_id = %(owner)s" + (" AND t.event_id = %(event)s" if event_id else "")
+    rows = await _all(
+        conn,
+        f"""{TICKET_SQL} WHERE {where}
+            ORDER BY e.start_time, t.issued_at, t.id LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    total = await _count(conn, f"SELECT count(*) FROM read.tickets t WHERE {where}", params)
+    return rows, total
+
+
+async def tickets_of_order(conn: Conn, order_id: UUID) -> list[Row]:
+    return await _all(conn, f"{TICKET_SQL} WHERE t.order_id = %s ORDER BY t.id", (order_id,))
+
+
+async def tickets_of_orders(conn: Conn, order_ids: list[UUID]) -> list[Row]:
+    return await _all(conn, f"{TICKET_SQL} WHERE t.order_id = ANY(%s) ORDER BY t.id", (order_ids,))
+
+
+async def ticket(conn: Conn, ticket_id: UUID) -> Row | None:
+    return await _one(conn, f"{TICKET_SQL} WHERE t.id = %s", (ticket_id,))

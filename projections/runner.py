@@ -18,6 +18,7 @@ from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
 from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
+from projections.tickets import TicketsProjection
 
 if TYPE_CHECKING:
     from ticketing import Settings
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("projections")
 
 READ_MODELS: dict[str, type[ReadModel[Any]]] = {
-    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection)
+    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection, TicketsProjection)
 }
 BATCH_SIZE = 2000
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ticketing import ROOT, Settings
-from workers.stack import EmbeddedServices, ServiceProcesses
+from workers.stack import STRIPE_WEBHOOK_PATH, EmbeddedServices, ServiceProcesses, register_localstripe_webhook
 
 TEST_DATA = ROOT / ".data" / "test"
 
@@ -52,4 +52,10 @@ def start_service(env: dict[str, str], name: str, web_workers: int = 2) -> Servi
 def service(stack_env: dict[str, str], settings: Settings) -> Iterator[str]:
     """The running service (2 API processes, worker, projector, scheduler); yields its base URL."""
     with start_service(stack_env, "e2e") as processes:
+        # localstripe delivers real signed webhooks to this service.
+        register_localstripe_webhook(
+            stack_env["STRIPE_API_BASE"],
+            url=processes.base_url + STRIPE_WEBHOOK_PATH,
+            secret=stack_env["STRIPE_WEBHOOK_SECRET"],
+        )
         yield processes.base_url

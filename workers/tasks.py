@@ -14,9 +14,11 @@ from dramatiq.brokers.redis import RedisBroker
 
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
+    from commands.inbox import Inbox
     from ticketing import Settings
 
 log = logging.getLogger("workers")
+SYSTEM = UUID(int=0)  # the actor of refunds the service makes on its own (cancelled shows)
 
 
 def build_broker(settings: Settings) -> RedisBroker:
@@ -29,6 +31,7 @@ class Runtime:
 
     settings: Settings
     boxoffice: BoxOffice
+    inbox: Inbox
     read_dsn: str
 
 
@@ -36,6 +39,8 @@ class Runtime:
 class Actors:
     expire_hold: dramatiq.Actor[[str], None]
     sweep_holds: dramatiq.Actor[[], int]
+    apply_provider_event: dramatiq.Actor[[str], str]
+    settle_cancelled_event: dramatiq.Actor[[str], int]
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
         """Expire the hold at its deadline (a delayed message); the sweep is the safety net."""
@@ -67,7 +72,47 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
             log.info("sweep: %d holds due, %d expired", len(due), expired)
         return expired
 
-    return Actors(expire_hold=expire_hold, sweep_holds=sweep_holds)
+    @dramatiq.actor(broker=broker, actor_name="apply_provider_event", queue_name="payments", max_retries=20)
+    def apply_provider_event(delivery_id: str) -> str:
+        """Apply a stored Stripe event once; repeats and reorderings are absorbed by the order."""
+        rt = runtime()
+        delivery = rt.inbox.get(UUID(delivery_id))
+        if delivery.outcome is not None:
+            return delivery.outcome
+        outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
+        rt.inbox.mark_applied(delivery.id, outcome)
+        log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
+        return outcome
+
+    @dramatiq.actor(broker=broker, actor_name="settle_cancelled_event", queue_name="payments", max_retries=20)
+    def settle_cancelled_event(event_id: str) -> int:
+        """A cancelled show: release every hold and refund every paid order (idempotent)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        rt = runtime()
+        with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
+            rows = conn.execute(
+                """SELECT id, status FROM read.orders
+                   WHERE event_id = %s AND status IN ('held', 'paid', 'partially_refunded')""",
+                (UUID(event_id),),
+            ).fetchall()
+        settled = 0
+        for row in rows:
+            if row["status"] == "held":
+                settled += rt.boxoffice.cancel_unpaid(row["id"])
+            else:
+                rt.boxoffice.refund_order(row["id"], actor_id=SYSTEM, actor_role="admin", reason="event cancelled")
+                settled += 1
+        log.info("event %s cancelled: %d orders settled", event_id, settled)
+        return settled
+
+    return Actors(
+        expire_hold=expire_hold,
+        sweep_holds=sweep_holds,
+        apply_provider_event=apply_provider_event,
+        settle_cancelled_event=settle_cancelled_event,
+    )
 
 
 def make_runtime(settings: Settings) -> Callable[[], Runtime]:
@@ -75,9 +120,14 @@ def make_runtime(settings: Settings) -> Callable[[], Runtime]:
 
     def get() -> Runtime:
         if "rt" not in cache:
-            from commands.setup import open_boxoffice
+            from commands.setup import open_boxoffice, open_inbox
 
-            cache["rt"] = Runtime(settings=settings, boxoffice=open_boxoffice(settings), read_dsn=settings.database_url)
+            cache["rt"] = Runtime(
+                settings=settings,
+                boxoffice=open_boxoffice(settings),
+                inbox=open_inbox(settings),
+                read_dsn=settings.database_url,
+            )
         return cache["rt"]
 
     return get

@@ -18,6 +18,7 @@ TABLES = {
     "catalog": ["venues", "events", "tiers", "offers", "seats"],
     "orders": ["orders"],
     "holds": ["holds"],
+    "tickets": ["tickets", "ticket_orders"],
 }
 
 

@@ -1,0 +1,291 @@
+"""Printable ticket documents: the QR code image and the PDF with one page per ticket.
+
+The PDF uses the PDF core fonts (Helvetica, Courier), which every viewer has and which add nothing
+to the file, but which only cover Windows-1252. Text the buyer or organizer typed can be anything,
+so every string goes through ``pdf_safe_text`` first: accents are dropped where the letter has no
+Windows-1252 form (``ő`` → ``o``), compatibility forms are folded (``ﬁ`` → ``fi``, full-width
+letters → ASCII), and anything else (emoji, CJK) becomes ``?``. Rendering never fails on text.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import segno
+from fpdf import FPDF
+
+__all__ = ["TicketDocument", "pdf_safe_text", "qr_png", "tickets_pdf"]
+
+_ENCODING = "cp1252"  # what fpdf2 writes for core fonts (WinAnsiEncoding)
+# Longer input cannot fit on a page anyway; cutting it first keeps layout work bounded.
+_MAX_TEXT = 500
+_REPLACEMENT = "?"
+_ELLIPSIS = "\u2026"
+
+# A4 portrait, millimetres: printable at home, and readable when shown on a phone.
+_PAGE_W = 210.0
+_MARGIN = 15.0
+_CONTENT_W = _PAGE_W - 2 * _MARGIN
+_QR_SIZE = 70.0
+_QR_X = _PAGE_W - _MARGIN - _QR_SIZE
+_DETAILS_W = _QR_X - _MARGIN - 8
+_INK = (20, 20, 20)
+_MUTED = (110, 110, 110)
+_VOID_RED = (200, 20, 20)
+
+
+@dataclass(frozen=True)
+class TicketDocument:
+    """Everything printed on one ticket page.
+
+    ``code`` is the short human-readable code, ``qr_data`` the signed code for the QR image,
+    ``price`` the formatted amount (e.g. ``"19.90"``). A ``status`` of ``"voided"`` prints the page
+    as VOID and leaves out the QR code.
+    """
+
+    ticket_id: UUID
+    code: str
+    qr_data: str
+    event_title: str
+    venue_name: str
+    event_start_time: datetime
+    timezone: str
+    tier_name: str
+    section: str | None
+    row: str | None
+    seat: str | None
+    price: str
+    currency: str
+    holder_name: str | None = None
+    status: str = "valid"
+
+
+def qr_png(data: str, *, scale: int = 8) -> bytes:
+    """``data`` as a QR code PNG: error correction level M, the standard 4-module quiet zone.
+
+    ``scale`` is the size of one module in pixels. A regular (never Micro) QR code is made, since
+    not every scanner reads Micro QR.
+    """
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    qr = segno.make_qr(data, error="m", boost_error=False)
+    buffer = io.BytesIO()
+    qr.save(buffer, kind="png", scale=scale, border=4)
+    return buffer.getvalue()
+
+
+def tickets_pdf(tickets: Sequence[TicketDocument]) -> bytes:
+    """A PDF with one A4 page per ticket, in the given order."""
+    if not tickets:
+        raise ValueError("a ticket PDF needs at least one ticket")
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.core_fonts_encoding = _ENCODING
+    # Every field is fitted to its box, so nothing may silently spill onto an extra page.
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
+    pdf.set_title("Tickets")
+    pdf.set_creator("ticketing")
+    for ticket in tickets:
+        _ticket_page(pdf, ticket)
+    return bytes(pdf.output())
+
+
+def pdf_safe_text(text: str) -> str:
+    """``text`` reduced to what the PDF core fonts can show, on one line."""
+    out: list[str] = []
+    replaced = False
+    # NFC first, so a letter typed as base + combining accent keeps its accent where it can.
+    for char in unicodedata.normalize("NFC", text[:_MAX_TEXT]):
+        if char in "\t\n\r\v\f\x85\u2028\u2029":
+            out.append(" ")
+        elif unicodedata.category(char) in {"Cc", "Cf", "Mn", "Me"}:
+            # Zero-width joiners, variation selectors, bidi marks, stray combining marks: invisible
+            # or meaningless without their base.
+            continue
+        elif _encodable(char):
+            out.append(char)
+        else:
+            folded = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            if not folded or not _encodable(folded):
+                # One "?" per unprintable run: an emoji sequence or a CJK word reads as one gap.
+                if not replaced:
+                    out.append(_REPLACEMENT)
+                replaced = True
+                continue
+            out.append(folded)
+        replaced = False
+    return " ".join("".join(out).split())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode(_ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _format_start(start: datetime, zone_name: str) -> str:
+    zone: tzinfo
+    try:
+        zone = ZoneInfo(zone_name)
+    except (KeyError, ValueError, OSError):
+        # ZoneInfoNotFoundError is a KeyError; malformed keys raise ValueError or OSError.
+        zone = UTC
+    # A naive time from the store is UTC, never the server's local time.
+    aware = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+    try:
+        local = aware.astimezone(zone)
+    except (OverflowError, ValueError):
+        local = aware.astimezone(UTC)
+    return f"{local:%A}, {local.day} {local:%B %Y}, {local:%H:%M} {local.tzname() or 'UTC'}"
+
+
+def _seat_line(ticket: TicketDocument) -> str:
+    parts = [
+        f"{label} {value.strip()}"
+        for label, value in (("Section", ticket.section), ("Row", ticket.row), ("Seat", ticket.seat))
+        if value and value.strip()
+    ]
+    return ", ".join(parts) if parts else "General admission"
+
+
+def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
+    voided = ticket.status == "voided"
+    pdf.add_page()
+    pdf.set_text_color(*_INK)
+    pdf.set_draw_color(*_INK)
+
+    if voided:
+        pdf.set_fill_color(*_VOID_RED)
+        pdf.set_text_color(255, 255, 255)
+        pdf.set_font("Helvetica", "B", 14)
+        pdf.set_xy(_MARGIN, _MARGIN)
+        pdf.cell(_CONTENT_W, 10, "VOID - this ticket is not valid for entry", align="C", fill=True)
+        pdf.set_text_color(*_INK)
+        pdf.set_y(_MARGIN + 16)
+    else:
+        pdf.set_y(_MARGIN)
+
+    pdf.set_font("Helvetica", "B", 22)
+    for line in _wrap(pdf, pdf_safe_text(ticket.event_title), _CONTENT_W, max_lines=3):
+        pdf.set_x(_MARGIN)
+        pdf.cell(_CONTENT_W, 10, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "", 13)
+    for text in (ticket.venue_name, _format_start(ticket.event_start_time, ticket.timezone)):
+        pdf.cell(_CONTENT_W, 7, _fit(pdf, pdf_safe_text(text), _CONTENT_W), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.line(_MARGIN, pdf.get_y(), _PAGE_W - _MARGIN, pdf.get_y())
+    top = pdf.get_y() + 8
+
+    pdf.set_y(top)
+    fields = [("Ticket type", ticket.tier_name), ("Seat", _seat_line(ticket))]
+    if ticket.holder_name and ticket.holder_name.strip():
+        fields.append(("Name", ticket.holder_name))
+    fields.append(("Price", f"{ticket.price} {ticket.currency}"))
+    if ticket.status not in {"valid", "voided"}:
+        fields.append(("Status", ticket.status.replace("_", " ").capitalize()))
+    for label, value in fields:
+        _field(pdf, label, value)
+
+    code = pdf_safe_text(ticket.code)
+    if voided:
+        # A voided ticket must not carry a code a scanner could still read.
+        pdf.set_draw_color(*_VOID_RED)
+        pdf.set_line_width(1.0)
+        pdf.rect(_QR_X, top, _QR_SIZE, _QR_SIZE)
+        pdf.line(_QR_X, top, _QR_X + _QR_SIZE, top + _QR_SIZE)
+        pdf.line(_QR_X, top + _QR_SIZE, _QR_X + _QR_SIZE, top)
+        pdf.set_line_width(0.2)
+        pdf.set_draw_color(*_INK)
+    else:
+        pdf.image(io.BytesIO(qr_png(ticket.qr_data)), x=_QR_X, y=top, w=_QR_SIZE, h=_QR_SIZE)
+    pdf.set_xy(_QR_X - 10, top + _QR_SIZE + 2)
+    pdf.set_font("Courier", "B", 24)
+    pdf.cell(_QR_SIZE + 20, 12, _fit(pdf, code, _QR_SIZE + 20), align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_x(_QR_X - 10)
+    pdf.set_font("Helvetica", "", 9)
+    pdf.set_text_color(*_MUTED)
+    pdf.cell(_QR_SIZE + 20, 5, "Ticket code", align="C")
+
+    pdf.set_xy(_MARGIN, 270)
+    pdf.set_font("Helvetica", "", 8)
+    pdf.cell(_CONTENT_W, 4, "Show the QR code at the entrance. Each ticket admits one person once.")
+    pdf.set_xy(_MARGIN, 275)
+    pdf.cell(_CONTENT_W, 4, f"Ticket ID {ticket.ticket_id}")
+    pdf.set_text_color(*_INK)
+
+    if voided:
+        pdf.set_text_color(*_VOID_RED)
+        pdf.set_font("Helvetica", "B", 110)
+        with pdf.rotation(angle=35, x=_PAGE_W / 2, y=160):
+            pdf.set_xy(0, 145)
+            pdf.cell(_PAGE_W, 40, "VOID", align="C")
+        pdf.set_text_color(*_INK)
+
+
+def _field(pdf: FPDF, label: str, value: str) -> None:
+    pdf.set_x(_MARGIN)
+    pdf.set_font("Helvetica", "", 9)
+    pdf.set_text_color(*_MUTED)
+    pdf.cell(_DETAILS_W, 5, label.upper(), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(*_INK)
+    pdf.set_font("Helvetica", "B", 15)
+    for line in _wrap(pdf, pdf_safe_text(value), _DETAILS_W, max_lines=2):
+        pdf.cell(_DETAILS_W, 8, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+
+def _wrap(pdf: FPDF, text: str, width: float, *, max_lines: int) -> list[str]:
+    """``text`` broken into at most ``max_lines`` lines of ``width``, the last one ellipsized if cut."""
+    lines: list[str] = []
+    current = ""
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        candidate = f"{current} {word}" if current else word
+        if pdf.get_string_width(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        # A word wider than the line (a URL, a run of "?") is broken between characters.
+        while pdf.get_string_width(current) > width and len(lines) < max_lines:
+            cut = _fitting_prefix(pdf, current, width)
+            lines.append(current[:cut])
+            current = current[cut:]
+        if len(lines) >= max_lines:
+            rest = " ".join([current, *words[index + 1 :]]).strip()
+            if rest:
+                lines[max_lines - 1] = _fit(pdf, f"{lines[max_lines - 1]} {rest}", width)
+            return lines[:max_lines]
+    if current or not lines:
+        lines.append(current)
+    return lines
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    """``text`` if it fits ``width``, else its longest prefix that fits with an ellipsis."""
+    if pdf.get_string_width(text) <= width:
+        return text
+    cut = _fitting_prefix(pdf, text, width - pdf.get_string_width(_ELLIPSIS))
+    return text[:cut].rstrip() + _ELLIPSIS
+
+
+def _fitting_prefix(pdf: FPDF, text: str, width: float) -> int:
+    """Length of the longest prefix of ``text`` within ``width``; at least 1 so callers progress."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if pdf.get_string_width(text[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -1,0 +1,348 @@
+"""Payment commands: start a PaymentIntent, apply provider outcomes, refund.
+
+The provider is called outside any inventory claim (and outside the claims lock), so its latency
+never holds up other buyers. Every outcome is idempotent: the order's own state decides whether
+a repeated or reordered delivery still has anything to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from commands.base import utcnow
+from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError
+from commands.sales import SalesCommands
+from domain.errors import Conflict, Forbidden, NotFound
+from domain.event import Event
+from domain.offer import Offer, SoldOut
+from domain.order import Order, WrongOrderState
+from domain.seat import Seat, SeatTaken
+
+log = logging.getLogger("payments")
+
+PAID_STATES = ("paid", "partially_refunded", "refunded")
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    order: Order
+    intent: Intent | None
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    # While the buyer is paying, the hold is kept at least this long.
+    payment_hold_seconds: int = 600
+    # Buyers may refund themselves until this long before the show starts.
+    refund_cutoff_hours: int = 48
+
+
+class PaymentCommands(SalesCommands):
+    gateway: PaymentGateway | None = None
+    payment_policy = PaymentPolicy()
+
+    def _gateway(self) -> PaymentGateway:
+        if self.gateway is None:
+            raise PaymentProviderError("no payment provider is configured")
+        return self.gateway
+
+    # Starting a payment -----------------------------------------------------------------
+
+    def start_payment(self, order_id: UUID, *, at: datetime | None = None) -> PaymentStart:
+        """Create (or return the existing) PaymentIntent for a held order; free orders are
+        confirmed at once. The hold is extended so the buyer has time to pay."""
+        now = at or utcnow()
+        order = self.get_order(order_id)
+        if order.status in PAID_STATES:
+            raise WrongOrderState(f"this order is already {order.status}")
+        order.check_payable(now)
+        if order.total == 0:
+            self.capture_payment(order_id, None, 0, at=now)
+            return PaymentStart(self.get_order(order_id), None)
+        if order.payment_intent_id:
+            intent = self._gateway().get_intent(order.payment_intent_id)
+            order = self._keep_hold(order_id, intent.id, now)
+            return PaymentStart(order, intent)
+        show = self.load(order.event_id, "event", Event)
+        intent = self._gateway().create_intent(
+            order_id=order.id, amount=order.total, currency=order.currency, description=f"{show.title} — order"
+        )
+        order = self._keep_hold(order_id, intent.id, now)
+        if order.payment_intent_id != intent.id:
+            # Another request started a payment first; theirs is the one to use.
+            intent = self._gateway().get_intent(order.payment_intent_id or intent.id)
+        return PaymentStart(order, intent)
+
+    def _keep_hold(self, order_id: UUID, intent_id: str, now: datetime) -> Order:
+        until = now + timedelta(seconds=self.payment_policy.payment_hold_seconds)
+
+        def attempt() -> Order:
+            order = self.get_order(order_id)
+            if order.payment_intent_id not in (None, intent_id):
+                return order
+            if order.payment_intent_id == intent_id and order.hold_expires_at >= until:
+                return order
+            order.start_payment(intent_id, until, now)
+            self.save(order)
+            return order
+
+        return self.retrying(attempt)
+
+    # Provider outcomes ------------------------------------------------------------------
+
+    def capture_payment(self, order_id: UUID, intent_id: str | None, amount: int, *, at: datetime | None = None) -> str:
+        """Money was captured: sell the held inventory and issue tickets. Idempotent.
+
+        A payment that arrives after the hold lapsed claims the same inventory again if it is
+        still free; otherwise the money goes back automatically. Returns what happened:
+        paid | paid_late | duplicate | refunded.
+        """
+        now = at or utcnow()
+
+        def attempt() -> str:
+            order = self.get_order(order_id)
+            if order.status in PAID_STATES:
+                if intent_id and order.payment_intent_id and intent_id != order.payment_intent_id:
+                    return "refund_other_intent"  # a second intent for a paid order was charged
+                return "duplicate"
+            late = order.status != "held"
+            try:
+                inventory = self._sell_unheld(order) if late else self._sell_held(order)
+                order.pay(intent_id, amount, now, late=late)
+            except (SoldOut, SeatTaken):
+                return "refund"
+            except Conflict as error:
+                if error.code != "amount_mismatch":
+                    raise
+                log.error("order %s: captured %s but total is %s; refunding", order_id, amount, order.total)
+                return "refund"
+            self.save(order, *inventory)
+            return "paid_late" if late else "paid"
+
+        outcome = self.retrying(attempt)
+        if outcome in ("refund", "refund_other_intent") and intent_id:
+            self._refund_unusable_payment(order_id, intent_id, amount, now, outcome == "refund")
+            return "refunded"
+        return outcome
+
+    def _sell_held(self, order: Order) -> list[Any]:
+        changed: list[Any] = []
+        for offer, quantity in self._quota_offers(order):
+            offer.sell(order.id, quantity)
+            changed.append(offer)
+        for seat_id in order.seat_ids():
+            seat = self.load(seat_id, "seat", Seat)
+            seat.sell(order.id)
+            changed.append(seat)
+        return changed
+
+    def _sell_unheld(self, order: Order) -> list[Any]:
+        changed: list[Any] = []
+        for offer, quantity in self._quota_offers(order):
+            offer.sell_unheld(order.id, quantity)
+            changed.append(offer)
+        for seat_id in order.seat_ids():
+            seat = self.load(seat_id, "seat", Seat)
+            seat.sell_unheld(order.id)
+            changed.append(seat)
+        return changed
+
+    def _refund_unusable_payment(self, order_id: UUID, intent_id: str, amount: int, now: datetime, mark: bool) -> None:
+        refund = self._gateway().refund(
+            intent_id=intent_id,
+            amount=amount,
+            idempotency_key=f"late-{intent_id}",
+            reason="inventory no longer available",
+        )
+        log.warning("order %s: payment %s refunded automatically (%s)", order_id, intent_id, refund.id)
+        if not mark:
+            return
+
+        def attempt() -> None:
+            order = self.get_order(order_id)
+            order.refund_late_payment(intent_id, amount, refund.id, now)
+            self.save(order)
+
+        self.retrying(attempt)
+
+    def record_payment_failure(self, order_id: UUID, intent_id: str, reason: str) -> bool:
+        """A declined attempt; the hold stays until its deadline. Returns whether it was recorded."""
+
+        def attempt() -> bool:
+            order = self.get_order(order_id)
+            before = order.version
+            order.record_payment_failure(intent_id, reason)
+            if order.version == before:
+                return False
+            self.save(order)
+            return True
+
+        return self.retrying(attempt)
+
+    # Refunds ----------------------------------------------------------------------------
+
+    def refund_order(
+        self,
+        order_id: UUID,
+        *,
+        actor_id: UUID,
+        actor_role: str,
+        ticket_ids: list[UUID] | None = None,
+        amount: int | None = None,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> Order:
+        """Refund some tickets (or all) through the provider, void them, return their inventory.
+
+        Buyers may do it until the refund cutoff before the show; the organizer and admins any time.
+        """
+        now = at or utcnow()
+        order = self.get_order(order_id)
+        show = self.load(order.event_id, "event", Event)
+        if actor_role != "admin" and actor_id not in (order.buyer_id, show.organizer_id):
+            raise NotFound("order not found", code="order_not_found")
+        if actor_role != "admin" and actor_id != show.organizer_id:
+            cutoff = show.start_time - timedelta(hours=self.payment_policy.refund_cutoff_hours)
+            if now >= cutoff:
+                raise Forbidden("the refund window for this event has closed", code="refund_window_closed")
+        tickets = order.tickets_to_refund(ticket_ids)
+        value = sum(t["price"] for t in tickets)
+        if amount is not None and amount != value:
+            raise Conflict(f"a refund of these tickets is {value} in minor units, not {amount}", code="amount_mismatch")
+        ids = sorted(str(t["id"]) for t in tickets)
+        key = hashlib.sha256(f"{order_id}:{','.join(ids)}".encode()).hexdigest()[:32]
+        if order.payment_intent_id is None or value == 0:
+            refund_id = f"free-{key}"
+        else:
+            refund_id = (
+                self._gateway()
+                .refund(intent_id=order.payment_intent_id, amount=value, idempotency_key=f"refund-{key}", reason=reason)
+                .id
+            )
+        return self.apply_refund(order_id, refund_id, [t["id"] for t in tickets], value, reason or "requested", at=now)
+
+    def apply_refund(
+        self,
+        order_id: UUID,
+        refund_id: str,
+        ticket_ids: list[UUID],
+        amount: int,
+        reason: str,
+        *,
+        at: datetime | None = None,
+    ) -> Order:
+        """Record a refund and put the voided tickets' seats and quantity back on sale. Idempotent."""
+        now = at or utcnow()
+
+        def attempt() -> Order:
+            order = self.get_order(order_id)
+            if refund_id in order.refund_ids:
+                return order
+            tickets = order.tickets_to_refund(ticket_ids)
+            order.refund(refund_id, [t["id"] for t in tickets], amount, reason, now)
+            self.save(order, *self._take_back(order, tickets))
+            return order
+
+        return self.retrying(attempt)
+
+    def refund_remaining(self, order_id: UUID, refund_id: str, reason: str) -> Order | None:
+        """A refund made outside this service covered the whole charge: void what is left."""
+        order = self.get_order(order_id)
+        if order.status not in ("paid", "partially_refunded") or refund_id in order.refund_ids:
+            return None
+        tickets = order.valid_tickets()
+        return self.apply_refund(
+            order_id, refund_id, [t["id"] for t in tickets], sum(t["price"] for t in tickets), reason
+        )
+
+    def _take_back(self, order: Order, tickets: list[Any]) -> list[Any]:
+        changed: list[Any] = []
+        per_offer: dict[UUID, int] = {}
+        for ticket in tickets:
+            per_offer[ticket["offer_id"]] = per_offer.get(ticket["offer_id"], 0) + 1
+            if ticket["seat_id"] is not None:
+                seat = self.load(ticket["seat_id"], "seat", Seat)
+                if seat.order_id == order.id and seat.status == "sold":
+                    seat.take_back(order.id)
+                    changed.append(seat)
+        for offer_id, count in per_offer.items():
+            offer = self.load(offer_id, "offer", Offer)
+            if offer.has_quota:
+                offer.take_back(order.id, count)
+                changed.append(offer)
+        return changed
+
+    def cancel_unpaid(self, order_id: UUID) -> bool:
+        """Cancel a held order (its event was cancelled). Returns whether it was held."""
+        try:
+            self.cancel_order(order_id)
+        except WrongOrderState:
+            return False
+        return True
+
+    # Provider deliveries -----------------------------------------------------------------
+
+    def apply_provider_event(self, type_: str, payload: dict[str, Any]) -> str:
+        """Translate one Stripe event into the command it stands for; returns the outcome."""
+        obj: dict[str, Any] = payload.get("data", {}).get("object", {}) or {}
+        try:
+            return self._apply_provider_object(type_, obj)
+        except NotFound:
+            # An intent for an order this service does not know (another deployment's, or a
+            # test payment); retrying would never succeed.
+            return "ignored_unknown_order"
+
+    def _apply_provider_object(self, type_: str, obj: dict[str, Any]) -> str:
+        if type_ == "payment_intent.succeeded":
+            order_id = _order_id(obj)
+            if order_id is None:
+                return "ignored_no_order"
+            amount = int(obj.get("amount_received") or obj.get("amount") or 0)
+            return self.capture_payment(order_id, str(obj["id"]), amount)
+        if type_ == "payment_intent.payment_failed":
+            order_id = _order_id(obj)
+            if order_id is None:
+                return "ignored_no_order"
+            error = obj.get("last_payment_error") or {}
+            reason = str(error.get("message") or error.get("code") or "payment failed")
+            return "failure_recorded" if self.record_payment_failure(order_id, str(obj["id"]), reason) else "duplicate"
+        if type_ == "charge.refunded":
+            return self._apply_charge_refunded(obj)
+        return "ignored_type"
+
+    def _apply_charge_refunded(self, charge: dict[str, Any]) -> str:
+        intent_id = charge.get("payment_intent")
+        order_id = _order_id(charge)
+        if order_id is None and intent_id:
+            order_id = _uuid(self._gateway().get_intent(str(intent_id)).order_id)
+        if order_id is None:
+            return "ignored_no_order"
+        order = self.get_order(order_id)
+        refunds = (charge.get("refunds") or {}).get("data") or []
+        unknown = [r for r in refunds if r.get("id") not in order.refund_ids]
+        if not unknown:
+            return "duplicate"
+        if int(charge.get("amount_refunded") or 0) >= int(charge.get("amount") or order.amount_paid):
+            self.refund_remaining(order_id, str(unknown[-1]["id"]), "refunded at the provider")
+            return "refunded"
+        # A partial refund made at the provider names no tickets; it is logged, not guessed at.
+        log.warning(
+            "order %s: partial refund(s) %s made outside this service", order_id, [r.get("id") for r in unknown]
+        )
+        return "ignored_partial_external"
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _order_id(obj: dict[str, Any]) -> UUID | None:
+    return _uuid((obj.get("metadata") or {}).get("order_id"))

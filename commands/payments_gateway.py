@@ -1,0 +1,103 @@
+"""The payment provider as the commands see it, and its Stripe adapter (thin, no rules)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+import stripe
+
+from domain.errors import DomainError
+
+log = logging.getLogger("payments")
+
+
+class PaymentProviderError(DomainError):
+    """The provider failed or refused; nothing changed on our side (502)."""
+
+    code = "payment_provider_error"
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    client_secret: str
+    amount: int
+    currency: str
+    status: str
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    id: str
+    amount: int
+    status: str
+
+
+class PaymentGateway(Protocol):
+    def create_intent(self, *, order_id: UUID, amount: int, currency: str, description: str) -> Intent: ...
+
+    def get_intent(self, intent_id: str) -> Intent: ...
+
+    def refund(self, *, intent_id: str, amount: int, idempotency_key: str, reason: str) -> ProviderRefund: ...
+
+
+class StripeGateway:
+    """PaymentIntents and refunds through the official SDK (Stripe, or localstripe in development)."""
+
+    def __init__(self, api_key: str, api_base: str = "") -> None:
+        addresses: Any = {"api": api_base} if api_base else None
+        self.client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)
+
+    def create_intent(self, *, order_id: UUID, amount: int, currency: str, description: str) -> Intent:
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params={
+                    "amount": amount,
+                    "currency": currency.lower(),
+                    # localstripe accepts only these parameters, and they are all Stripe needs.
+                    "metadata": {"order_id": str(order_id), "description": description[:400]},
+                },
+                # Stripe returns the same intent for a repeated key, even across our processes.
+                options={"idempotency_key": f"order-{order_id}"},
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(f"the payment provider refused: {error.user_message or error}") from error
+        return _intent(intent)
+
+    def get_intent(self, intent_id: str) -> Intent:
+        try:
+            return _intent(self.client.v1.payment_intents.retrieve(intent_id))
+        except stripe.StripeError as error:
+            raise PaymentProviderError(f"the payment provider failed: {error.user_message or error}") from error
+
+    def refund(self, *, intent_id: str, amount: int, idempotency_key: str, reason: str) -> ProviderRefund:
+        try:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": intent_id, "amount": amount, "metadata": {"reason": reason[:200]}},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(f"the refund was refused: {error.user_message or error}") from error
+        return ProviderRefund(id=refund.id, amount=int(refund.amount), status=str(refund.status))
+
+
+def _intent(intent: Any) -> Intent:
+    metadata = getattr(intent, "metadata", None)
+    order_id = None
+    if metadata is not None:
+        try:
+            order_id = metadata["order_id"]
+        except KeyError:
+            order_id = None
+    return Intent(
+        id=intent.id,
+        client_secret=intent.client_secret or "",
+        amount=int(intent.amount),
+        currency=str(intent.currency).upper(),
+        status=str(intent.status),
+        order_id=order_id,
+    )

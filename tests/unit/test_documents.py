@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import zlib
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from api.documents import TicketDocument, pdf_safe_text, qr_png, tickets_pdf
+from commands.tickets_signing import TicketSigner, human_code
+
+SIGNER = TicketSigner.from_secret("documents-test-secret")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def ticket(**changes: object) -> TicketDocument:
+    ticket_id, event_id = uuid4(), uuid4()
+    document = TicketDocument(
+        ticket_id=ticket_id,
+        code=human_code(ticket_id),
+        qr_data=SIGNER.sign(ticket_id, event_id),
+        event_title="The Demo Band — Live",
+        venue_name="Demo Arena",
+        event_start_time=datetime(2031, 5, 1, 17, 0, tzinfo=UTC),
+        timezone="Europe/Berlin",
+        tier_name="Seated",
+        section="B",
+        row="3",
+        seat="12",
+        price="19.90",
+        currency="EUR",
+        holder_name="Zoë O’Brien",
+    )
+    return dataclasses.replace(document, **changes)  # type: ignore[arg-type]
+
+
+def page_count(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page\b", pdf))
+
+
+def image_count(pdf: bytes) -> int:
+    return len(re.findall(rb"/Subtype\s*/Image\b", pdf))
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    """The text drawn on each page, read from the (deflated) content streams in page order."""
+    pages = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        if b"BT " in content and b" Tj" in content:
+            shown = re.findall(rb"\(((?:\\.|[^\\)])*)\) Tj", content)
+            pages.append("\n".join(text.decode("cp1252", "replace") for text in shown))
+    return pages
+
+
+def test_qr_png_is_a_decodable_square_png_of_plausible_size() -> None:
+    png = qr_png(SIGNER.sign(uuid4(), uuid4()))
+    assert png.startswith(PNG_SIGNATURE)
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        width, height = image.size
+    assert width == height
+    assert width % 8 == 0
+    # A 137-character code needs a version 7 or 8 symbol (45 or 49 modules) plus 2 * 4 quiet-zone modules.
+    assert (45 + 8) * 8 <= width <= (49 + 8) * 8
+    assert len(png) < 5_000
+
+
+def test_qr_png_scale_sets_the_module_size() -> None:
+    data = SIGNER.sign(uuid4(), uuid4())
+    with Image.open(io.BytesIO(qr_png(data, scale=2))) as small, Image.open(io.BytesIO(qr_png(data, scale=8))) as big:
+        assert big.size[0] == 4 * small.size[0]
+    with pytest.raises(ValueError):
+        qr_png(data, scale=0)
+
+
+def test_short_data_still_gets_a_regular_qr_code() -> None:
+    # segno would pick a Micro QR for a few characters, which many phone scanners cannot read.
+    with Image.open(io.BytesIO(qr_png("A1", scale=1))) as image:
+        assert image.size == (21 + 8, 21 + 8)
+
+
+def test_pdf_has_one_page_and_one_qr_code_per_ticket() -> None:
+    for count in (1, 3):
+        pdf = tickets_pdf([ticket() for _ in range(count)])
+        assert pdf.startswith(b"%PDF")
+        assert pdf.rstrip().endswith(b"%%EOF")
+        assert page_count(pdf) == count
+        assert image_count(pdf) == count
+        assert len(pdf) < 8_000 * count
+
+
+def test_pdf_page_shows_the_ticket_details_in_the_events_time_zone() -> None:
+    document = ticket()
+    [text] = page_texts(tickets_pdf([document]))
+    for expected in (
+        "The Demo Band — Live",
+        "Demo Arena",
+        "Thursday, 1 May 2031, 19:00 CEST",
+        "Seated",
+        "Section B, Row 3, Seat 12",
+        "Zoë O’Brien",
+        "19.90 EUR",
+        document.code,
+        str(document.ticket_id),
+    ):
+        assert expected in text
+    assert "VOID" not in text
+
+
+def test_ticket_without_a_seat_is_general_admission_and_holder_is_optional() -> None:
+    [text] = page_texts(tickets_pdf([ticket(section=None, row=None, seat=None, holder_name=None)]))
+    assert "General admission" in text
+    assert "NAME" not in text
+
+
+def test_unknown_time_zone_falls_back_to_utc_and_naive_times_are_utc() -> None:
+    [unknown, naive] = page_texts(
+        tickets_pdf(
+            [
+                ticket(timezone="Mars/Olympus_Mons"),
+                ticket(event_start_time=datetime(2031, 12, 1, 18, 30), timezone="America/New_York"),
+            ]
+        )
+    )
+    assert "17:00 UTC" in unknown
+    assert "Monday, 1 December 2031, 13:30 EST" in naive
+
+
+def test_voided_ticket_is_marked_void_and_carries_no_qr_code() -> None:
+    pdf = tickets_pdf([ticket(), ticket(status="voided")])
+    valid, voided = page_texts(pdf)
+    assert "VOID" in voided
+    assert "VOID" not in valid
+    assert page_count(pdf) == 2
+    assert image_count(pdf) == 1
+
+
+def test_unicode_and_very_long_text_render_on_a_single_page() -> None:
+    pdf = tickets_pdf(
+        [
+            ticket(
+                event_title="Hatsune Miku 初音ミク 🎤🎶 — ライブ", venue_name="東京ドーム", holder_name="👨‍👩‍👧 family"
+            ),
+            ticket(event_title="Very long title " * 300, venue_name="v" * 5000, tier_name="x" * 5000, seat="9" * 500),
+            ticket(event_title="", venue_name="", tier_name="", code="", price="", currency=""),
+            ticket(event_title="Line\nbreaks\tand\x00controls\u200b\u202e and (parentheses) \\ backslash"),
+        ]
+    )
+    assert page_count(pdf) == 4
+    texts = page_texts(pdf)
+    assert "Hatsune Miku ? ? — ?" in texts[0]
+    assert "…" in texts[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    title=st.text(),
+    venue=st.text(),
+    tier=st.text(),
+    holder=st.none() | st.text(),
+    seat=st.none() | st.text(),
+    zone=st.text(),
+    code=st.text(),
+)
+def test_any_text_renders_without_error(
+    title: str, venue: str, tier: str, holder: str | None, seat: str | None, zone: str, code: str
+) -> None:
+    pdf = tickets_pdf(
+        [
+            ticket(
+                event_title=title,
+                venue_name=venue,
+                tier_name=tier,
+                holder_name=holder,
+                seat=seat,
+                timezone=zone,
+                code=code,
+            )
+        ]
+    )
+    assert page_count(pdf) == 1
+
+
+@given(st.text())
+def test_pdf_safe_text_is_always_printable_with_the_core_fonts(text: str) -> None:
+    safe = pdf_safe_text(text)
+    safe.encode("cp1252")
+    assert "\n" not in safe
+
+
+def test_pdf_safe_text_keeps_what_it_can_and_marks_the_rest() -> None:
+    assert pdf_safe_text("The Demo Band — Live") == "The Demo Band — Live"
+    assert pdf_safe_text("Zoë “Ő” ﬁnal Ｆｕｌｌ café") == "Zoë “O” final Full café"
+    assert pdf_safe_text("Rock 🎸🎸 東京") == "Rock ? ?"
+    assert pdf_safe_text("two\nlines\t ") == "two lines"
+    assert pdf_safe_text("cafe\u0301") == "café"
+
+
+def test_an_empty_ticket_list_is_refused() -> None:
+    with pytest.raises(ValueError):
+        tickets_pdf([])
