@@ -70,6 +70,7 @@ class Order(msgspec.Struct):
     closed_at: datetime | None
     amount_paid: str
     amount_refunded: str
+    payment_intent_id: str | None
     paid_at: datetime | None
     last_payment_error: str | None
     tickets: list[OrderTicket]
@@ -111,6 +112,7 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
         closed_at=row["closed_at"],
         amount_paid=money(row["amount_paid"], currency) or "0",
         amount_refunded=money(row["amount_refunded"], currency) or "0",
+        payment_intent_id=row["payment_intent_id"],
         paid_at=row["paid_at"],
         last_payment_error=row["last_payment_error"],
         tickets=[
