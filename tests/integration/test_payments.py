@@ -1,0 +1,67 @@
+"""Payment commands against the real event store and localstripe."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import UUID, uuid4
+
+import pytest
+
+from commands.boxoffice import BoxOffice
+from commands.sales import ItemRequest
+from domain.errors import Forbidden, NotFound
+from domain.order import compute_fee
+
+
+def free_show(app: BoxOffice, starts_in: timedelta) -> tuple[UUID, UUID, UUID]:
+    venue = app.create_venue(name="Free hall", address="", city="Lyon", country="FR", capacity=100)
+    start = datetime.now(timezone.utc) + starts_in
+    organizer = uuid4()
+    show = app.create_event(organizer_id=organizer, venue_id=venue.id, title="Open day", description="",
+                            start_time=start, end_time=start + timedelta(hours=2))  # fmt: skip
+    tier = app.add_tier(show.id, name="Entry", kind="general", section_ids=[])
+    offer = app.add_offer(show.id, tier, name="Free", price=0, currency="EUR", quantity_for_sale=50)
+    app.publish_event(show.id)
+    return show.id, offer.id, organizer
+
+
+def test_a_free_order_is_confirmed_without_the_payment_provider(boxoffice: BoxOffice) -> None:
+    _, offer, _ = free_show(boxoffice, timedelta(days=5))
+    order, _ = boxoffice.place_order(uuid4(), [ItemRequest(offer, 2)])
+    started = boxoffice.start_payment(order.id)
+    assert started.intent is None
+    assert started.order.status == "paid" and len(started.order.tickets) == 2
+    assert started.order.payment_intent_id is None
+
+
+def test_buyers_refund_only_before_the_cutoff_organizers_any_time(boxoffice: BoxOffice) -> None:
+    _, offer, organizer = free_show(boxoffice, timedelta(hours=10))
+    buyer = uuid4()
+    order, _ = boxoffice.place_order(buyer, [ItemRequest(offer, 2)])
+    boxoffice.start_payment(order.id)
+    with pytest.raises(Forbidden):
+        boxoffice.refund_order(order.id, actor_id=buyer, actor_role="attendee")
+    with pytest.raises(NotFound):
+        boxoffice.refund_order(order.id, actor_id=uuid4(), actor_role="organizer")
+    first = boxoffice.get_order(order.id).tickets[0]["id"]
+    refunded = boxoffice.refund_order(order.id, actor_id=organizer, actor_role="organizer", ticket_ids=[first])
+    assert refunded.status == "partially_refunded"
+    assert [t["status"] for t in refunded.tickets] == ["voided", "valid"]
+
+
+def test_fees_are_part_of_the_total_and_spread_over_the_tickets(boxoffice: BoxOffice) -> None:
+    from commands.sales import SalesPolicy
+
+    boxoffice.policy = SalesPolicy(hold_seconds=900, fee_basis_points=250, fee_fixed=99)
+    venue = boxoffice.create_venue(name="Fee hall", address="", city="Rome", country="IT", capacity=10)
+    start = datetime.now(timezone.utc) + timedelta(days=3)
+    show = boxoffice.create_event(organizer_id=uuid4(), venue_id=venue.id, title="Fees", description="",
+                                  start_time=start, end_time=start + timedelta(hours=1))  # fmt: skip
+    tier = boxoffice.add_tier(show.id, name="GA", kind="general", section_ids=[])
+    offer = boxoffice.add_offer(show.id, tier, name="GA", price=3333, currency="EUR", quantity_for_sale=10)
+    boxoffice.publish_event(show.id)
+    order, _ = boxoffice.place_order(uuid4(), [ItemRequest(offer.id, 3)])
+    assert order.fees == compute_fee(9999, 250, 99) and order.total == 9999 + order.fees
+    boxoffice.capture_payment(order.id, None, order.total)
+    paid = boxoffice.get_order(order.id)
+    assert sum(t["price"] for t in paid.tickets) == paid.total
