@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -15,7 +15,7 @@ from domain.order import compute_fee
 
 def free_show(app: BoxOffice, starts_in: timedelta) -> tuple[UUID, UUID, UUID]:
     venue = app.create_venue(name="Free hall", address="", city="Lyon", country="FR", capacity=100)
-    start = datetime.now(timezone.utc) + starts_in
+    start = datetime.now(UTC) + starts_in
     organizer = uuid4()
     show = app.create_event(organizer_id=organizer, venue_id=venue.id, title="Open day", description="",
                             start_time=start, end_time=start + timedelta(hours=2))  # fmt: skip
@@ -54,7 +54,7 @@ def test_fees_are_part_of_the_total_and_spread_over_the_tickets(boxoffice: BoxOf
 
     boxoffice.policy = SalesPolicy(hold_seconds=900, fee_basis_points=250, fee_fixed=99)
     venue = boxoffice.create_venue(name="Fee hall", address="", city="Rome", country="IT", capacity=10)
-    start = datetime.now(timezone.utc) + timedelta(days=3)
+    start = datetime.now(UTC) + timedelta(days=3)
     show = boxoffice.create_event(organizer_id=uuid4(), venue_id=venue.id, title="Fees", description="",
                                   start_time=start, end_time=start + timedelta(hours=1))  # fmt: skip
     tier = boxoffice.add_tier(show.id, name="GA", kind="general", section_ids=[])
