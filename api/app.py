@@ -23,15 +23,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from api.auth import AuthController, build_jwt_auth
+from api.auth import build_jwt_auth
 from api.errors import EXCEPTION_HANDLERS
-from api.events import ROUTES as EVENT_ROUTES
-from api.orders import OrderController
+from api.routes import API_ROUTES
 from api.services import PositionWatcher, Services
 from api.system import SystemController
-from api.tickets import MyTicketsController, TicketController
-from api.venues import VenueController
-from api.webhooks import WebhookController
 from commands.setup import open_accounts, open_boxoffice, open_inbox
 from commands.tickets_signing import TicketSigner
 from ticketing import Settings
@@ -125,18 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services: Services = state.services
         return services
 
-    api = Router(
-        path="/api/v1",
-        route_handlers=[
-            AuthController,
-            VenueController,
-            *EVENT_ROUTES,
-            OrderController,
-            MyTicketsController,
-            TicketController,
-            WebhookController,
-        ],
-    )
+    api = Router(path="/api/v1", route_handlers=API_ROUTES)
     assets = [
         create_static_files_router(path="/schema/assets/swagger", directories=[ASSETS / "swagger-ui-dist"],
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
