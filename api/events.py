@@ -199,9 +199,47 @@ class Event(msgspec.Struct):
         )
 
 
+class Attraction(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str
+    image_url: str
+
+
+class AttractionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Title
+    description: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    image_url: Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^(https?://\S+)?$")] = ""
+
+
 class EventDetail(Event):
     tiers: list[Tier] = []
     offers: list[Offer] = []
+    attractions: list[Attraction] = []
+
+
+class PriceCell(msgspec.Struct):
+    offer_id: UUID
+    name: str
+    price: str
+    available: int
+    status: str
+
+
+class PricingRow(msgspec.Struct):
+    day: str | None
+    tier_id: UUID
+    tier_name: str
+    kind: str
+    offers: list[PriceCell]
+
+
+class PricingMatrix(msgspec.Struct):
+    event_id: UUID
+    currency: str | None
+    days: list[str]
+    tiers: list[str]
+    rows: list[PricingRow]
 
 
 class SeatOut(msgspec.Struct):
@@ -256,6 +294,7 @@ async def _detail(services: Services, row: dict[str, Any]) -> EventDetail:
     async with services.pool.connection() as conn:
         tier_rows = await queries.tiers(conn, row["id"])
         offer_rows = await queries.offers(conn, row["id"])
+        lineup = await queries.attractions(conn, row["id"])
     offers = [Offer.of(o) for o in offer_rows]
     tiers = [
         Tier(
@@ -272,7 +311,8 @@ async def _detail(services: Services, row: dict[str, Any]) -> EventDetail:
         for t in tier_rows
     ]
     base = Event.of(row)
-    return EventDetail(**msgspec.structs.asdict(base), tiers=tiers, offers=offers)
+    attractions = [Attraction(a["id"], a["name"], a["description"], a["image_url"]) for a in lineup]
+    return EventDetail(**msgspec.structs.asdict(base), tiers=tiers, offers=offers, attractions=attractions)
 
 
 async def _event_row(services: Services, event_id: UUID) -> dict[str, Any]:
@@ -372,6 +412,63 @@ class EventController(Controller):
         changes = _changes(data, {"days": lambda days: [d.isoformat() for d in days]})
         await services.command(lambda: services.boxoffice.update_event(event_id, changes))
         return await _detail(services, await _event_row(services, event_id))
+
+    @delete("/{event_id:uuid}", operation_id="deleteEvent", status_code=204)
+    async def delete_draft(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
+        """Delete a draft (published events are cancelled instead: 409)."""
+        await _owned_event(services, request.user, event_id)
+        await services.command(lambda: services.boxoffice.delete_event(event_id))
+
+    @post("/{event_id:uuid}/attractions", operation_id="addAttraction", status_code=201)
+    async def add_attraction(
+        self, event_id: UUID, data: AttractionCreate, request: Request[Principal, Any, Any], services: Services
+    ) -> Attraction:
+        """Add a performer or act to the lineup (searchable)."""
+        await _owned_event(services, request.user, event_id)
+        attraction_id = await services.command(
+            lambda: services.boxoffice.add_attraction(
+                event_id, name=data.name, description=data.description, image_url=data.image_url
+            )
+        )
+        return Attraction(attraction_id, " ".join(data.name.split()), data.description, data.image_url)
+
+    @delete("/{event_id:uuid}/attractions/{attraction_id:uuid}", operation_id="removeAttraction", status_code=204)
+    async def remove_attraction(
+        self, event_id: UUID, attraction_id: UUID, request: Request[Principal, Any, Any], services: Services
+    ) -> None:
+        """Take an act off the lineup."""
+        await _owned_event(services, request.user, event_id)
+        await services.command(lambda: services.boxoffice.remove_attraction(event_id, attraction_id))
+
+    @get("/{event_id:uuid}/pricing-matrix", operation_id="getPricingMatrix", exclude_from_auth=True)
+    async def pricing_matrix(
+        self, event_id: UUID, request: Request[Any, Any, Any], services: Services
+    ) -> PricingMatrix:
+        """Day x tier price grid (tiers without a day apply to every day)."""
+        async with services.pool.connection() as conn:
+            row = _visible(await queries.event(conn, event_id), optional_principal(request))
+            tier_rows = await queries.tiers(conn, event_id)
+            offer_rows = await queries.offers(conn, event_id)
+        days: list[str] = list(row["days"] or []) or sorted({t["day"] for t in tier_rows if t["day"]})
+        rows: list[PricingRow] = []
+        day_slots: list[str | None] = list(days) or [None]
+        for day in day_slots:
+            for t in tier_rows:
+                if t["day"] is not None and t["day"] != day:
+                    continue
+                cells = [
+                    PriceCell(o.id, o.name, o.price, o.available, o.status)
+                    for o in map(Offer.of, offer_rows)
+                    if o.tier_id == t["id"]
+                ]
+                rows.append(PricingRow(day=day, tier_id=t["id"], tier_name=t["name"], kind=t["kind"], offers=cells))
+        return PricingMatrix(
+            event_id=event_id,
+            currency=row["currency"],
+            days=days,
+            tiers=list(dict.fromkeys(t["name"] for t in tier_rows)),
+            rows=rows,
+        )
 
     @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200)
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:

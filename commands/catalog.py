@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from commands.base import BaseApplication
-from domain.errors import Forbidden, Invalid
+from domain.category import Category
+from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.event import Event, WrongEventState
 from domain.offer import Offer
 from domain.seat import Seat
@@ -71,6 +75,35 @@ class CatalogCommands(BaseApplication):
     def get_venue(self, venue_id: UUID) -> Venue:
         return self.load(venue_id, "venue", Venue)
 
+    # Categories ------------------------------------------------------------------------
+
+    def create_category(self, name: str, parent_id: UUID | None = None) -> Category:
+        """A segment (no parent), a genre (under a segment) or a sub-genre (under a genre)."""
+        category = self.load(parent_id, "category", Category).child(name) if parent_id else Category.segment(name)
+        try:
+            self.save(category)
+        except IntegrityError:
+            raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
+        return category
+
+    def check_categories(self, segment_id: UUID | None, genre_id: UUID | None, sub_genre_id: UUID | None) -> None:
+        """Each given category exists, sits at its level, and they form one branch of the tree."""
+        levels = (("segment", segment_id), ("genre", genre_id), ("sub_genre", sub_genre_id))
+        parent: Category | None = None
+        for level, category_id in levels:
+            if category_id is None:
+                parent = None
+                continue
+            try:
+                category = self.load(category_id, level.replace("_", "-"), Category)
+            except NotFound:
+                raise Invalid(f"unknown {level.replace('_', '-')}", field=f"{level}_id") from None
+            if category.level != level:
+                raise Invalid(f"that category is not a {level.replace('_', '-')}", field=f"{level}_id")
+            if parent is not None and category.parent_id != parent.id:
+                raise Invalid(f"that {level.replace('_', '-')} is not under the given parent", field=f"{level}_id")
+            parent = category
+
     # Events ----------------------------------------------------------------------------
 
     def create_event(
@@ -92,6 +125,7 @@ class CatalogCommands(BaseApplication):
         venue = self.load(venue_id, "venue", Venue)
         if not venue.active:
             raise Invalid("this venue is not active", field="venue_id")
+        self.check_categories(segment_id, genre_id, sub_genre_id)
         show = Event.schedule(
             organizer_id=organizer_id,
             venue_id=venue_id,
@@ -124,6 +158,9 @@ class CatalogCommands(BaseApplication):
             show = self.get_event(event_id)
             if "venue_id" in changes:
                 self.load(changes["venue_id"], "venue", Venue)
+            if {"segment_id", "genre_id", "sub_genre_id"} & set(changes):
+                merged = {k: changes.get(k, getattr(show, k)) for k in ("segment_id", "genre_id", "sub_genre_id")}
+                self.check_categories(merged["segment_id"], merged["genre_id"], merged["sub_genre_id"])
             show.update(**changes)
             self.save(show)
             return show
@@ -143,9 +180,27 @@ class CatalogCommands(BaseApplication):
         return self.retrying(attempt)
 
     def cancel_event(self, event_id: UUID, reason: str = "") -> Event:
+        return self._change_event(event_id, lambda show: show.cancel(reason))
+
+    def delete_event(self, event_id: UUID) -> Event:
+        return self._change_event(event_id, lambda show: show.delete())
+
+    def add_attraction(self, event_id: UUID, *, name: str, description: str = "", image_url: str = "") -> UUID:
+        def attempt() -> UUID:
+            show = self.get_event(event_id)
+            attraction_id = show.add_attraction(name, description, image_url)
+            self.save(show)
+            return attraction_id
+
+        return self.retrying(attempt)
+
+    def remove_attraction(self, event_id: UUID, attraction_id: UUID) -> Event:
+        return self._change_event(event_id, lambda show: show.remove_attraction(attraction_id))
+
+    def _change_event(self, event_id: UUID, change: Callable[[Event], None]) -> Event:
         def attempt() -> Event:
             show = self.get_event(event_id)
-            show.cancel(reason)
+            change(show)
             self.save(show)
             return show
 
@@ -165,22 +220,10 @@ class CatalogCommands(BaseApplication):
         return self.retrying(attempt)
 
     def update_tier(self, event_id: UUID, tier_id: UUID, *, name: str | None, day: str | None) -> Event:
-        def attempt() -> Event:
-            show = self.get_event(event_id)
-            show.update_tier(tier_id, name, day)
-            self.save(show)
-            return show
-
-        return self.retrying(attempt)
+        return self._change_event(event_id, lambda show: show.update_tier(tier_id, name, day))
 
     def remove_tier(self, event_id: UUID, tier_id: UUID) -> Event:
-        def attempt() -> Event:
-            show = self.get_event(event_id)
-            show.remove_tier(tier_id)
-            self.save(show)
-            return show
-
-        return self.retrying(attempt)
+        return self._change_event(event_id, lambda show: show.remove_tier(tier_id))
 
     def _materialise_seats(self, show: Event, venue: Venue | None = None) -> list[Seat]:
         pending = show.sections_to_materialise()

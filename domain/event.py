@@ -23,6 +23,16 @@ class WrongEventState(Conflict):
 
 
 @dataclass
+class Attraction:
+    """A performer or act in the lineup."""
+
+    id: UUID
+    name: str
+    description: str
+    image_url: str
+
+
+@dataclass
 class Tier:
     id: UUID
     name: str
@@ -74,6 +84,7 @@ class Event(Aggregate):
         self.status = "draft"
         self.tiers: dict[UUID, Tier] = {}
         self.materialised_sections: set[str] = set()
+        self.attractions: dict[UUID, Attraction] = {}
 
     @classmethod
     def schedule(cls, event_id: UUID | None = None, **kwargs: Any) -> Event:
@@ -88,7 +99,7 @@ class Event(Aggregate):
     # Lifecycle -------------------------------------------------------------------------
 
     def update(self, **changes: Any) -> None:
-        if self.status in ("cancelled", "completed"):
+        if self.status in ("cancelled", "completed", "deleted"):
             raise WrongEventState(f"a {self.status} event cannot be changed")
         if self.status == "published" and "venue_id" in changes and changes["venue_id"] != self.venue_id:
             raise WrongEventState("a published event keeps its venue")
@@ -133,14 +144,65 @@ class Event(Aggregate):
     def _cancel(self, reason: str) -> None:
         self.status = "cancelled"
 
+    def delete(self) -> None:
+        """Drafts can be deleted; published events are cancelled instead."""
+        if self.status != "draft":
+            raise WrongEventState(f"only drafts can be deleted (this event is {self.status}); cancel it instead")
+        self._delete()
+
+    class Deleted(Aggregate.Event):
+        pass
+
+    @event(Deleted)
+    def _delete(self) -> None:
+        self.status = "deleted"
+
     def check_on_sale(self) -> None:
         if self.status != "published":
             raise Conflict("this event is not on sale", code="event_not_on_sale")
 
+    # Lineup ------------------------------------------------------------------------
+
+    def add_attraction(self, name: str, description: str = "", image_url: str = "") -> UUID:
+        if self.status in ("cancelled", "completed", "deleted"):
+            raise WrongEventState(f"a {self.status} event cannot change its lineup")
+        name = " ".join(name.split())
+        if not name:
+            raise Invalid("attraction name is required", field="name")
+        if any(a.name.lower() == name.lower() for a in self.attractions.values()):
+            raise Conflict(f"{name!r} is already in the lineup", code="attraction_exists")
+        attraction_id = uuid4()
+        self._add_attraction(attraction_id=attraction_id, name=name, description=description, image_url=image_url)
+        return attraction_id
+
+    class AttractionAdded(Aggregate.Event):
+        attraction_id: UUID
+        name: str
+        description: str
+        image_url: str
+
+    @event(AttractionAdded)
+    def _add_attraction(self, attraction_id: UUID, name: str, description: str, image_url: str) -> None:
+        self.attractions[attraction_id] = Attraction(attraction_id, name, description, image_url)
+
+    def remove_attraction(self, attraction_id: UUID) -> None:
+        if attraction_id not in self.attractions:
+            raise NotFound("attraction not found", code="attraction_not_found")
+        if self.status in ("cancelled", "completed", "deleted"):
+            raise WrongEventState(f"a {self.status} event cannot change its lineup")
+        self._remove_attraction(attraction_id=attraction_id)
+
+    class AttractionRemoved(Aggregate.Event):
+        attraction_id: UUID
+
+    @event(AttractionRemoved)
+    def _remove_attraction(self, attraction_id: UUID) -> None:
+        del self.attractions[attraction_id]
+
     # Tiers -------------------------------------------------------------------------
 
     def add_tier(self, name: str, kind: str, section_ids: list[str], day: str | None, venue_sections: set[str]) -> UUID:
-        if self.status in ("cancelled", "completed"):
+        if self.status in ("cancelled", "completed", "deleted"):
             raise WrongEventState(f"a {self.status} event cannot get new tiers")
         self._check_tier(None, name, kind, section_ids, day, venue_sections)
         tier_id = uuid4()

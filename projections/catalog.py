@@ -11,6 +11,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from domain.category import Category
 from domain.event import Event
 from domain.offer import Offer
 from domain.seat import Seat
@@ -29,7 +30,7 @@ VENUE_FIELDS = ("name", "address", "city", "country", "capacity", "latitude", "l
 
 
 class CatalogView(ReadModelView):
-    tables = ("venues", "events", "tiers", "offers", "seats")
+    tables = ("venues", "events", "tiers", "offers", "seats", "categories", "attractions")
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.venues (
             id uuid PRIMARY KEY, name text NOT NULL, address text NOT NULL, city text NOT NULL,
@@ -69,6 +70,14 @@ class CatalogView(ReadModelView):
             x double precision NOT NULL, y double precision NOT NULL, accessible boolean NOT NULL,
             day text, status text NOT NULL, order_id uuid, held_until timestamptz)""",
         "CREATE INDEX IF NOT EXISTS seats_event ON read.seats (event_id, section, row_label)",
+        """CREATE TABLE IF NOT EXISTS read.categories (
+            id uuid PRIMARY KEY, level text NOT NULL, name text NOT NULL, slug text NOT NULL,
+            parent_id uuid, created_at timestamptz NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS categories_parent ON read.categories (level, parent_id, name)",
+        """CREATE TABLE IF NOT EXISTS read.attractions (
+            id uuid PRIMARY KEY, event_id uuid NOT NULL, name text NOT NULL, description text NOT NULL,
+            image_url text NOT NULL, created_at timestamptz NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS attractions_event ON read.attractions (event_id, created_at)",
     )
 
     # Listing figures (price range, availability) depend on many rows; they are recomputed
@@ -158,7 +167,39 @@ class CatalogProjection(ReadModel[CatalogView]):
                 (Jsonb(summary), seat_count, seat_count, e.timestamp, e.originator_id),
             )
 
+    # Categories ------------------------------------------------------------------------
+
+    @process_event.register
+    def _(self, e: Category.Created, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "INSERT INTO read.categories VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (e.originator_id, e.level, e.name, e.slug, e.parent_id, e.timestamp),
+            )
+
     # Events ----------------------------------------------------------------------------
+
+    @process_event.register
+    def _(self, e: Event.Deleted, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            for table in ("events", "tiers", "offers", "attractions"):
+                column = "id" if table == "events" else "event_id"
+                curs.execute(f"DELETE FROM read.{table} WHERE {column} = %s", (e.originator_id,))
+
+    @process_event.register
+    def _(self, e: Event.AttractionAdded, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "INSERT INTO read.attractions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (e.attraction_id, e.originator_id, e.name, e.description, e.image_url, e.timestamp),
+            )
+            _refresh_search(curs, "id", e.originator_id)
+
+    @process_event.register
+    def _(self, e: Event.AttractionRemoved, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("DELETE FROM read.attractions WHERE id = %s", (e.attraction_id,))
+            _refresh_search(curs, "id", e.originator_id)
 
     @process_event.register
     def _(self, e: Event.Created, tracking: Tracking) -> None:
@@ -361,7 +402,9 @@ def _refresh_search(curs: Cursor[DictRow], column: str, value: UUID) -> None:
     curs.execute(
         f"""UPDATE read.events SET search =
               setweight(to_tsvector('simple', coalesce(title, '')), 'A') ||
-              setweight(to_tsvector('simple', coalesce(venue_name, '') || ' ' || coalesce(city, '')), 'B') ||
+              setweight(to_tsvector('simple', coalesce(venue_name, '') || ' ' || coalesce(city, '') || ' ' ||
+              coalesce((SELECT string_agg(a.name, ' ') FROM read.attractions a WHERE a.event_id = events.id), '')),
+              'B') ||
               setweight(to_tsvector('simple', coalesce(description, '')), 'C')
             WHERE {column} = %s""",
         (value,),

@@ -271,3 +271,22 @@ async def tickets_of_orders(conn: Conn, order_ids: list[UUID]) -> list[Row]:
 
 async def ticket(conn: Conn, ticket_id: UUID) -> Row | None:
     return await _one(conn, f"{TICKET_SQL} WHERE t.id = %s", (ticket_id,))
+
+
+# Categories and lineup -------------------------------------------------------------------
+
+
+async def categories(conn: Conn, level: str, parent_id: UUID | None) -> list[Row]:
+    if parent_id is None:
+        return await _all(conn, "SELECT * FROM read.categories WHERE level = %s ORDER BY name", (level,))
+    return await _all(
+        conn, "SELECT * FROM read.categories WHERE level = %s AND parent_id = %s ORDER BY name", (level, parent_id)
+    )
+
+
+async def category(conn: Conn, category_id: UUID) -> Row | None:
+    return await _one(conn, "SELECT * FROM read.categories WHERE id = %s", (category_id,))
+
+
+async def attractions(conn: Conn, event_id: UUID) -> list[Row]:
+    return await _all(conn, "SELECT * FROM read.attractions WHERE event_id = %s ORDER BY created_at, id", (event_id,))
