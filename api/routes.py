@@ -1,24 +1,59 @@
-"""Every controller under /api/v1, in one list (the app factory mounts it)."""
+"""Every controller under /api/v1, in one list (the app factory mounts it), with the error
+responses of the contract documented on every operation."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+
 from api.auth import AuthController
 from api.categories import CategoryController
+from api.errors import ErrorBody
 from api.events import ROUTES as EVENT_ROUTES
 from api.orders import OrderController
 from api.tickets import MyTicketsController, TicketController
 from api.venues import VenueController
 from api.webhooks import WebhookController
 
-API_ROUTES: list[Any] = [
-    AuthController,
-    VenueController,
-    CategoryController,
-    *EVENT_ROUTES,
-    OrderController,
-    MyTicketsController,
-    TicketController,
-    WebhookController,
-]
+ERRORS = {
+    400: "Malformed JSON (or a bad webhook signature)",
+    401: "Not authenticated, or a bad or expired token",
+    403: "Authenticated but not allowed",
+    404: "Unknown id, or a resource the caller may not see",
+    409: "State conflict: sold out, seat taken, wrong lifecycle state, duplicate",
+    410: "The hold has expired",
+    413: "Request body too large",
+    415: "Request body is not JSON",
+    422: "Validation failed; see field_errors",
+    429: "Rate limited; see Retry-After",
+    503: "Busy or read models catching up; retry after Retry-After",
+}
+
+
+def document_errors(controllers: list[Any]) -> list[Any]:
+    """Give every operation the contract's error shape for the 4xx/5xx it can answer.
+
+    Litestar would otherwise document its own default error body, which this API never sends.
+    """
+    responses = {code: ResponseSpec(data_container=ErrorBody, description=text) for code, text in ERRORS.items()}
+    for controller in controllers:
+        for handler in vars(controller).values():
+            if isinstance(handler, HTTPRouteHandler):
+                handler.responses = {**responses, **(handler.responses or {})}
+    return controllers
+
+
+API_ROUTES: list[Any] = document_errors(
+    [
+        AuthController,
+        VenueController,
+        CategoryController,
+        *EVENT_ROUTES,
+        OrderController,
+        MyTicketsController,
+        TicketController,
+        WebhookController,
+    ]
+)
