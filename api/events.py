@@ -281,13 +281,19 @@ def _visible(row: dict[str, Any] | None, user: Principal | None) -> dict[str, An
     return row
 
 
-async def _owned_event(services: Services, user: Principal, event_id: UUID) -> dict[str, Any]:
+async def owned_event(services: Services, user: Principal, event_id: UUID) -> dict[str, Any]:
     """The event row if the caller manages it: 404 if they cannot see it, 403 if not theirs."""
     async with services.pool.connection() as conn:
         row = _visible(await queries.event(conn, event_id), user)
     if not (user.is_admin or row["organizer_id"] == user.id):
         raise Forbidden("you do not manage this event")
     return row
+
+
+async def visible_event(services: Services, user: Principal | None, event_id: UUID) -> dict[str, Any]:
+    """The event row if the caller may see it (drafts: owner and admins), else 404."""
+    async with services.pool.connection() as conn:
+        return _visible(await queries.event(conn, event_id), user)
 
 
 async def _detail(services: Services, row: dict[str, Any]) -> EventDetail:
@@ -408,7 +414,7 @@ class EventController(Controller):
         self, event_id: UUID, data: EventUpdate, request: Request[Principal, Any, Any], services: Services
     ) -> EventDetail:
         """Partial update; a published event keeps its venue, cancelled ones are frozen."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         changes = _changes(data, {"days": lambda days: [d.isoformat() for d in days]})
         await services.command(lambda: services.boxoffice.update_event(event_id, changes))
         return await _detail(services, await _event_row(services, event_id))
@@ -416,7 +422,7 @@ class EventController(Controller):
     @delete("/{event_id:uuid}", operation_id="deleteEvent", status_code=204)
     async def delete_draft(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
         """Delete a draft (published events are cancelled instead: 409)."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         await services.command(lambda: services.boxoffice.delete_event(event_id))
 
     @post("/{event_id:uuid}/attractions", operation_id="addAttraction", status_code=201)
@@ -424,7 +430,7 @@ class EventController(Controller):
         self, event_id: UUID, data: AttractionCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Attraction:
         """Add a performer or act to the lineup (searchable)."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         attraction_id = await services.command(
             lambda: services.boxoffice.add_attraction(
                 event_id, name=data.name, description=data.description, image_url=data.image_url
@@ -437,7 +443,7 @@ class EventController(Controller):
         self, event_id: UUID, attraction_id: UUID, request: Request[Principal, Any, Any], services: Services
     ) -> None:
         """Take an act off the lineup."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         await services.command(lambda: services.boxoffice.remove_attraction(event_id, attraction_id))
 
     @get("/{event_id:uuid}/pricing-matrix", operation_id="getPricingMatrix", exclude_from_auth=True)
@@ -473,7 +479,7 @@ class EventController(Controller):
     @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200)
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Put a draft on sale; seated tiers get their seats."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         await services.command(lambda: services.boxoffice.publish_event(event_id))
         return await _detail(services, await _event_row(services, event_id))
 
@@ -486,7 +492,7 @@ class EventController(Controller):
         data: CancelRequest | None = None,
     ) -> EventDetail:
         """Cancel a draft or published event: holds are released and paid orders refunded."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         reason = data.reason if data else ""
 
         def cancel() -> None:
@@ -502,7 +508,7 @@ class EventController(Controller):
         self, event_id: UUID, data: TierCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Tier:
         """Add a general-admission or seated tier (seated: the venue sections it sells)."""
-        await _owned_event(services, request.user, event_id)
+        await owned_event(services, request.user, event_id)
         tier_id = await services.command(
             lambda: services.boxoffice.add_tier(
                 event_id,
@@ -606,7 +612,7 @@ async def _tier_event(services: Services, user: Principal, tier_id: UUID) -> dic
     if row is None:
         raise NotFound("tier not found", code="tier_not_found")
     try:
-        return await _owned_event(services, user, row["event_id"])
+        return await owned_event(services, user, row["event_id"])
     except NotFound:
         raise NotFound("tier not found", code="tier_not_found") from None
 
@@ -682,7 +688,7 @@ class OfferController(Controller):
         """Change an offer's terms, or pause/resume it with status paused/on_sale."""
         current = await _offer(services, offer_id)
         try:
-            await _owned_event(services, request.user, current.event_id)
+            await owned_event(services, request.user, current.event_id)
         except NotFound:
             raise NotFound("offer not found", code="offer_not_found") from None
         if data.status is not None and data.status not in ("paused", "on_sale"):

@@ -130,7 +130,7 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
     )
 
 
-async def _orders(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
+async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
     offer_ids = list({UUID(i["offer_id"]) for r in rows for i in r["items"]})
     paid = [r["id"] for r in rows if r["amount_paid"]]
     async with services.pool.connection() as conn:
@@ -181,7 +181,7 @@ class OrderController(Controller):
 
         order, created = await services.command(place)
         row = await _visible_order(services, request.user, order.id)
-        return Response((await _orders(services, [row]))[0], status_code=201 if created else 200)
+        return Response((await orders_for_rows(services, [row]))[0], status_code=201 if created else 200)
 
     @get("/", operation_id="listOrders")
     async def list_orders(
@@ -195,13 +195,13 @@ class OrderController(Controller):
         """The caller's orders, newest first (optionally by status)."""
         async with services.pool.connection() as conn:
             rows, total = await queries.orders_of(conn, request.user.id, status, page, page_size)
-        return page_of(await _orders(services, rows), total, page, page_size)
+        return page_of(await orders_for_rows(services, rows), total, page, page_size)
 
     @get("/{order_id:uuid}", operation_id="getOrder")
     async def get_order(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Order:
         """One order with items, totals and hold deadline (owner or admin)."""
         row = await _visible_order(services, request.user, order_id)
-        return (await _orders(services, [row]))[0]
+        return (await orders_for_rows(services, [row]))[0]
 
     @post("/{order_id:uuid}/cancel", operation_id="cancelOrder", status_code=200)
     async def cancel(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Order:
@@ -209,7 +209,7 @@ class OrderController(Controller):
         await _visible_order(services, request.user, order_id)
         await services.command(lambda: services.boxoffice.cancel_order(order_id))
         row = await _visible_order(services, request.user, order_id)
-        return (await _orders(services, [row]))[0]
+        return (await orders_for_rows(services, [row]))[0]
 
     @post("/{order_id:uuid}/payment", operation_id="startPayment", status_code=200)
     async def start_payment(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Payment:
@@ -265,7 +265,7 @@ class OrderController(Controller):
                 reason=data.reason,
             )
         )
-        return (await _orders(services, [await _order_row(services, order_id)]))[0]
+        return (await orders_for_rows(services, [await _order_row(services, order_id)]))[0]
 
 
 class RefundCreate(msgspec.Struct, forbid_unknown_fields=True):

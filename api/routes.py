@@ -10,9 +10,11 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from api.auth import AuthController
 from api.categories import CategoryController
+from api.door import DoorController
 from api.errors import ErrorBody
 from api.events import ROUTES as EVENT_ROUTES
 from api.orders import OrderController
+from api.reports import ReportController
 from api.tickets import MyTicketsController, TicketController
 from api.venues import VenueController
 from api.webhooks import WebhookController
@@ -51,6 +53,8 @@ API_ROUTES: list[Any] = document_errors(
         VenueController,
         CategoryController,
         *EVENT_ROUTES,
+        DoorController,
+        ReportController,
         OrderController,
         MyTicketsController,
         TicketController,

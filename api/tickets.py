@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, post
 
 from api.auth import Principal
 from api.common import Page, PageParam, PageSizeParam, money, page_of
 from api.documents import TicketDocument, qr_png, tickets_pdf
 from api.services import Services
 from commands.tickets_signing import human_code
-from domain.errors import NotFound
+from domain.errors import Invalid, NotFound
+from domain.ids import account_id
 from projections import queries
 
 
@@ -105,6 +106,10 @@ class MyTicketsController(Controller):
         return page_of([_ticket(r, services) for r in rows], total, page, page_size)
 
 
+class TransferCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+
+
 class TicketController(Controller):
     path = "/tickets"
     tags = ["Tickets"]
@@ -131,3 +136,26 @@ class TicketController(Controller):
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="ticket-{ticket.code}.pdf"', "Cache-Control": "private"},
         )
+
+    @post("/{ticket_id:uuid}/transfer", operation_id="transferTicket", status_code=200)
+    async def transfer(
+        self, ticket_id: UUID, data: TransferCreate, request: Request[Principal, Any, Any], services: Services
+    ) -> Ticket:
+        """Give the ticket to another account: it is reissued to them and the old QR code stops working."""
+        row = await _owned_ticket(services, request.user, ticket_id)
+        if row["owner_id"] != request.user.id:
+            raise NotFound("ticket not found", code="ticket_not_found")
+        target = account_id(data.email)
+        try:
+            await services.call(lambda: services.accounts.get_account(target))
+        except NotFound:
+            raise Invalid("no account with this e-mail", field="email") from None
+        await services.command(
+            lambda: services.boxoffice.transfer_ticket(
+                row["order_id"], ticket_id, from_id=request.user.id, to_id=target
+            )
+        )
+        async with services.pool.connection() as conn:
+            moved = await queries.ticket(conn, ticket_id)
+        assert moved is not None
+        return _ticket(moved, services)

@@ -4,8 +4,9 @@ order, its offers and its seats are always saved together in one transaction."""
 from __future__ import annotations
 
 from commands.catalog import CatalogCommands
+from commands.door import DoorCommands
 from commands.payments import PaymentCommands
 
 
-class BoxOffice(CatalogCommands, PaymentCommands):
+class BoxOffice(CatalogCommands, PaymentCommands, DoorCommands):
     name = "boxoffice"

@@ -1,4 +1,11 @@
-"""Account: a person who buys, organizes or administers. Id is uuid5 of the e-mail."""
+"""Account: a person who buys, organizes or administers. Id is uuid5 of the e-mail.
+
+The account holds the durable facts of identity: credentials, the verified e-mail address and
+profile. `token_generation` is the durable kill switch for sessions: every refresh token carries
+the generation it was minted under, and changing or resetting the password moves it on, so every
+session opened before stops being renewable. Short-lived secrets (verification tokens, reset
+codes, refresh-token families) are not facts worth keeping forever and live outside, with a TTL.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ ROLES = ("attendee", "organizer", "admin")
 
 class EmailTaken(Conflict):
     code = "email_taken"
+
+
+class AlreadyVerified(Conflict):
+    code = "email_already_verified"
 
 
 class Account(Aggregate):
@@ -72,20 +83,46 @@ class Account(Aggregate):
         # Outstanding tokens minted before the change stop being honoured.
         self.token_generation += 1
 
+    class PasswordReset(Aggregate.Event):
+        password_hash: str
+
+    def reset_password(self, password_hash: str) -> None:
+        """A new password set with a code mailed to the account's address."""
+        self._reset_password(password_hash)
+
+    @event(PasswordReset)
+    def _reset_password(self, password_hash: str) -> None:
+        self.password_hash = password_hash
+        self.token_generation += 1
+        # The code reached this address, which proves it as well as a verification link would.
+        self.email_verified = True
+
     class EmailVerified(Aggregate.Event):
         pass
 
-    @event(EmailVerified)
     def verify_email(self) -> None:
+        if self.email_verified:
+            raise AlreadyVerified("the e-mail address is already verified")
+        self._verify_email()
+
+    @event(EmailVerified)
+    def _verify_email(self) -> None:
         self.email_verified = True
 
     class ProfileUpdated(Aggregate.Event):
         first_name: str
         last_name: str
         phone: str
+        username: str
+
+    def update_profile(self, first_name: str, last_name: str, phone: str, username: str) -> None:
+        if not username.strip():
+            raise Invalid("username must not be empty", field="username")
+        self._update_profile(first_name, last_name, phone, username.strip())
 
     @event(ProfileUpdated)
-    def update_profile(self, first_name: str, last_name: str, phone: str) -> None:
+    def _update_profile(self, first_name: str, last_name: str, phone: str, username: str) -> None:
         self.first_name = first_name
         self.last_name = last_name
         self.phone = phone
+        self.username = username

@@ -85,6 +85,7 @@ class Event(Aggregate):
         self.tiers: dict[UUID, Tier] = {}
         self.materialised_sections: set[str] = set()
         self.attractions: dict[UUID, Attraction] = {}
+        self.scanners: set[UUID] = set()
 
     @classmethod
     def schedule(cls, event_id: UUID | None = None, **kwargs: Any) -> Event:
@@ -198,6 +199,35 @@ class Event(Aggregate):
     @event(AttractionRemoved)
     def _remove_attraction(self, attraction_id: UUID) -> None:
         del self.attractions[attraction_id]
+
+    # Door staff ----------------------------------------------------------------------
+
+    def grant_scanner(self, account_id: UUID) -> None:
+        if account_id == self.organizer_id or account_id in self.scanners:
+            return
+        self._grant_scanner(account_id=account_id)
+
+    class ScannerGranted(Aggregate.Event):
+        account_id: UUID
+
+    @event(ScannerGranted)
+    def _grant_scanner(self, account_id: UUID) -> None:
+        self.scanners = self.scanners | {account_id}
+
+    def revoke_scanner(self, account_id: UUID) -> None:
+        if account_id not in self.scanners:
+            raise NotFound("that account is not a scanner of this event", code="scanner_not_found")
+        self._revoke_scanner(account_id=account_id)
+
+    class ScannerRevoked(Aggregate.Event):
+        account_id: UUID
+
+    @event(ScannerRevoked)
+    def _revoke_scanner(self, account_id: UUID) -> None:
+        self.scanners = self.scanners - {account_id}
+
+    def may_scan(self, account_id: UUID) -> bool:
+        return account_id == self.organizer_id or account_id in self.scanners
 
     # Tiers -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict, Gone, Invalid
+from domain.errors import Conflict, Gone, Invalid, NotFound
 
 MAX_ITEMS = 50
 
@@ -28,6 +28,23 @@ class Ticket(TypedDict):
     seat_label: str | None
     price: int
     status: str
+
+
+class TicketState(TypedDict, total=False):
+    """What happened to a ticket after issue (kept apart so issued tickets stay immutable)."""
+
+    checked_in_at: datetime
+    checked_in_by: UUID
+    holder_id: UUID
+    generation: int
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "already_checked_in"
+
+
+class TicketNotValid(Conflict):
+    code = "ticket_not_valid"
 
 
 class OrderItem(TypedDict):
@@ -99,6 +116,7 @@ class Order(Aggregate):
         self.last_payment_error: str | None = None
         self.tickets: list[Ticket] = []
         self.paid_at: datetime | None = None
+        self.ticket_states: dict[UUID, TicketState] = {}
 
     @classmethod
     def place(
@@ -374,3 +392,62 @@ class Order(Aggregate):
         self.payment_status = "refunded" if fully else "partially_refunded"
         if fully:
             self.closed_at = at
+
+    # At the door and after ------------------------------------------------------------
+
+    def ticket(self, ticket_id: UUID) -> Ticket:
+        for ticket in self.tickets:
+            if ticket["id"] == ticket_id:
+                return ticket
+        raise NotFound("ticket not found", code="ticket_not_found")
+
+    def ticket_generation(self, ticket_id: UUID) -> int:
+        return self.ticket_states.get(ticket_id, {}).get("generation", 0)
+
+    def ticket_holder(self, ticket_id: UUID) -> UUID:
+        return self.ticket_states.get(ticket_id, {}).get("holder_id", self.buyer_id)
+
+    def check_in(self, ticket_id: UUID, generation: int, scanner_id: UUID, at: datetime) -> None:
+        """Admit the holder once; a second scan reports when the first one happened."""
+        ticket = self.ticket(ticket_id)
+        if ticket["status"] != "valid" or generation != self.ticket_generation(ticket_id):
+            raise TicketNotValid("this ticket is not valid (refunded, or reissued to someone else)")
+        first = self.ticket_states.get(ticket_id, {}).get("checked_in_at")
+        if first is not None:
+            raise AlreadyCheckedIn(f"already checked in at {first.isoformat()}")
+        self._check_in(ticket_id=ticket_id, scanner_id=scanner_id, at=at)
+
+    class TicketCheckedIn(Aggregate.Event):
+        ticket_id: UUID
+        scanner_id: UUID
+        at: datetime
+
+    @event(TicketCheckedIn)
+    def _check_in(self, ticket_id: UUID, scanner_id: UUID, at: datetime) -> None:
+        state = dict(self.ticket_states.get(ticket_id, {}))
+        state.update(checked_in_at=at, checked_in_by=scanner_id)
+        self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]
+
+    def transfer(self, ticket_id: UUID, from_id: UUID, to_id: UUID) -> int:
+        """Reissue a ticket to another account; the old QR code stops working. Returns the new generation."""
+        ticket = self.ticket(ticket_id)
+        if self.ticket_holder(ticket_id) != from_id:
+            raise NotFound("ticket not found", code="ticket_not_found")
+        if ticket["status"] != "valid" or "checked_in_at" in self.ticket_states.get(ticket_id, {}):
+            raise TicketNotValid("only valid tickets that have not been used can be transferred")
+        if to_id == from_id:
+            raise Invalid("the ticket already belongs to this account", field="email")
+        generation = self.ticket_generation(ticket_id) + 1
+        self._transfer(ticket_id=ticket_id, to_id=to_id, generation=generation)
+        return generation
+
+    class TicketTransferred(Aggregate.Event):
+        ticket_id: UUID
+        to_id: UUID
+        generation: int
+
+    @event(TicketTransferred)
+    def _transfer(self, ticket_id: UUID, to_id: UUID, generation: int) -> None:
+        state = dict(self.ticket_states.get(ticket_id, {}))
+        state.update(holder_id=to_id, generation=generation)
+        self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]

@@ -30,7 +30,7 @@ VENUE_FIELDS = ("name", "address", "city", "country", "capacity", "latitude", "l
 
 
 class CatalogView(ReadModelView):
-    tables = ("venues", "events", "tiers", "offers", "seats", "categories", "attractions")
+    tables = ("venues", "events", "tiers", "offers", "seats", "categories", "attractions", "scanners")
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.venues (
             id uuid PRIMARY KEY, name text NOT NULL, address text NOT NULL, city text NOT NULL,
@@ -78,6 +78,9 @@ class CatalogView(ReadModelView):
             id uuid PRIMARY KEY, event_id uuid NOT NULL, name text NOT NULL, description text NOT NULL,
             image_url text NOT NULL, created_at timestamptz NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS attractions_event ON read.attractions (event_id, created_at)",
+        """CREATE TABLE IF NOT EXISTS read.scanners (
+            event_id uuid NOT NULL, account_id uuid NOT NULL, granted_at timestamptz NOT NULL,
+            PRIMARY KEY (event_id, account_id))""",
     )
 
     # Listing figures (price range, availability) depend on many rows; they are recomputed
@@ -185,6 +188,21 @@ class CatalogProjection(ReadModel[CatalogView]):
             for table in ("events", "tiers", "offers", "attractions"):
                 column = "id" if table == "events" else "event_id"
                 curs.execute(f"DELETE FROM read.{table} WHERE {column} = %s", (e.originator_id,))
+
+    @process_event.register
+    def _(self, e: Event.ScannerGranted, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "INSERT INTO read.scanners VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (e.originator_id, e.account_id, e.timestamp),
+            )
+
+    @process_event.register
+    def _(self, e: Event.ScannerRevoked, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "DELETE FROM read.scanners WHERE event_id = %s AND account_id = %s", (e.originator_id, e.account_id)
+            )
 
     @process_event.register
     def _(self, e: Event.AttractionAdded, tracking: Tracking) -> None:

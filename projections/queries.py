@@ -290,3 +290,31 @@ async def category(conn: Conn, category_id: UUID) -> Row | None:
 
 async def attractions(conn: Conn, event_id: UUID) -> list[Row]:
     return await _all(conn, "SELECT * FROM read.attractions WHERE event_id = %s ORDER BY created_at, id", (event_id,))
+
+
+async def scanners(conn: Conn, event_id: UUID) -> list[Row]:
+    return await _all(conn, "SELECT * FROM read.scanners WHERE event_id = %s ORDER BY granted_at", (event_id,))
+
+
+async def sales(conn: Conn, event_id: UUID) -> list[Row]:
+    """Per offer: held and sold counts, valid tickets, revenue (valid tickets' value) and check-ins."""
+    return await _all(
+        conn,
+        """SELECT o.id AS offer_id, o.name AS offer_name, o.tier_id, t.name AS tier_name, t.kind, t.day,
+                  o.currency, o.price, o.quantity_for_sale, o.held, o.sold,
+                  coalesce(k.valid, 0) AS valid_tickets, coalesce(k.revenue, 0) AS revenue,
+                  coalesce(k.checked_in, 0) AS checked_in, coalesce(k.voided, 0) AS voided,
+                  CASE WHEN t.kind = 'seated' AND o.quantity_for_sale IS NULL
+                    THEN (SELECT count(*) FROM read.seats s WHERE s.tier_id = t.id AND s.status = 'held')
+                    ELSE o.held END AS held_now
+           FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id
+           LEFT JOIN (
+             SELECT offer_id,
+                    count(*) FILTER (WHERE status = 'valid') AS valid,
+                    sum(price) FILTER (WHERE status = 'valid') AS revenue,
+                    count(*) FILTER (WHERE status = 'valid' AND checked_in_at IS NOT NULL) AS checked_in,
+                    count(*) FILTER (WHERE status = 'voided') AS voided
+             FROM read.tickets WHERE event_id = %(id)s GROUP BY offer_id) k ON k.offer_id = o.id
+           WHERE o.event_id = %(id)s ORDER BY t.day NULLS FIRST, t.name, o.price""",
+        {"id": event_id},
+    )

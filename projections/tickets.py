@@ -70,3 +70,16 @@ class TicketsProjection(ReadModel[TicketsView]):
                 "UPDATE read.tickets SET status = 'voided', voided_at = %s WHERE id = ANY(%s)",
                 (e.at, list(e.ticket_ids)),
             )
+
+    @process_event.register
+    def _(self, e: Order.TicketCheckedIn, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("UPDATE read.tickets SET checked_in_at = %s WHERE id = %s", (e.at, e.ticket_id))
+
+    @process_event.register
+    def _(self, e: Order.TicketTransferred, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "UPDATE read.tickets SET owner_id = %s, generation = %s WHERE id = %s",
+                (e.to_id, e.generation, e.ticket_id),
+            )

@@ -15,7 +15,7 @@ from tests.integration.conftest import put_on_sale
 from ticketing import Settings
 
 TABLES = {
-    "catalog": ["venues", "events", "tiers", "offers", "seats"],
+    "catalog": ["venues", "events", "tiers", "offers", "seats", "categories", "attractions", "scanners"],
     "orders": ["orders"],
     "holds": ["holds"],
     "tickets": ["tickets", "ticket_orders"],
