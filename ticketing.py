@@ -45,6 +45,13 @@ class Settings:
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Per-client (IP) limits, "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
+    rate_limits_enabled: bool = True
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "20/hour"
+    rate_limit_forgot_password: str = "5/hour"  # noqa: S105 - a rate, not a password
+    rate_limit_resend_verification: str = "5/hour"
+    rate_limit_orders: str = "60/minute"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +82,12 @@ class Settings:
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
+            rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("false", "0", "no", "off"),
+            rate_limit_login=env.get("RATE_LIMIT_LOGIN", "10/minute"),
+            rate_limit_register=env.get("RATE_LIMIT_REGISTER", "20/hour"),
+            rate_limit_forgot_password=env.get("RATE_LIMIT_FORGOT_PASSWORD", "5/hour"),
+            rate_limit_resend_verification=env.get("RATE_LIMIT_RESEND_VERIFICATION", "5/hour"),
+            rate_limit_orders=env.get("RATE_LIMIT_ORDERS", "60/minute"),
         )
 
     @property

@@ -5,25 +5,29 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar import Litestar, Request, Router
-from litestar.datastructures import State
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
-from api.auth import build_jwt_auth
+from api.auth import CSRF_HEADER, CookieCSRF, build_csrf_config, build_jwt_auth
 from api.errors import EXCEPTION_HANDLERS
 from api.routes import API_ROUTES
 from api.services import PositionWatcher, Services
@@ -70,6 +74,156 @@ class AccessLog(ASGIMiddleware):
             )
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` requests per `window` seconds."""
+
+    count: int
+    window: int
+
+    UNITS: ClassVar[dict[str, int]] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+    @classmethod
+    def parse(cls, text: str) -> Limit:
+        """`"10/minute"` → Limit(10, 60); units: second, minute, hour, day."""
+        count, _, unit = text.strip().partition("/")
+        unit = unit.strip().lower().removesuffix("s")
+        if not count.strip().isdigit() or int(count) < 1 or unit not in cls.UNITS:
+            raise ValueError(f"rate limit {text!r} is not <count>/<second|minute|hour|day>")
+        return cls(int(count), cls.UNITS[unit])
+
+
+# Fixed window: the first hit starts the window (its TTL), the counter dies with it. Returns the
+# count so far and the seconds left in the window.
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+"""
+
+
+class RateLimits(ASGIMiddleware):
+    """Per-client (IP) limits for chosen routes, counted in Redis so every API process shares them.
+
+    Litestar's RateLimitMiddleware counts in one window for all routes, keeps the full request
+    history per client in the store (read-modify-write guarded by a per-process lock, so several
+    API processes lose updates under load) and sends no Retry-After; one atomic INCR+EXPIRE per
+    request avoids all three. Routes are named by operation id. Over the limit: 429 with
+    `Retry-After`; every limited response carries `X-RateLimit-Limit/Remaining/Reset` (Reset:
+    seconds until the window restarts).
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, limits: Mapping[str, Limit]) -> None:
+        self.limits = dict(limits)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        operation = getattr(scope["route_handler"], "operation_id", None)
+        limit = self.limits.get(operation) if isinstance(operation, str) else None
+        if limit is None:
+            await next_app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        # The limit is part of the key: deployments with different limits never share counters.
+        key = f"ratelimit:{operation}:{limit.count}/{limit.window}:{address}"
+        redis = scope["litestar_app"].state.services.redis
+        count, ttl = (int(v) for v in await redis.eval(_HIT, 1, key, limit.window))
+        headers = {
+            "X-RateLimit-Limit": str(limit.count),
+            "X-RateLimit-Remaining": str(max(limit.count - count, 0)),
+            "X-RateLimit-Reset": str(ttl),
+        }
+        if count > limit.count:
+            raise TooManyRequestsException(
+                detail=f"too many requests; retry in {ttl} s", headers={**headers, "Retry-After": str(ttl)}
+            )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableScopeHeaders.from_message(message)
+                for name, value in headers.items():
+                    response_headers[name] = value
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
+
+
+def rate_limits(settings: Settings) -> dict[str, Limit]:
+    """The limited routes (by operation id) and their limits from the settings."""
+    return {
+        "login": Limit.parse(settings.rate_limit_login),
+        "register": Limit.parse(settings.rate_limit_register),
+        "forgotPassword": Limit.parse(settings.rate_limit_forgot_password),
+        "resendVerification": Limit.parse(settings.rate_limit_resend_verification),
+        "placeOrder": Limit.parse(settings.rate_limit_orders),
+    }
+
+
+# An API answers JSON, images and PDFs: nothing in them may load, run or be framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Swagger UI and ReDoc (local assets under /schema/assets) boot from inline scripts and styles,
+# ReDoc runs its search index in a blob: worker and its bundled JSON-schema validator compiles code.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
+    """A before-send hook, so every response gets the headers (errors and unknown paths too)."""
+    fixed = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    if hsts:
+        fixed["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = MutableScopeHeaders.from_message(message)
+        path: str = scope.get("path", "")
+        for name, value in fixed.items():
+            headers[name] = value
+        headers["Content-Security-Policy"] = DOCS_CSP if path.startswith("/schema") else API_CSP
+        if path.startswith("/api/v1/auth/"):
+            # Tokens and account data must not linger in shared or browser caches.
+            headers["Cache-Control"] = "no-store"
+
+    return add_headers
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS for the configured front-end origins (with credentials: cookies); none if unset."""
+    origins = [o.strip().rstrip("/") for o in settings.cors_origins if o.strip()]
+    if not origins:
+        return None
+    rate_headers = ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"]
+    return CORSConfig(
+        allow_origins=origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            CSRF_HEADER,
+            "Idempotency-Key",
+            "If-None-Match",
+            "X-Request-ID",
+        ],
+        expose_headers=["ETag", "X-Request-ID", "Content-Disposition", *rate_headers],
+    )
+
+
 async def require_json(request: Request[Any, Any, Any]) -> None:
     """Bodies of state-changing API calls must be JSON (415 otherwise)."""
     if request.method in BODY_METHODS and request.headers.get("content-length", "0") != "0":
@@ -81,6 +235,9 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     jwt_auth = build_jwt_auth(settings.jwt_secret, secure=not settings.is_development)
+    csrf_config = build_csrf_config(settings.jwt_secret, secure=not settings.is_development)
+    cors = cors_config(settings)
+    limits = [RateLimits(rate_limits(settings))] if settings.rate_limits_enabled else []
     broker = build_broker(settings)
     actors = declare_actors(broker, make_runtime(settings))
 
@@ -98,7 +255,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             boxoffice=boxoffice,
             accounts=accounts,
             pool=pool,
-            redis=Redis.from_url(settings.redis_url),
+            # Every limited request takes a connection; in a burst (hundreds of orders at once) callers
+            # wait for a free one instead of failing with "Too many connections".
+            redis=Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)),
             watcher=watcher,
             actors=actors,
             inbox=open_inbox(settings),
@@ -157,11 +316,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[startup],
         on_shutdown=[shutdown],
         on_app_init=[jwt_auth.on_app_init],
-        middleware=[AccessLog(), prometheus.middleware],
+        middleware=[
+            AccessLog(),
+            prometheus.middleware,
+            *limits,
+            CookieCSRF(csrf_config, trusted_origins=tuple(cors.allow_origins) if cors else ()),
+        ],
         before_request=require_json,
+        before_send=[security_headers(hsts=not settings.is_development)],
+        cors_config=cors,
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"jwt_auth": jwt_auth}),
+        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config}),
         debug=False,
     )
     return app

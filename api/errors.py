@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.services import ReadModelsLagging
 from api.webhooks import BadSignature
-from commands.accounts import BadCredentials
+from commands.accounts import BadCredentials, NotAuthenticated
 from commands.base import Busy
 from commands.payments_gateway import PaymentProviderError
 from domain.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound
@@ -29,6 +29,7 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 
 DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (BadCredentials, 401),
+    (NotAuthenticated, 401),
     (BadSignature, 400),
     (PaymentProviderError, 502),
     (Invalid, 422),

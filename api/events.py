@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter
 
-from api.auth import Principal, optional_principal, organizers
+from api.auth import Principal, optional_principal, organizers, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor, utc
 from api.services import Services
 from domain.errors import Forbidden, Invalid, NotFound
@@ -476,7 +476,7 @@ class EventController(Controller):
             rows=rows,
         )
 
-    @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200)
+    @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200, guards=[verified_only])
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Put a draft on sale; seated tiers get their seats."""
         await owned_event(services, request.user, event_id)

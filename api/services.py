@@ -18,6 +18,7 @@ from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
 from commands.inbox import Inbox
 from commands.tickets_signing import TicketSigner
+from domain.order import Order
 from projections.base import CHANNEL
 from projections.runner import READ_MODELS
 
@@ -128,8 +129,14 @@ class Services:
         self.redis = redis
         self.watcher = watcher
         self.actors = actors
+        # Holds placed through the claim writer expire at their deadline (the sweep is the safety net).
+        boxoffice.claims.after_commit = self._schedule_expiries
         self.inbox = inbox
         self.signer = signer
+
+    def _schedule_expiries(self, orders: list[Order]) -> None:
+        for order in orders:
+            self.actors.schedule_expiry(order.id, order.hold_expires_at)
 
     async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
         """Run a (blocking) command in a worker thread and wait for the read models to apply it."""

@@ -174,12 +174,16 @@ class Offer(Aggregate):
                 field="items",
             )
 
-    def claim(self, order_id: UUID, quantity: int) -> None:
+    def check_claim(self, quantity: int) -> None:
+        """Raise unless `quantity` more can be held (checked before any claim of an order is made)."""
         if quantity <= 0:
             raise Invalid("quantity must be positive", field="quantity")
         available = self.available
         if available is not None and quantity > available:
             raise SoldOut(f"only {available} left of {self.name!r}" if available else f"{self.name!r} is sold out")
+
+    def claim(self, order_id: UUID, quantity: int) -> None:
+        self.check_claim(quantity)
         self._claim(order_id=order_id, quantity=quantity)
 
     class Claimed(Aggregate.Event):

@@ -68,9 +68,13 @@ class Seat(Aggregate):
         self.order_id: UUID | None = None
         self.held_until: datetime | None = None
 
-    def hold(self, order_id: UUID, until: datetime) -> None:
+    def check_hold(self) -> None:
+        """Raise unless the seat can be held (checked before any claim of an order is made)."""
         if self.status != "available":
             raise SeatTaken(f"seat {self.section} {self.row}-{self.label} is {self.status}")
+
+    def hold(self, order_id: UUID, until: datetime) -> None:
+        self.check_hold()
         self._hold(order_id=order_id, until=until)
 
     class Held(Aggregate.Event):

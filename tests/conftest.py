@@ -24,7 +24,21 @@ def stack_env() -> Iterator[dict[str, str]]:
     TEST_DATA.mkdir(parents=True, exist_ok=True)
     with EmbeddedServices(TEST_DATA, os.environ, fresh=True) as overrides:
         # One signing key for every process the tests start (API, worker, projector).
-        yield {**os.environ, **overrides, "DATA_DIR": str(TEST_DATA), "JWT_SECRET": "test-" + "x" * 40}
+        yield {
+            **os.environ,
+            **overrides,
+            "DATA_DIR": str(TEST_DATA),
+            "JWT_SECRET": "test-" + "x" * 40,
+            # Every test talks from 127.0.0.1 and registers, logs in and orders a lot (200 orders
+            # at once in the concurrency test): limits far above that keep the limiter on the
+            # path without tripping it. tests/e2e/test_security.py checks low limits separately.
+            "RATE_LIMITS_ENABLED": "true",
+            "RATE_LIMIT_LOGIN": "100000/minute",
+            "RATE_LIMIT_REGISTER": "100000/minute",
+            "RATE_LIMIT_FORGOT_PASSWORD": "100000/minute",
+            "RATE_LIMIT_RESEND_VERIFICATION": "100000/minute",
+            "RATE_LIMIT_ORDERS": "100000/minute",
+        }
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ class Actors:
     sweep_holds: dramatiq.Actor[[], int]
     apply_provider_event: dramatiq.Actor[[str], str]
     settle_cancelled_event: dramatiq.Actor[[str], int]
+    send_email: dramatiq.Actor[[str, str], str]
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
         """Expire the hold at its deadline (a delayed message); the sweep is the safety net."""
@@ -107,11 +108,23 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         log.info("event %s cancelled: %d orders settled", event_id, settled)
         return settled
 
+    from workers.mail import make_mail_runtime
+
+    mail_runtime = make_mail_runtime(lambda: runtime().settings)
+
+    @dramatiq.actor(broker=broker, actor_name="send_email", queue_name="mail", max_retries=10)
+    def send_email(kind: str, email: str) -> str:
+        """Account mail (`verify_email`, `password_reset`): the secret is made and mailed here."""
+        from workers.mail import send_account_email
+
+        return send_account_email(mail_runtime(), kind, email)
+
     return Actors(
         expire_hold=expire_hold,
         sweep_holds=sweep_holds,
         apply_provider_event=apply_provider_event,
         settle_cancelled_event=settle_cancelled_event,
+        send_email=send_email,
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from commands.setup import create_admin
+from commands.setup import create_admin, open_accounts
 from ticketing import Settings
 
 PASSWORD = "correct-horse-battery"
@@ -33,12 +33,35 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def register(client: httpx.Client, role: str = "attendee") -> str:
+def register(client: httpx.Client, role: str = "attendee", *, verified: bool = True) -> str:
+    """A new account's access token; verified (as if it had clicked the mailed link) unless told not."""
+    return register_with_email(client, role, verified=verified)[0]
+
+
+def register_with_email(client: httpx.Client, role: str = "attendee", *, verified: bool = True) -> tuple[str, str]:
     email = f"{role}-{uuid4().hex[:10]}@example.com"
     r = client.post("/auth/register", json={"email": email, "username": email[:20], "password": PASSWORD, "role": role})
     assert r.status_code == 201, r.text
+    if verified:
+        mark_verified(UUID(r.json()["user"]["id"]))
     token: str = r.json()["access_token"]
-    return token
+    return token, email
+
+
+def mark_verified(user_id: UUID) -> None:
+    accounts = open_accounts(Settings.from_env(_STACK_ENV))
+    try:
+        accounts.mark_verified(user_id)
+    finally:
+        accounts.close()
+
+
+_STACK_ENV: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remember_stack(stack_env: dict[str, str]) -> None:
+    _STACK_ENV.update(stack_env)
 
 
 @pytest.fixture(scope="session")

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import stripe
 
-from tests.e2e.conftest import PASSWORD, bearer, order, publish_show
+from tests.e2e.conftest import bearer, order, publish_show, register_with_email
 from ticketing import Settings
 
 
 def buyer_with_email(client: httpx.Client) -> tuple[str, str]:
-    email = f"door-{uuid4().hex[:10]}@example.com"
-    r = client.post("/auth/register", json={"email": email, "username": "door", "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    return r.json()["access_token"], email
+    return register_with_email(client)
 
 
 def paid_tickets(client: httpx.Client, settings: Settings, token: str, items: list[dict[str, Any]]) -> dict[str, Any]:
