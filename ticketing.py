@@ -45,6 +45,7 @@ class Settings:
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    public_url: str = ""
     # Per-client (IP) limits, "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
@@ -82,6 +83,7 @@ class Settings:
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
+            public_url=env.get("PUBLIC_URL", "").rstrip("/"),
             rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("false", "0", "no", "off"),
             rate_limit_login=env.get("RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_register=env.get("RATE_LIMIT_REGISTER", "20/hour"),

@@ -40,7 +40,10 @@ class MailRuntime:
 
     @property
     def base_url(self) -> str:
-        # Until there is a public URL setting, links point at where the API listens.
+        # Links go to the public address (a front end, or a proxy in front of the API), or
+        # else to where the API listens.
+        if self.settings.public_url:
+            return self.settings.public_url
         host = "localhost" if self.settings.host in ("", "0.0.0.0", "::") else self.settings.host  # noqa: S104
         return f"http://{host}:{self.settings.port}"
 
