@@ -6,6 +6,8 @@
 #   make test      lint, then the test suite (pytest options via PYTEST_ARGS)
 #   make lint      ruff check, ruff format --check, mypy
 #   make clean     delete .data (databases, mail, logs of the embedded services)
+#   make bench     load benchmarks against a fresh production-configured stack, results in bench/results
+#                  e.g. make bench ARGS=--quick, make bench ARGS="hot-ga seat-map"
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -61,3 +63,7 @@ test: install
 
 clean:
 	rm -rf .data
+
+.PHONY: bench
+bench: install
+	.venv/bin/python -m bench $(ARGS)

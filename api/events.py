@@ -8,8 +8,9 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from api.auth import Principal, optional_principal, organizers, verified_only
@@ -532,40 +533,23 @@ class EventController(Controller):
         "/{event_id:uuid}/seat-map",
         operation_id="getSeatMap",
         exclude_from_auth=True,
+        responses={200: ResponseSpec(data_container=SeatMap, description="The seat map")},
         response_headers=[ResponseHeader(name="ETag", description="Version of the seat map", documentation_only=True)],
     )
-    async def seat_map(self, event_id: UUID, request: Request[Any, Any, Any], services: Services) -> Response[SeatMap]:
+    async def seat_map(self, event_id: UUID, request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
         """Sections, rows and seats with status and price; send If-None-Match for a 304."""
         async with services.pool.connection() as conn:
             head = _visible(await queries.seat_map_version(conn, event_id), optional_principal(request))
             etag = f'"{event_id.hex}-{head["version"]}"'
+            headers = {"ETag": etag, "Cache-Control": "no-cache"}
             if request.headers.get("if-none-match") == etag:
-                return Response(content=None, status_code=304, headers={"ETag": etag})  # type: ignore[arg-type]
-            rows = await queries.seats(conn, event_id)
-        sections: dict[tuple[str, str | None], SectionOut] = {}
-        currency: str | None = None
-        for r in rows:
-            key = (r["section_id"], r["day"])
-            section = sections.get(key)
-            if section is None:
-                section = sections[key] = SectionOut(id=r["section_id"], name=r["section"], day=r["day"], rows=[])
-            if not section.rows or section.rows[-1].label != r["row_label"]:
-                section.rows.append(RowOut(label=r["row_label"], seats=[]))
-            currency = currency or r["currency"]
-            section.rows[-1].seats.append(
-                SeatOut(
-                    id=r["id"],
-                    label=r["label"],
-                    x=r["x"],
-                    y=r["y"],
-                    status=r["status"],
-                    accessible=r["accessible"],
-                    offer_id=r["offer_id"],
-                    price=money(r["price"], r["currency"]),
-                )
-            )
-        body = SeatMap(event_id=event_id, version=head["version"], currency=currency, sections=list(sections.values()))
-        return Response(body, headers={"ETag": etag, "Cache-Control": "no-cache"})
+                return Response(content=b"", status_code=304, headers=headers)
+            key = (event_id, int(head["version"]))
+            body = services.seat_maps.get(key)
+            if body is None:
+                body = await queries.seat_map_json(conn, event_id, key[1])
+                services.seat_maps.put(key, body)
+        return Response(content=body, media_type=MediaType.JSON, headers=headers)
 
 
 class OrganizerController(Controller):

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from api.common import EncodedCache
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
 from commands.inbox import Inbox
@@ -133,6 +134,7 @@ class Services:
         boxoffice.claims.after_commit = self._schedule_expiries
         self.inbox = inbox
         self.signer = signer
+        self.seat_maps = EncodedCache(size=32)
 
     def _schedule_expiries(self, orders: list[Order]) -> None:
         for order in orders:

@@ -42,24 +42,38 @@ class ReadModelView(PostgresTrackingRecorder):
 
     @contextmanager
     def writing(self, tracking: Tracking) -> Iterator[Cursor[DictRow]]:
-        """A cursor for one event's changes: the batch's, or a transaction of its own."""
+        """A cursor for one event's changes: the batch's, or a batch of one of its own."""
         curs: Cursor[DictRow] | None = getattr(self._batch, "curs", None)
         if curs is not None:
             yield curs
             return
         with self.datastore.transaction(commit=True) as own:
-            yield own
+            with self.batch(own):
+                yield own
             self._insert_tracking(own, tracking)
 
     @contextmanager
     def batch(self, curs: Cursor[DictRow]) -> Iterator[None]:
-        """Route every event's writes into `curs` (one transaction for many events)."""
+        """Route every event's writes into `curs` (one transaction for many events), pipelined:
+        statements are sent without waiting for each answer, and work a view defers to the end
+        of the batch (set-based updates) runs once."""
         self._batch.curs = curs
+        self._batch.pending = self.new_batch_state()
         try:
-            yield
-            self.end_batch(curs)
+            with curs.connection.pipeline():
+                yield
+                self.end_batch(curs)
         finally:
             self._batch.curs = None
+            self._batch.pending = None
+
+    def new_batch_state(self) -> Any:
+        """What a view accumulates during a batch (see `end_batch`)."""
+        return None
+
+    @property
+    def pending(self) -> Any:
+        return self._batch.pending
 
     def record_position(self, curs: Cursor[DictRow], last: Tracking) -> None:
         """Write the tracking record and announce the new position on commit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import singledispatchmethod
 from typing import Any
 from uuid import UUID
@@ -45,8 +46,10 @@ class CatalogView(ReadModelView):
             segment_id uuid, genre_id uuid, sub_genre_id uuid, status text NOT NULL,
             venue_name text NOT NULL DEFAULT '', city text NOT NULL DEFAULT '',
             min_price bigint, max_price bigint, currency text, available integer NOT NULL DEFAULT 0,
-            version bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
+            version bigint NOT NULL DEFAULT 0, seats_version bigint NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL, search tsvector)""",
+        "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS seats_version bigint NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
         "CREATE INDEX IF NOT EXISTS events_organizer ON read.events (organizer_id, start_time)",
         "CREATE INDEX IF NOT EXISTS events_venue ON read.events (venue_id)",
@@ -83,39 +86,98 @@ class CatalogView(ReadModelView):
             PRIMARY KEY (event_id, account_id))""",
     )
 
-    # Listing figures (price range, availability) depend on many rows; they are recomputed
-    # once per event per batch instead of once per domain event.
+    # Counters and listing figures change with almost every event of a sale; they are
+    # accumulated during a batch and written with a few set-based statements at its end.
 
-    def touch(self, curs: Cursor[DictRow], event_id: UUID, position: int) -> None:
-        """Note that the event's offers or seats changed at `position`."""
-        if getattr(self._batch, "curs", None) is curs:
-            dirty: dict[UUID, int] = self._batch.__dict__.setdefault("dirty", {})
-            dirty[event_id] = max(position, dirty.get(event_id, 0))
-        else:
-            self.refresh_listing(curs, event_id, position)
+    def new_batch_state(self) -> CatalogBatch:
+        return CatalogBatch()
 
     def end_batch(self, curs: Cursor[DictRow]) -> None:
-        dirty: dict[UUID, int] = self._batch.__dict__.pop("dirty", {})
-        for event_id in sorted(dirty):
-            self.refresh_listing(curs, event_id, dirty[event_id])
+        b: CatalogBatch = self.pending
+        if b.tier_seats:
+            curs.execute(
+                """UPDATE read.tiers t SET seats_total = t.seats_total + x.n, seats_available = t.seats_available + x.n
+                   FROM unnest(%s::uuid[], %s::int[]) AS x(id, n) WHERE t.id = x.id""",
+                (list(b.tier_seats), list(b.tier_seats.values())),
+            )
+        if b.seat_status:
+            ids = list(b.seat_status)
+            statuses, orders, untils = zip(*b.seat_status.values(), strict=True)
+            curs.execute(
+                """UPDATE read.seats s SET status = x.status, order_id = x.order_id, held_until = x.until
+                   FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::timestamptz[]) AS x(id, status, order_id, until)
+                   WHERE s.id = x.id""",
+                (ids, list(statuses), list(orders), list(untils)),
+            )
+        if b.seat_available:
+            curs.execute(
+                """UPDATE read.tiers t SET seats_available = t.seats_available + d.delta
+                   FROM (SELECT s.tier_id, sum(x.delta) AS delta
+                         FROM unnest(%s::uuid[], %s::int[]) AS x(id, delta) JOIN read.seats s ON s.id = x.id
+                         GROUP BY s.tier_id) d
+                   WHERE t.id = d.tier_id""",
+                (list(b.seat_available), list(b.seat_available.values())),
+            )
+        if b.offer_counts:
+            held, sold = zip(*b.offer_counts.values(), strict=True)
+            curs.execute(
+                """UPDATE read.offers o SET held = o.held + x.held, sold = o.sold + x.sold
+                   FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(id, held, sold) WHERE o.id = x.id""",
+                (list(b.offer_counts), list(held), list(sold)),
+            )
+        if b.events or b.offers or b.seat_status:
+            self.refresh_listings(curs, b)
+        if b.map_events or b.map_offers or b.seat_status:
+            # The seat map's ETag moves only when seats or prices change, not with GA sales.
+            curs.execute(
+                """UPDATE read.events SET seats_version = %(position)s WHERE id IN (
+                     SELECT unnest(%(events)s::uuid[])
+                     UNION SELECT event_id FROM read.offers WHERE id = ANY(%(offers)s::uuid[])
+                     UNION SELECT DISTINCT event_id FROM read.seats WHERE id = ANY(%(seats)s::uuid[]))""",
+                {"events": list(b.map_events), "offers": list(b.map_offers), "seats": list(b.seat_status),
+                 "position": b.position},
+            )  # fmt: skip
 
-    def refresh_listing(self, curs: Cursor[DictRow], event_id: UUID, position: int) -> None:
-        """Recompute price range and availability; `version` (for ETags) becomes `position`."""
+    def refresh_listings(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
+        """Recompute price range and availability of every show the batch touched; their
+        `version` (the seat map's ETag) becomes the batch's last position."""
         curs.execute(
-            """UPDATE read.events e SET
+            """WITH dirty AS (
+                 SELECT unnest(%(events)s::uuid[]) AS id
+                 UNION SELECT event_id FROM read.offers WHERE id = ANY(%(offers)s::uuid[])
+                 UNION SELECT DISTINCT event_id FROM read.seats WHERE id = ANY(%(seats)s::uuid[]))
+               UPDATE read.events e SET
                  min_price = f.min_price, max_price = f.max_price, currency = f.currency,
                  available = f.available, version = %(position)s
-               FROM (
+               FROM dirty d, LATERAL (
                  SELECT min(o.price) AS min_price, max(o.price) AS max_price, min(o.currency) AS currency,
                    coalesce((SELECT sum(greatest(o2.quantity_for_sale - o2.held - o2.sold, 0))
-                             FROM read.offers o2 WHERE o2.event_id = %(id)s AND o2.tier_kind = 'general'), 0)
+                             FROM read.offers o2 WHERE o2.event_id = d.id AND o2.tier_kind = 'general'), 0)
                    + coalesce((SELECT sum(t.seats_available) FROM read.tiers t
-                               WHERE t.event_id = %(id)s AND t.kind = 'seated'), 0) AS available
-                 FROM read.offers o WHERE o.event_id = %(id)s
-               ) f
-               WHERE e.id = %(id)s""",
-            {"id": event_id, "position": position},
+                               WHERE t.event_id = d.id AND t.kind = 'seated'), 0) AS available
+                 FROM read.offers o WHERE o.event_id = d.id) f
+               WHERE e.id = d.id""",
+            {"events": list(b.events), "offers": list(b.offers), "seats": list(b.seat_status), "position": b.position},
         )
+
+
+@dataclass
+class CatalogBatch:
+    """Changes of one batch, written at its end."""
+
+    position: int = 0
+    events: set[UUID] = field(default_factory=set)
+    offers: set[UUID] = field(default_factory=set)
+    offer_counts: dict[UUID, list[int]] = field(default_factory=dict)
+    tier_seats: dict[UUID, int] = field(default_factory=dict)
+    seat_status: dict[UUID, tuple[str, UUID | None, Any]] = field(default_factory=dict)
+    seat_available: dict[UUID, int] = field(default_factory=dict)
+    map_events: set[UUID] = field(default_factory=set)
+    map_offers: set[UUID] = field(default_factory=set)
+
+    def at(self, tracking: Tracking) -> CatalogBatch:
+        self.position = max(self.position, tracking.notification_id)
+        return self
 
 
 class CatalogProjection(ReadModel[CatalogView]):
@@ -277,7 +339,9 @@ class CatalogProjection(ReadModel[CatalogView]):
     def _(self, e: Event.TierRemoved, tracking: Tracking) -> None:
         with self.view.writing(tracking) as curs:
             curs.execute("DELETE FROM read.tiers WHERE id = %s", (e.tier_id,))
-            self.view.touch(curs, e.originator_id, tracking.notification_id)
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            batch.events.add(e.originator_id)
+            batch.map_events.add(e.originator_id)
 
     # Offers ----------------------------------------------------------------------------
 
@@ -294,17 +358,18 @@ class CatalogProjection(ReadModel[CatalogView]):
                  e.quantity_for_sale, e.sale_start_time, e.sale_end_time, e.min_per_order,
                  e.max_per_order, e.timestamp),
             )  # fmt: skip
-            self.view.touch(curs, e.event_id, tracking.notification_id)
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            batch.events.add(e.event_id)
+            batch.map_events.add(e.event_id)
 
     @process_event.register
     def _(self, e: Offer.Updated, tracking: Tracking) -> None:
         changes = {k: v for k, v in e.changes.items() if k in OFFER_FIELDS}
         with self.view.writing(tracking) as curs:
-            curs.execute("SELECT event_id FROM read.offers WHERE id = %s", (e.originator_id,))
-            row = curs.fetchone()
             _update(curs, "offers", e.originator_id, changes, None)
-            if row:
-                self.view.touch(curs, row["event_id"], tracking.notification_id)
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            batch.offers.add(e.originator_id)
+            batch.map_offers.add(e.originator_id)
 
     @process_event.register
     def _(self, e: Offer.Claimed, tracking: Tracking) -> None:
@@ -327,83 +392,67 @@ class CatalogProjection(ReadModel[CatalogView]):
         self._count(e, tracking, sold=-e.quantity)
 
     def _count(self, e: Any, tracking: Tracking, held: int = 0, sold: int = 0) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "UPDATE read.offers SET held = held + %s, sold = sold + %s WHERE id = %s RETURNING event_id",
-                (held, sold, e.originator_id),
-            )
-            row = curs.fetchone()
-            if row:
-                self.view.touch(curs, row["event_id"], tracking.notification_id)
+        with self.view.writing(tracking):
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            counts = batch.offer_counts.setdefault(e.originator_id, [0, 0])
+            counts[0] += held
+            counts[1] += sold
+            batch.offers.add(e.originator_id)
 
     # Seats: the seat map, and per-tier availability for the listing ------------------------
 
     @process_event.register
     def _(self, e: Seat.Created, tracking: Tracking) -> None:
-        status = "available"
         with self.view.writing(tracking) as curs:
             curs.execute(
                 """INSERT INTO read.seats (id, event_id, tier_id, section_id, section, row_label, label, x, y,
                      accessible, day, status)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'available') ON CONFLICT (id) DO NOTHING""",
                 (e.originator_id, e.event_id, e.tier_id, e.section_id, e.section, e.row, e.label, e.x, e.y,
-                 e.accessible, e.day, status),
+                 e.accessible, e.day),
             )  # fmt: skip
-            curs.execute(
-                "UPDATE read.tiers SET seats_total = seats_total + 1, seats_available = seats_available + 1 "
-                "WHERE id = %s",
-                (e.tier_id,),
-            )
-            self.view.touch(curs, e.event_id, tracking.notification_id)
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            batch.tier_seats[e.tier_id] = batch.tier_seats.get(e.tier_id, 0) + 1
+            batch.events.add(e.event_id)
+            batch.map_events.add(e.event_id)
+
+    # The domain fixes each transition, so the change of availability is known from the
+    # event alone (held: available -> held, -1; sold: held -> sold, 0; and so on).
 
     @process_event.register
     def _(self, e: Seat.Held, tracking: Tracking) -> None:
-        self._seat(e, tracking, "held", e.order_id, e.until)
+        self._seat(e, tracking, "held", e.order_id, e.until, -1)
 
     @process_event.register
     def _(self, e: Seat.Released, tracking: Tracking) -> None:
-        self._seat(e, tracking, "available", None, None)
+        self._seat(e, tracking, "available", None, None, +1)
 
     @process_event.register
     def _(self, e: Seat.Sold, tracking: Tracking) -> None:
-        self._seat(e, tracking, "sold", e.order_id, None)
+        self._seat(e, tracking, "sold", e.order_id, None, 0)
 
     @process_event.register
     def _(self, e: Seat.SoldWithoutHold, tracking: Tracking) -> None:
-        self._seat(e, tracking, "sold", e.order_id, None)
+        self._seat(e, tracking, "sold", e.order_id, None, -1)
 
     @process_event.register
     def _(self, e: Seat.Returned, tracking: Tracking) -> None:
-        self._seat(e, tracking, "available", None, None)
+        self._seat(e, tracking, "available", None, None, +1)
 
     @process_event.register
     def _(self, e: Seat.Blocked, tracking: Tracking) -> None:
-        self._seat(e, tracking, "blocked", None, None)
+        self._seat(e, tracking, "blocked", None, None, -1)
 
     @process_event.register
     def _(self, e: Seat.Unblocked, tracking: Tracking) -> None:
-        self._seat(e, tracking, "available", None, None)
+        self._seat(e, tracking, "available", None, None, +1)
 
-    def _seat(self, e: Any, tracking: Tracking, status: str, order_id: UUID | None, until: Any) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                """WITH old AS (SELECT status FROM read.seats WHERE id = %(id)s),
-                        new AS (UPDATE read.seats SET status = %(status)s, order_id = %(order)s,
-                                  held_until = %(until)s WHERE id = %(id)s
-                                RETURNING event_id, tier_id)
-                   SELECT new.event_id, new.tier_id, old.status AS old_status FROM new, old""",
-                {"id": e.originator_id, "status": status, "order": order_id, "until": until},
-            )
-            row = curs.fetchone()
-            if row is None:
-                return
-            delta = (status == "available") - (row["old_status"] == "available")
+    def _seat(self, e: Any, tracking: Tracking, status: str, order_id: UUID | None, until: Any, delta: int) -> None:
+        with self.view.writing(tracking):
+            batch: CatalogBatch = self.view.pending.at(tracking)
+            batch.seat_status[e.originator_id] = (status, order_id, until)
             if delta:
-                curs.execute(
-                    "UPDATE read.tiers SET seats_available = seats_available + %s WHERE id = %s",
-                    (delta, row["tier_id"]),
-                )
-            self.view.touch(curs, row["event_id"], tracking.notification_id)
+                batch.seat_available[e.originator_id] = batch.seat_available.get(e.originator_id, 0) + delta
 
 
 def _update(curs: Cursor[DictRow], table: str, row_id: UUID, changes: dict[str, Any], at: Any) -> None:
