@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +43,18 @@ log = logging.getLogger("api.access")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
+REQUEST_PREFIX = secrets.token_hex(4)
+REQUEST_COUNTER = itertools.count(1)
+
+
 class AccessLog(ASGIMiddleware):
     """One structured line per request, with a request id echoed as X-Request-ID."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
         headers = dict(scope.get("headers", []))
-        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
+        # A process prefix and a counter: unique, and far cheaper than uuid4 on every request.
+        request_id = headers.get(b"x-request-id", b"").decode()[:64] or f"{REQUEST_PREFIX}-{next(REQUEST_COUNTER):x}"
         status = 500
 
         async def send_wrapper(message: Any) -> None:

@@ -19,8 +19,9 @@ for them a browser's `Origin`, when sent, must be this service or a configured C
 from __future__ import annotations
 
 import hmac
+import time
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -33,8 +34,9 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
+from litestar.middleware.authentication import AuthenticationResult
 from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, generate_csrf_token
-from litestar.security.jwt import JWTCookieAuth, Token
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.services import Services
@@ -88,8 +90,36 @@ async def principal_from_token(token: Token, _: ASGIConnection[Any, Any, Any, An
     return _principal(token)
 
 
+class CachedJWTMiddleware(JWTCookieAuthenticationMiddleware):
+    """Litestar's cookie-or-Bearer JWT middleware, remembering tokens it has verified.
+
+    Verifying a token (HMAC, base64, claims) is pure: the same string with the same secret
+    always gives the same result, so a token seen before is looked up instead, until it
+    expires. A buyer sends the same token with every request of a checkout.
+    """
+
+    cache: ClassVar[dict[str, tuple[float, AuthenticationResult]]] = {}
+    max_entries: ClassVar[int] = 50_000
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        hit = self.cache.get(encoded_token)
+        now = time.time()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        result = await super().authenticate_token(encoded_token, connection)
+        if len(self.cache) >= self.max_entries:
+            self.cache.clear()
+        token = result.auth
+        expires = token.exp.timestamp() if isinstance(token, Token) else now
+        self.cache[encoded_token] = (expires, result)
+        return result
+
+
 def build_jwt_auth(secret: str, secure: bool) -> JWTCookieAuth[Principal, Token]:
     return JWTCookieAuth[Principal, Token](
+        authentication_middleware_class=CachedJWTMiddleware,
         retrieve_user_handler=principal_from_token,
         token_secret=secret,
         key=ACCESS_COOKIE,

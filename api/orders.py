@@ -207,8 +207,7 @@ class OrderController(Controller):
             services.boxoffice.submit_order(request.user.id, items, idempotency_key=idempotency_key)
         )
         await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
-        async with services.pool.connection() as conn:
-            names = await queries.offer_names(conn, list({i["offer_id"] for i in placed.order.items}))
+        names = {oid: {"name": name, "tier_name": tier} for oid, (name, tier) in placed.names.items()}
         body = _order(order_row(placed.order), names, [])
         return Response(body, status_code=201 if placed.created else 200)
 

@@ -137,8 +137,7 @@ class Services:
         self.seat_maps = EncodedCache(size=32)
 
     def _schedule_expiries(self, orders: list[Order]) -> None:
-        for order in orders:
-            self.actors.schedule_expiry(order.id, order.hold_expires_at)
+        self.actors.schedule_expiries([(order.id, order.hold_expires_at) for order in orders])
 
     async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
         """Run a (blocking) command in a worker thread and wait for the read models to apply it."""

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +48,8 @@ class Placed:
     order: Order
     created: bool
     position: int | None
+    # Offer id -> (offer name, tier name), as the writer saw them (saves the API a query).
+    names: dict[UUID, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +93,8 @@ class ClaimWriter:
         self.conflicts = 0
         # Called with the orders of each committed batch, after their buyers were answered.
         self.after_commit: Callable[[list[Order]], None] | None = None
+        self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
+        self._last_ledger = Ledger(app)
 
     def submit(self, request: ClaimRequest) -> Future[Placed]:
         if self._thread is None:
@@ -115,6 +119,7 @@ class ClaimWriter:
         for attempt in range(self.app.conflict_attempts * 2):
             try:
                 outcomes, changed = self._decide(batch)
+                names = _names(batch, self._last_ledger)
                 position = None
                 if changed:
                     recordings = self.app.save(*changed)
@@ -136,20 +141,25 @@ class ClaimWriter:
                     request.future.set_exception(outcome)
                 else:
                     order, is_new = outcome
-                    request.future.set_result(Placed(order, is_new, position))
+                    request.future.set_result(Placed(order, is_new, position, names))
                     if is_new:
                         created.append(order)
             if created and self.after_commit is not None:
-                try:
-                    self.after_commit(created)
-                except Exception:
-                    log.exception("after-commit hook failed for %d orders", len(created))
+                # Off the writer thread: the next batch should not wait for a message broker.
+                self._hooks.submit(self._run_hook, self.after_commit, created)
             return
         for request in batch:
             request.future.set_exception(Busy("too many concurrent changes, please retry"))
 
+    @staticmethod
+    def _run_hook(hook: Callable[[list[Order]], None], orders: list[Order]) -> None:
+        try:
+            hook(orders)
+        except Exception:
+            log.exception("after-commit hook failed for %d orders", len(orders))
+
     def _decide(self, batch: list[ClaimRequest]) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
-        ledger = Ledger(self.app)
+        ledger = self._last_ledger = Ledger(self.app)
         ledger.prefetch(
             [i.offer_id for r in batch for i in r.items]
             + [i.seat_id for r in batch for i in r.items if i.seat_id is not None]
@@ -175,6 +185,16 @@ class ClaimWriter:
             changed.update((a.id, a) for a in touched)
             outcomes.append((request, (order, True)))
         return outcomes, [*new_orders.values(), *changed.values()]
+
+
+def _names(batch: list[ClaimRequest], ledger: Ledger) -> dict[UUID, tuple[str, str]]:
+    names: dict[UUID, tuple[str, str]] = {}
+    for offer_id in {i.offer_id for r in batch for i in r.items}:
+        offer = ledger.loaded.get(offer_id)
+        show = ledger.loaded.get(offer.event_id) if isinstance(offer, Offer) else None
+        if isinstance(offer, Offer) and isinstance(show, Event) and offer.tier_id in show.tiers:
+            names[offer_id] = (offer.name, show.tiers[offer.tier_id].name)
+    return names
 
 
 def decide_order(app: SalesCommands, ledger: Ledger, request: ClaimRequest, now: datetime) -> tuple[Order, list[Any]]:

@@ -38,6 +38,7 @@ class Runtime:
 @dataclass
 class Actors:
     expire_hold: dramatiq.Actor[[str], None]
+    expire_holds: dramatiq.Actor[[list[str]], int]
     sweep_holds: dramatiq.Actor[[], int]
     apply_provider_event: dramatiq.Actor[[str], str]
     settle_cancelled_event: dramatiq.Actor[[str], int]
@@ -48,6 +49,14 @@ class Actors:
         delay_ms = max(0, int((deadline - datetime.now(UTC)).total_seconds() * 1000) + 250)
         self.expire_hold.send_with_options(args=(str(order_id),), delay=delay_ms)
 
+    def schedule_expiries(self, orders: list[tuple[UUID, datetime]]) -> None:
+        """One delayed message for a batch of holds (they lapse within moments of each other)."""
+        if not orders:
+            return
+        latest = max(deadline for _, deadline in orders)
+        delay_ms = max(0, int((latest - datetime.now(UTC)).total_seconds() * 1000) + 250)
+        self.expire_holds.send_with_options(args=([str(order_id) for order_id, _ in orders],), delay=delay_ms)
+
 
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:
     """Declare the actors on `broker`; `runtime` is only called inside a worker."""
@@ -56,6 +65,12 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
     def expire_hold(order_id: str) -> None:
         expired = runtime().boxoffice.expire_hold(UUID(order_id))
         log.info("hold %s %s", order_id, "expired" if expired else "already closed or extended")
+
+    @dramatiq.actor(broker=broker, actor_name="expire_holds", queue_name="holds", max_retries=10)
+    def expire_holds(order_ids: list[str]) -> int:
+        """Expire a batch of holds placed together; each expiry is idempotent."""
+        app = runtime().boxoffice
+        return sum(1 for order_id in order_ids if app.expire_hold(UUID(order_id)))
 
     @dramatiq.actor(broker=broker, actor_name="sweep_holds", queue_name="holds", max_retries=3)
     def sweep_holds() -> int:
@@ -121,6 +136,7 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
 
     return Actors(
         expire_hold=expire_hold,
+        expire_holds=expire_holds,
         sweep_holds=sweep_holds,
         apply_provider_event=apply_provider_event,
         settle_cancelled_event=settle_cancelled_event,

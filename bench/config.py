@@ -1,0 +1,123 @@
+"""Scenario sizes (full and `--quick`) and the targets from the performance issue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SCENARIOS = ("hot-ga", "hot-seats", "seat-map", "browse", "replay")
+# Scenarios that need the API and its workers; `replay` runs with them stopped.
+HTTP_SCENARIOS = frozenset({"hot-ga", "hot-seats", "seat-map", "browse"})
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each scenario is. Every count is bounded and every load phase has a time limit."""
+
+    name: str
+    accounts: int
+    # hot-ga: one general-admission offer, buyers take 1-4 tickets each.
+    ga_tickets: int
+    ga_buyers: int
+    ga_rejections_after_sellout: int
+    ga_max_seconds: float
+    # hot-seats: sections x rows x seats; buyers pick 2-4 adjacent seats near the stage.
+    seat_sections: int
+    seat_rows: int
+    seats_per_row: int
+    seat_buyers: int
+    # Mean rank (among rows that still have free seats, best first) of the row a buyer tries.
+    seat_front_rank: float
+    seat_max_seconds: float
+    # seat-map: the first-render phase may take seatmap_max_seconds, the others less (see scenarios)
+    seatmap_cold: int
+    seatmap_warm: int
+    seatmap_concurrency: int
+    seatmap_max_seconds: float
+    # browse
+    browse_events: int
+    browse_venues: int
+    browse_seconds: float
+    browse_concurrency: int
+    # replay: total events the store holds before the rebuild.
+    replay_events: int
+
+    @property
+    def seats(self) -> int:
+        return self.seat_sections * self.seat_rows * self.seats_per_row
+
+
+FULL = Scale(
+    name="full",
+    accounts=50,
+    ga_tickets=20_000,
+    ga_buyers=500,
+    ga_rejections_after_sellout=5_000,
+    ga_max_seconds=180,
+    seat_sections=10,
+    seat_rows=40,
+    seats_per_row=50,
+    seat_buyers=500,
+    seat_front_rank=20,
+    seat_max_seconds=180,
+    seatmap_cold=100,
+    seatmap_warm=5_000,
+    seatmap_concurrency=16,
+    seatmap_max_seconds=60,
+    browse_events=10_000,
+    browse_venues=200,
+    browse_seconds=30,
+    browse_concurrency=16,
+    replay_events=1_000_000,
+)
+
+QUICK = Scale(
+    name="quick",
+    accounts=20,
+    ga_tickets=2_000,
+    ga_buyers=200,
+    ga_rejections_after_sellout=500,
+    ga_max_seconds=60,
+    seat_sections=5,
+    seat_rows=20,
+    seats_per_row=20,
+    seat_buyers=200,
+    seat_front_rank=8,
+    seat_max_seconds=60,
+    seatmap_cold=20,
+    seatmap_warm=1_000,
+    seatmap_concurrency=16,
+    seatmap_max_seconds=30,
+    browse_events=1_000,
+    browse_venues=40,
+    browse_seconds=8,
+    browse_concurrency=16,
+    replay_events=50_000,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure from the issue: `metric` is a dotted path into the scenario's JSON summary."""
+
+    scenario: str
+    metric: str
+    op: Literal[">=", "<", "=="]
+    value: float
+    label: str
+
+
+TARGETS = (
+    Target("hot-ga", "orders_per_s", ">=", 1000, "successful orders/s until sold out"),
+    Target("hot-ga", "latency_ms.all.p99", "<", 250, "p99 latency of POST /orders (ms)"),
+    Target("hot-ga", "errors.total", "==", 0, "errors (5xx, timeouts, unexpected codes)"),
+    Target("hot-ga", "invariants.violations", "==", 0, "oversold / lost / phantom orders"),
+    Target("hot-seats", "orders_per_s", ">=", 1000, "successful orders/s until sold out"),
+    Target("hot-seats", "latency_ms.all.p99", "<", 250, "p99 latency of POST /orders (ms)"),
+    Target("hot-seats", "collisions_not_409", "==", 0, "collisions not answered 409 seat_taken"),
+    Target("hot-seats", "invariants.violations", "==", 0, "double-booked / lost / phantom orders"),
+    Target("seat-map", "phases.cold.latency_ms.p50", "<", 15, "p50 of a full GET after a change (ms)"),
+    Target("seat-map", "phases.not_modified.latency_ms.p50", "<", 2, "p50 of a 304 (ms)"),
+    Target("browse", "phases.loaded.latency_ms.p99", "<", 30, "p99 of GET /events under load (ms)"),
+    Target("replay", "events_per_s", ">=", 20_000, "rebuild of all read models (store events/s)"),
+)

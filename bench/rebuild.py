@@ -1,0 +1,34 @@
+"""`python -m bench.rebuild MODEL`: rebuild one read model and print what it took, as JSON.
+
+Run as a child of the benchmark so the rebuild's CPU is measured on its own and a rebuild that
+outlasts the time budget can be stopped (its transaction then rolls back, leaving the old tables).
+The environment carries the stack's settings (DATABASE_URL, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from projections.runner import rebuild
+from ticketing import Settings
+
+
+def main() -> None:
+    """Rebuild the model named on the command line; print {model, applied, seconds, cpu_s}."""
+    model = sys.argv[1]
+    settings = Settings.from_env()
+    cpu_before = os.times()
+    started = time.monotonic()
+    counts = rebuild(settings, model)
+    seconds = time.monotonic() - started
+    cpu_after = os.times()
+    cpu = cpu_after.user - cpu_before.user + cpu_after.system - cpu_before.system
+    result = {"model": model, "applied": counts[model], "seconds": round(seconds, 3), "cpu_s": round(cpu, 3)}
+    print(json.dumps(result), flush=True)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
