@@ -19,8 +19,9 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("claims")
 T = TypeVar("T")
 MAX_BATCH = 400
+CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,13 @@ class ClaimWriter:
     def _commit(self, batch: list[ClaimRequest]) -> None:
         for attempt in range(self.app.conflict_attempts * 2):
             try:
-                outcomes, changed = self._decide(batch)
-                names = _names(batch, self._last_ledger)
-                position = None
-                if changed:
-                    recordings = self.app.save(*changed)
-                    position = max((r.notification.id for r in recordings), default=None)
+                with self._turn():
+                    outcomes, changed = self._decide(batch)
+                    names = _names(batch, self._last_ledger)
+                    position = None
+                    if changed:
+                        recordings = self.app.save(*changed)
+                        position = max((r.notification.id for r in recordings), default=None)
             except IntegrityError:
                 # Another process wrote an offer or seat we used: decide the batch again.
                 self.conflicts += 1
@@ -150,6 +153,19 @@ class ClaimWriter:
             return
         for request in batch:
             request.future.set_exception(Busy("too many concurrent changes, please retry"))
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Take turns with the claim writers of the other processes (a Postgres advisory lock).
+
+        Without it, two API processes selling the same hot offer would keep invalidating each
+        other's batches (each save makes the other's loaded versions stale); with it, each
+        writer's queue simply grows into a bigger batch while the other one commits.
+        """
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
+            yield
 
     @staticmethod
     def _run_hook(hook: Callable[[list[Order]], None], orders: list[Order]) -> None:

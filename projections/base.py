@@ -124,24 +124,39 @@ class ReadModel(Projection[TView], Generic[TView]):
         return frozenset()
 
 
-def apply_batch(projection: ReadModel[Any], app: Application[Any], notifications: Sequence[Notification]) -> int:
-    """Apply a batch of notifications exactly once; returns how many were new.
+def apply_batch(
+    projections: Sequence[ReadModel[Any]], app: Application[Any], notifications: Sequence[Notification]
+) -> int:
+    """Apply a batch of notifications to several read models, exactly once, in one transaction.
 
-    Under the read model's lock, events at or below the recorded position are skipped, so a
-    rebuild racing with the live runner can never apply an event twice.
+    Each notification is decoded at most once, however many models handle it. Under each read
+    model's lock, events at or below its recorded position are skipped, so a rebuild racing with
+    the live runner can never apply an event twice. Returns how many (model, event) pairs were new.
     """
-    view: ReadModelView = projection.view
-    topics = projection.handled_topics()
-    with view.datastore.transaction(commit=True) as curs:
-        view.lock(curs)
-        position = view.position(curs, app.name)
-        fresh = [n for n in notifications if n.id > position]
-        if not fresh:
-            return 0
-        with view.batch(curs):
-            for notification in fresh:
-                if notification.topic in topics:
-                    tracking = Tracking(app.name, notification.id)
-                    projection.process_event(app.mapper.to_domain_event(notification), tracking)
-        view.record_position(curs, Tracking(app.name, fresh[-1].id))
-    return len(fresh)
+    if not projections or not notifications:
+        return 0
+    decoded: dict[int, Any] = {}
+
+    def event_of(notification: Notification) -> Any:
+        if notification.id not in decoded:
+            decoded[notification.id] = app.mapper.to_domain_event(notification)
+        return decoded[notification.id]
+
+    applied = 0
+    with projections[0].view.datastore.transaction(commit=True) as curs:
+        for projection in projections:
+            view: ReadModelView = projection.view
+            view.lock(curs)
+            position = view.position(curs, app.name)
+            fresh = [n for n in notifications if n.id > position]
+            if not fresh:
+                continue
+            topics = projection.handled_topics()
+            with view.batch(curs):
+                for notification in fresh:
+                    if notification.topic in topics:
+                        tracking = Tracking(app.name, notification.id)
+                        projection.process_event(event_of(notification), tracking)
+            view.record_position(curs, Tracking(app.name, fresh[-1].id))
+            applied += len(fresh)
+    return applied

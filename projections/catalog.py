@@ -125,30 +125,24 @@ class CatalogView(ReadModelView):
                    FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(id, held, sold) WHERE o.id = x.id""",
                 (list(b.offer_counts), list(held), list(sold)),
             )
-        if b.events or b.offers or b.seat_status:
+        if b.events or b.offers or b.seats:
             self.refresh_listings(curs, b)
-        if b.map_events or b.map_offers or b.seat_status:
+        if b.map_events or b.map_offers or b.seats:
             # The seat map's ETag moves only when seats or prices change, not with GA sales.
             curs.execute(
-                """UPDATE read.events SET seats_version = %(position)s WHERE id IN (
-                     SELECT unnest(%(events)s::uuid[])
-                     UNION SELECT event_id FROM read.offers WHERE id = ANY(%(offers)s::uuid[])
-                     UNION SELECT DISTINCT event_id FROM read.seats WHERE id = ANY(%(seats)s::uuid[]))""",
-                {"events": list(b.map_events), "offers": list(b.map_offers), "seats": list(b.seat_status),
-                 "position": b.position},
-            )  # fmt: skip
+                f"""WITH {_dirty_sql("map_events", "map_offers")}
+                    UPDATE read.events e SET seats_version = d.position FROM dirty d WHERE e.id = d.id""",
+                _dirty_params(b, b.map_events, b.map_offers),
+            )
 
     def refresh_listings(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
-        """Recompute price range and availability of every show the batch touched; their
-        `version` (the seat map's ETag) becomes the batch's last position."""
+        """Recompute price range and availability of every show the batch touched; its
+        `version` becomes the position of the last event that touched it."""
         curs.execute(
-            """WITH dirty AS (
-                 SELECT unnest(%(events)s::uuid[]) AS id
-                 UNION SELECT event_id FROM read.offers WHERE id = ANY(%(offers)s::uuid[])
-                 UNION SELECT DISTINCT event_id FROM read.seats WHERE id = ANY(%(seats)s::uuid[]))
+            f"""WITH {_dirty_sql("events", "offers")}
                UPDATE read.events e SET
                  min_price = f.min_price, max_price = f.max_price, currency = f.currency,
-                 available = f.available, version = %(position)s
+                 available = f.available, version = d.position
                FROM dirty d, LATERAL (
                  SELECT min(o.price) AS min_price, max(o.price) AS max_price, min(o.currency) AS currency,
                    coalesce((SELECT sum(greatest(o2.quantity_for_sale - o2.held - o2.sold, 0))
@@ -157,27 +151,62 @@ class CatalogView(ReadModelView):
                                WHERE t.event_id = d.id AND t.kind = 'seated'), 0) AS available
                  FROM read.offers o WHERE o.event_id = d.id) f
                WHERE e.id = d.id""",
-            {"events": list(b.events), "offers": list(b.offers), "seats": list(b.seat_status), "position": b.position},
+            _dirty_params(b, b.events, b.offers),
         )
+
+
+def _dirty_sql(events: str, offers: str) -> str:
+    """A `dirty(id, position)` CTE: shows changed directly, or through an offer or a seat."""
+    return f"""changes AS (
+                 SELECT x.id AS event_id, x.position
+                   FROM unnest(%({events})s::uuid[], %({events}_at)s::bigint[]) AS x(id, position)
+                 UNION ALL SELECT o.event_id, x.position
+                   FROM unnest(%({offers})s::uuid[], %({offers}_at)s::bigint[]) AS x(id, position)
+                   JOIN read.offers o ON o.id = x.id
+                 UNION ALL SELECT s.event_id, x.position
+                   FROM unnest(%(seats)s::uuid[], %(seats_at)s::bigint[]) AS x(id, position)
+                   JOIN read.seats s ON s.id = x.id),
+               dirty AS (SELECT event_id AS id, max(position) AS position FROM changes GROUP BY event_id)"""
+
+
+def _dirty_params(b: CatalogBatch, events: dict[UUID, int], offers: dict[UUID, int]) -> dict[str, Any]:
+    names = ("map_events", "map_offers") if events is b.map_events else ("events", "offers")
+    return {
+        names[0]: list(events),
+        f"{names[0]}_at": list(events.values()),
+        names[1]: list(offers),
+        f"{names[1]}_at": list(offers.values()),
+        "seats": list(b.seats),
+        "seats_at": list(b.seats.values()),
+    }
 
 
 @dataclass
 class CatalogBatch:
-    """Changes of one batch, written at its end."""
+    """Changes of one batch, written at its end.
+
+    Every changed show, offer and seat is noted with the position of its last change, so a
+    show's `version` is the position of the last event that touched it, however the log was
+    cut into batches (a rebuild gives the same versions as the live runner).
+    """
 
     position: int = 0
-    events: set[UUID] = field(default_factory=set)
-    offers: set[UUID] = field(default_factory=set)
+    events: dict[UUID, int] = field(default_factory=dict)
+    offers: dict[UUID, int] = field(default_factory=dict)
+    seats: dict[UUID, int] = field(default_factory=dict)
+    map_events: dict[UUID, int] = field(default_factory=dict)
+    map_offers: dict[UUID, int] = field(default_factory=dict)
     offer_counts: dict[UUID, list[int]] = field(default_factory=dict)
     tier_seats: dict[UUID, int] = field(default_factory=dict)
     seat_status: dict[UUID, tuple[str, UUID | None, Any]] = field(default_factory=dict)
     seat_available: dict[UUID, int] = field(default_factory=dict)
-    map_events: set[UUID] = field(default_factory=set)
-    map_offers: set[UUID] = field(default_factory=set)
 
     def at(self, tracking: Tracking) -> CatalogBatch:
-        self.position = max(self.position, tracking.notification_id)
+        self.position = tracking.notification_id
         return self
+
+    def note(self, changed: dict[UUID, int], key: UUID) -> None:
+        changed[key] = self.position
 
 
 class CatalogProjection(ReadModel[CatalogView]):
@@ -340,8 +369,8 @@ class CatalogProjection(ReadModel[CatalogView]):
         with self.view.writing(tracking) as curs:
             curs.execute("DELETE FROM read.tiers WHERE id = %s", (e.tier_id,))
             batch: CatalogBatch = self.view.pending.at(tracking)
-            batch.events.add(e.originator_id)
-            batch.map_events.add(e.originator_id)
+            batch.note(batch.events, e.originator_id)
+            batch.note(batch.map_events, e.originator_id)
 
     # Offers ----------------------------------------------------------------------------
 
@@ -359,8 +388,8 @@ class CatalogProjection(ReadModel[CatalogView]):
                  e.max_per_order, e.timestamp),
             )  # fmt: skip
             batch: CatalogBatch = self.view.pending.at(tracking)
-            batch.events.add(e.event_id)
-            batch.map_events.add(e.event_id)
+            batch.note(batch.events, e.event_id)
+            batch.note(batch.map_events, e.event_id)
 
     @process_event.register
     def _(self, e: Offer.Updated, tracking: Tracking) -> None:
@@ -368,8 +397,8 @@ class CatalogProjection(ReadModel[CatalogView]):
         with self.view.writing(tracking) as curs:
             _update(curs, "offers", e.originator_id, changes, None)
             batch: CatalogBatch = self.view.pending.at(tracking)
-            batch.offers.add(e.originator_id)
-            batch.map_offers.add(e.originator_id)
+            batch.note(batch.offers, e.originator_id)
+            batch.note(batch.map_offers, e.originator_id)
 
     @process_event.register
     def _(self, e: Offer.Claimed, tracking: Tracking) -> None:
@@ -397,7 +426,7 @@ class CatalogProjection(ReadModel[CatalogView]):
             counts = batch.offer_counts.setdefault(e.originator_id, [0, 0])
             counts[0] += held
             counts[1] += sold
-            batch.offers.add(e.originator_id)
+            batch.note(batch.offers, e.originator_id)
 
     # Seats: the seat map, and per-tier availability for the listing ------------------------
 
@@ -413,8 +442,8 @@ class CatalogProjection(ReadModel[CatalogView]):
             )  # fmt: skip
             batch: CatalogBatch = self.view.pending.at(tracking)
             batch.tier_seats[e.tier_id] = batch.tier_seats.get(e.tier_id, 0) + 1
-            batch.events.add(e.event_id)
-            batch.map_events.add(e.event_id)
+            batch.note(batch.events, e.event_id)
+            batch.note(batch.map_events, e.event_id)
 
     # The domain fixes each transition, so the change of availability is known from the
     # event alone (held: available -> held, -1; sold: held -> sold, 0; and so on).
@@ -451,6 +480,7 @@ class CatalogProjection(ReadModel[CatalogView]):
         with self.view.writing(tracking):
             batch: CatalogBatch = self.view.pending.at(tracking)
             batch.seat_status[e.originator_id] = (status, order_id, until)
+            batch.note(batch.seats, e.originator_id)
             if delta:
                 batch.seat_available[e.originator_id] = batch.seat_available.get(e.originator_id, 0) + delta
 

@@ -49,23 +49,26 @@ def open_projection(settings: Settings, name: str) -> ReadModel[Any]:
 
 
 class Runner:
-    """Follows the BoxOffice notification log and applies it to one read model in batches.
+    """Follows the BoxOffice notification log and applies it to read models in batches.
 
     A reader thread iterates the library's LISTEN/NOTIFY subscription into a queue; the
-    applying thread drains whatever has arrived (up to BATCH_SIZE) into one transaction.
+    applying thread drains whatever has arrived (up to BATCH_SIZE) into one transaction for all
+    its read models, decoding each event once. Models that are behind (say, after one was
+    rebuilt) are caught up from the earliest position among them.
     """
 
-    def __init__(self, app: BoxOffice, projection: ReadModel[Any]) -> None:
+    def __init__(self, app: BoxOffice, projections: list[ReadModel[Any]]) -> None:
         self.app = app
-        self.projection = projection
+        self.projections = projections
+        self.name = "+".join(p.name for p in projections)
         self.queue: queue.Queue[Notification | None] = queue.Queue(maxsize=BATCH_SIZE * 4)
         self.stopping = threading.Event()
         self.error: BaseException | None = None
-        start = projection.view.max_tracking_id(app.name)
+        start = min((p.view.max_tracking_id(app.name) or 0) for p in projections)
         self.subscription = app.recorder.subscribe(gt=start)
         self.threads = [
-            threading.Thread(target=self._read, name=f"{projection.name}-read", daemon=True),
-            threading.Thread(target=self._apply, name=f"{projection.name}-apply", daemon=True),
+            threading.Thread(target=self._read, name=f"{self.name}-read", daemon=True),
+            threading.Thread(target=self._apply, name=f"{self.name}-apply", daemon=True),
         ]
 
     def start(self) -> None:
@@ -109,7 +112,7 @@ class Runner:
                         self.stopping.set()
                         break
                     batch.append(item)
-                apply_batch(self.projection, self.app, batch)
+                apply_batch(self.projections, self.app, batch)
         except BaseException as error:  # noqa: BLE001 - reported by the supervising loop
             self.error = error
             self.stopping.set()
@@ -119,16 +122,17 @@ def run_forever(settings: Settings) -> None:
     """Run every read model until SIGTERM/SIGINT; exit non-zero if one of them fails."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = BoxOffice(env=settings.eventsourcing_env())
-    runners = [Runner(app, open_projection(settings, name)) for name in READ_MODELS]
+    # One runner for all read models: one subscription, one decode and one transaction per batch.
+    runners = [Runner(app, [open_projection(settings, name) for name in READ_MODELS])]
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     for runner in runners:
         runner.start()
     log.info("projection runners started: %s", ", ".join(READ_MODELS))
-    failed: ReadModel[Any] | None = None
+    failed: Runner | None = None
     while not done.wait(0.5):
-        failed = next((r.projection for r in runners if r.error is not None), None)
+        failed = next((r for r in runners if r.error is not None), None)
         if failed is not None:
             break
     for runner in runners:
@@ -139,7 +143,7 @@ def run_forever(settings: Settings) -> None:
     app.close()
     if errors:
         for runner in errors:
-            log.error("read model %s failed", runner.projection.name, exc_info=runner.error)
+            log.error("read models %s failed", runner.name, exc_info=runner.error)
         raise SystemExit(1)
 
 

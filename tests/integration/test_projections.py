@@ -33,17 +33,18 @@ def dump(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def catch_up(settings: Settings, app: BoxOffice) -> None:
-    runners = [Runner(app, open_projection(settings, name)) for name in READ_MODELS]
+    runners = [Runner(app, [open_projection(settings, name) for name in READ_MODELS])]
     for runner in runners:
         runner.start()
     head = app.recorder.max_notification_id() or 0
     deadline = time.monotonic() + 30
     try:
         for runner in runners:
-            while (runner.projection.view.max_tracking_id(app.name) or 0) < head:
-                assert runner.error is None, runner.error
-                assert time.monotonic() < deadline, "read model did not catch up"
-                time.sleep(0.05)
+            for projection in runner.projections:
+                while (projection.view.max_tracking_id(app.name) or 0) < head:
+                    assert runner.error is None, runner.error
+                    assert time.monotonic() < deadline, "read model did not catch up"
+                    time.sleep(0.05)
     finally:
         for runner in runners:
             runner.stop()
