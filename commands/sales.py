@@ -6,9 +6,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from commands.base import BaseApplication, utcnow
+from commands.base import BaseApplication, new_id, utcnow
 from commands.claims import ClaimRequest, ClaimWriter, Placed
 from domain.errors import Conflict, NotFound
 from domain.ids import order_id_for_idempotency_key
@@ -47,7 +47,7 @@ class SalesCommands(BaseApplication):
         at: datetime | None = None,
     ) -> Future[Placed]:
         """Queue an order for the claim writer; the future holds the outcome (see `place_order`)."""
-        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else uuid4()
+        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
         request = ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at)
         return self.claims.submit(request)
 
