@@ -229,10 +229,8 @@ _EXTRA: dict[str, tuple[tuple[str, str], ...]] = {
     "replay": (
         ("events in the store", "events_in_store"),
         ("rebuild, all models (s)", "seconds"),
-        ("catalog (events applied/s)", "models.catalog.applied_per_s"),
-        ("orders (events applied/s)", "models.orders.applied_per_s"),
-        ("holds (events applied/s)", "models.holds.applied_per_s"),
-        ("tickets (events applied/s)", "models.tickets.applied_per_s"),
+        ("(model, event) applications/s", "models.all.applied_per_s"),
+        ("events applied per model", "models.all.applied_by_model"),
         ("history seeding (events/s)", "seed.history_events_per_s"),
     ),
 }

@@ -150,34 +150,34 @@ def run_forever(settings: Settings) -> None:
 def rebuild(settings: Settings, name: str | None = None) -> dict[str, int]:
     """Drop and rebuild read models from the event store; returns events applied per model.
 
-    Each model is rebuilt in one transaction holding its lock, so the live runner pauses and
-    readers keep seeing the old tables until the new ones commit.
+    All models are rebuilt in one pass over the store (each event read and decoded once), in
+    one transaction holding their locks: the live runner pauses, readers keep seeing the old
+    tables until the new ones commit.
     """
     names = [name] if name else list(READ_MODELS)
     unknown = [n for n in names if n not in READ_MODELS]
     if unknown:
         raise SystemExit(f"unknown read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
     app = BoxOffice(env=settings.eventsourcing_env())
-    counts: dict[str, int] = {}
+    projections = [open_projection(settings, model) for model in names]
     try:
-        for model in names:
-            projection = open_projection(settings, model)
-            counts[model] = replay(app, projection)
-            projection.view.datastore.close()
+        return replay(app, projections)
     finally:
+        for projection in projections:
+            projection.view.datastore.close()
         app.close()
-    return counts
 
 
-def replay(app: BoxOffice, projection: ReadModel[Any], page: int = 5000) -> int:
-    view = projection.view
-    topics = list(projection.handled_topics())
-    applied = 0
-    with view.datastore.transaction(commit=True) as curs:
-        view.lock(curs)
-        view.drop(curs)
-        view.tracking_table_exists = False
-        view._create_table(curs)  # same transaction: nobody sees the tables missing
+def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) -> dict[str, int]:
+    topics = sorted({t for p in projections for t in p.handled_topics()})
+    applied = dict.fromkeys((p.name for p in projections), 0)
+    with projections[0].view.datastore.transaction(commit=True) as curs:
+        for projection in projections:
+            view = projection.view
+            view.lock(curs)
+            view.drop(curs)
+            view.tracking_table_exists = False
+            view._create_table(curs)  # same transaction: nobody sees the tables missing
         last_id = 0
         max_id = app.recorder.max_notification_id() or 0
         while last_id < max_id:
@@ -186,13 +186,18 @@ def replay(app: BoxOffice, projection: ReadModel[Any], page: int = 5000) -> int:
             )
             if not notifications:
                 break
-            with view.batch(curs):
-                for n in notifications:
-                    projection.process_event(app.mapper.to_domain_event(n), Tracking(app.name, n.id))
-            applied += len(notifications)
+            events = [(n, app.mapper.to_domain_event(n)) for n in notifications]
+            for projection in projections:
+                handled = projection.handled_topics()
+                with projection.view.batch(curs):
+                    for n, domain_event in events:
+                        if n.topic in handled:
+                            projection.process_event(domain_event, Tracking(app.name, n.id))
+                            applied[projection.name] += 1
             last_id = notifications[-1].id
         if max_id:
-            view.record_position(curs, Tracking(app.name, max_id))
+            for projection in projections:
+                projection.view.record_position(curs, Tracking(app.name, max_id))
     return applied
 
 
