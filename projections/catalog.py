@@ -51,6 +51,12 @@ class CatalogView(ReadModelView):
             updated_at timestamptz NOT NULL, search tsvector)""",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS seats_version bigint NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
+        # Totals of listing searches count through this index alone (no visit to the wide rows).
+        "CREATE INDEX IF NOT EXISTS events_open_counts ON read.events (status, end_time) "
+        "INCLUDE (available, min_price, max_price, start_time)",
+        "CREATE INDEX IF NOT EXISTS events_cheapest ON read.events (status, min_price, start_time)",
+        "CREATE INDEX IF NOT EXISTS events_dearest ON read.events (status, max_price DESC, start_time)",
+        "CREATE INDEX IF NOT EXISTS events_city ON read.events (status, lower(city), start_time)",
         "CREATE INDEX IF NOT EXISTS events_organizer ON read.events (organizer_id, start_time)",
         "CREATE INDEX IF NOT EXISTS events_venue ON read.events (venue_id)",
         "CREATE INDEX IF NOT EXISTS events_search ON read.events USING gin (search)",
