@@ -22,7 +22,7 @@ from domain.event import Event
 from domain.ids import seat_id, seat_key
 from domain.offer import Offer
 from domain.order import Order, OrderItem
-from domain.seat import Seat
+from domain.seat import Seat, materialise_seats
 from domain.venue import Venue
 
 PASSWORD = "bench-password-123"  # noqa: S105 - accounts that live only in .data/bench
@@ -92,32 +92,6 @@ class Writer:
         venue.set_layout(layout)
         self.save(venue)
         return venue
-
-
-def materialise_seats(show: Event, venue: Venue) -> list[Seat]:
-    """The Seat aggregates `publish_event` creates (one per seat of every seated tier's sections)."""
-    pending = show.sections_to_materialise()
-    seats: list[Seat] = []
-    for tier, section in pending:
-        for spec in venue.seats_in({section}):
-            seats.append(
-                Seat(
-                    event_id=show.id,
-                    key=f"{tier.day}|{spec['key']}" if tier.day else spec["key"],
-                    tier_id=tier.id,
-                    section_id=spec["section_id"],
-                    section=spec["section"],
-                    row=spec["row"],
-                    label=spec["label"],
-                    x=spec["x"],
-                    y=spec["y"],
-                    accessible=spec["accessible"],
-                    day=tier.day,
-                )
-            )
-    if pending:
-        show.mark_seats_materialised(sorted({f"{tier.day or ''}|{section}" for tier, section in pending}))
-    return seats
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from domain.category import Category
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.event import Event, WrongEventState
 from domain.offer import Offer
-from domain.seat import Seat
+from domain.seat import Seat, materialise_seats
 from domain.venue import Venue
 
 
@@ -226,31 +226,9 @@ class CatalogCommands(BaseApplication):
         return self._change_event(event_id, lambda show: show.remove_tier(tier_id))
 
     def _materialise_seats(self, show: Event, venue: Venue | None = None) -> list[Seat]:
-        pending = show.sections_to_materialise()
-        if not pending:
+        if not show.sections_to_materialise():
             return []
-        venue = venue or self.load(show.venue_id, "venue", Venue)
-        seats: list[Seat] = []
-        for tier, section in pending:
-            for spec in venue.seats_in({section}):
-                key = f"{tier.day}|{spec['key']}" if tier.day else spec["key"]
-                seats.append(
-                    Seat(
-                        event_id=show.id,
-                        key=key,
-                        tier_id=tier.id,
-                        section_id=spec["section_id"],
-                        section=spec["section"],
-                        row=spec["row"],
-                        label=spec["label"],
-                        x=spec["x"],
-                        y=spec["y"],
-                        accessible=spec["accessible"],
-                        day=tier.day,
-                    )
-                )
-        show.mark_seats_materialised(sorted({f"{tier.day or ''}|{section}" for tier, section in pending}))
-        return seats
+        return materialise_seats(show, venue or self.load(show.venue_id, "venue", Venue))
 
     # Offers ----------------------------------------------------------------------------
 

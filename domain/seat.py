@@ -7,13 +7,17 @@ so the second save fails in the event store: a double booking cannot be recorded
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict
 from domain.ids import seat_id
+
+if TYPE_CHECKING:
+    from domain.event import Event
+    from domain.venue import Venue
 
 
 class SeatTaken(Conflict):
@@ -164,3 +168,29 @@ class Seat(Aggregate):
     @event(Unblocked)
     def _unblock(self) -> None:
         self.status = "available"
+
+
+def materialise_seats(show: Event, venue: Venue) -> list[Seat]:
+    """The Seat aggregates a show still lacks: one per seat of every seated tier's sections
+    (per day for multi-day shows). The show records which sections now have their seats."""
+    pending = show.sections_to_materialise()
+    seats = [
+        Seat(
+            event_id=show.id,
+            key=f"{tier.day}|{spec['key']}" if tier.day else spec["key"],
+            tier_id=tier.id,
+            section_id=spec["section_id"],
+            section=spec["section"],
+            row=spec["row"],
+            label=spec["label"],
+            x=spec["x"],
+            y=spec["y"],
+            accessible=spec["accessible"],
+            day=tier.day,
+        )
+        for tier, section in pending
+        for spec in venue.seats_in({section})
+    ]
+    if pending:
+        show.mark_seats_materialised(sorted({f"{tier.day or ''}|{section}" for tier, section in pending}))
+    return seats
