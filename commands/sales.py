@@ -10,7 +10,7 @@ from uuid import UUID
 
 from commands.base import BaseApplication, new_id, utcnow
 from commands.claims import ClaimRequest, ClaimWriter, Placed
-from domain.errors import Conflict, NotFound
+from domain.errors import NotFound
 from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
 from domain.order import Order, WrongOrderState
@@ -69,12 +69,6 @@ class SalesCommands(BaseApplication):
         if placed.position is not None:
             self._local.position = placed.position
         return placed.order, placed.created
-
-    def _existing_order(self, order_id: UUID, buyer_id: UUID) -> Order:
-        order = self.load(order_id, "order", Order)
-        if order.buyer_id != buyer_id:
-            raise Conflict("this Idempotency-Key was used for another order", code="idempotency_conflict")
-        return order
 
     def get_order(self, order_id: UUID) -> Order:
         return self.load(order_id, "order", Order)

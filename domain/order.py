@@ -176,13 +176,6 @@ class Order(Aggregate):
     def seat_ids(self) -> list[UUID]:
         return [i["seat_id"] for i in self.items if i["seat_id"] is not None]
 
-    def seat_items_by_offer(self) -> dict[UUID, int]:
-        out: dict[UUID, int] = {}
-        for item in self.items:
-            if item["seat_id"] is not None:
-                out[item["offer_id"]] = out.get(item["offer_id"], 0) + 1
-        return out
-
     def is_hold_lapsed(self, at: datetime) -> bool:
         return at >= self.hold_expires_at
 
@@ -219,19 +212,6 @@ class Order(Aggregate):
             raise HoldExpired("the hold on this order has expired")
         if self.status != "held":
             raise WrongOrderState(f"this order is {self.status}")
-
-    def extend_hold(self, until: datetime) -> None:
-        if self.status != "held":
-            raise WrongOrderState(f"this order is {self.status}")
-        if until > self.hold_expires_at:
-            self._extend_hold(until=until)
-
-    class HoldExtended(Aggregate.Event):
-        until: datetime
-
-    @event(HoldExtended)
-    def _extend_hold(self, until: datetime) -> None:
-        self.hold_expires_at = until
 
     # Payment ----------------------------------------------------------------------------
 

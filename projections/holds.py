@@ -39,11 +39,6 @@ class HoldsProjection(ReadModel[HoldsView]):
             )
 
     @process_event.register
-    def _(self, e: Order.HoldExtended, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute("UPDATE read.holds SET deadline = %s WHERE order_id = %s", (e.until, e.originator_id))
-
-    @process_event.register
     def _(self, e: Order.PaymentStarted, tracking: Tracking) -> None:
         with self.view.writing(tracking) as curs:
             curs.execute("UPDATE read.holds SET deadline = %s WHERE order_id = %s", (e.until, e.originator_id))

@@ -72,14 +72,6 @@ class OrdersProjection(ReadModel[OrdersView]):
         self._close(e, tracking, "expired")
 
     @process_event.register
-    def _(self, e: Order.HoldExtended, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "UPDATE read.orders SET hold_expires_at = %s, updated_at = %s WHERE id = %s",
-                (e.until, e.timestamp, e.originator_id),
-            )
-
-    @process_event.register
     def _(self, e: Order.PaymentStarted, tracking: Tracking) -> None:
         self._set(e, tracking, payment_status="pending", payment_intent_id=e.payment_intent_id, hold_expires_at=e.until)
 

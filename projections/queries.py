@@ -292,10 +292,6 @@ async def tickets_of_owner(
     return rows, total
 
 
-async def tickets_of_order(conn: Conn, order_id: UUID) -> list[Row]:
-    return await _all(conn, f"{TICKET_SQL} WHERE t.order_id = %s ORDER BY t.id", (order_id,))
-
-
 async def tickets_of_orders(conn: Conn, order_ids: list[UUID]) -> list[Row]:
     return await _all(conn, f"{TICKET_SQL} WHERE t.order_id = ANY(%s) ORDER BY t.id", (order_ids,))
 
