@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Generic, TypeVar
-from uuid import UUID
 
 import msgspec
 from litestar.params import Parameter
@@ -79,24 +77,3 @@ def page_of(items: list[T], total: int, page: int, page_size: int) -> Page[T]:
             page_size=page_size,
         ),
     )
-
-
-class EncodedCache:
-    """A small per-process LRU of encoded responses keyed by (id, version): a version never
-    changes its content, so entries never go stale, they only fall out."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[tuple[UUID, int], bytes] = OrderedDict()
-
-    def get(self, key: tuple[UUID, int]) -> bytes | None:
-        body = self.items.get(key)
-        if body is not None:
-            self.items.move_to_end(key)
-        return body
-
-    def put(self, key: tuple[UUID, int], body: bytes) -> None:
-        self.items[key] = body
-        self.items.move_to_end(key)
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)

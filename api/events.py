@@ -544,11 +544,7 @@ class EventController(Controller):
             headers = {"ETag": etag, "Cache-Control": "no-cache"}
             if request.headers.get("if-none-match") == etag:
                 return Response(content=b"", status_code=304, headers=headers)
-            key = (event_id, int(head["version"]))
-            body = services.seat_maps.get(key)
-            if body is None:
-                body = await queries.seat_map_json(conn, event_id, key[1])
-                services.seat_maps.put(key, body)
+            body = await services.seat_maps.body(conn, event_id, head["layout_version"], head["version"])
         return Response(content=body, media_type=MediaType.JSON, headers=headers)
 
 

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from api.common import EncodedCache
+from api.seatmaps import SeatMaps
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
 from commands.inbox import Inbox
@@ -134,7 +134,7 @@ class Services:
         boxoffice.claims.after_commit = self._schedule_expiries
         self.inbox = inbox
         self.signer = signer
-        self.seat_maps = EncodedCache(size=32)
+        self.seat_maps = SeatMaps(size=8)
 
     def _schedule_expiries(self, orders: list[Order]) -> None:
         self.actors.schedule_expiries([(order.id, order.hold_expires_at) for order in orders])

@@ -47,9 +47,10 @@ class CatalogView(ReadModelView):
             venue_name text NOT NULL DEFAULT '', city text NOT NULL DEFAULT '',
             min_price bigint, max_price bigint, currency text, available integer NOT NULL DEFAULT 0,
             version bigint NOT NULL DEFAULT 0, seats_version bigint NOT NULL DEFAULT 0,
-            created_at timestamptz NOT NULL,
+            layout_version bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL, search tsvector)""",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS seats_version bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS layout_version bigint NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
         # Totals of listing searches count through this index alone (no visit to the wide rows).
         "CREATE INDEX IF NOT EXISTS events_open_counts ON read.events (status, end_time) "
@@ -77,8 +78,12 @@ class CatalogView(ReadModelView):
             id uuid PRIMARY KEY, event_id uuid NOT NULL, tier_id uuid NOT NULL, section_id text NOT NULL,
             section text NOT NULL, row_label text NOT NULL, label text NOT NULL,
             x double precision NOT NULL, y double precision NOT NULL, accessible boolean NOT NULL,
-            day text, status text NOT NULL, order_id uuid, held_until timestamptz)""",
+            day text, status text NOT NULL, order_id uuid, held_until timestamptz,
+            changed_at bigint NOT NULL DEFAULT 0)""",
+        "ALTER TABLE read.seats ADD COLUMN IF NOT EXISTS changed_at bigint NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS seats_event ON read.seats (event_id, section, row_label)",
+        # What changed in a seat map since a version: a few rows, however big the house.
+        "CREATE INDEX IF NOT EXISTS seats_changes ON read.seats (event_id, changed_at)",
         """CREATE TABLE IF NOT EXISTS read.categories (
             id uuid PRIMARY KEY, level text NOT NULL, name text NOT NULL, slug text NOT NULL,
             parent_id uuid, created_at timestamptz NOT NULL)""",
@@ -110,10 +115,12 @@ class CatalogView(ReadModelView):
             ids = list(b.seat_status)
             statuses, orders, untils = zip(*b.seat_status.values(), strict=True)
             curs.execute(
-                """UPDATE read.seats s SET status = x.status, order_id = x.order_id, held_until = x.until
-                   FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::timestamptz[]) AS x(id, status, order_id, until)
+                """UPDATE read.seats s SET status = x.status, order_id = x.order_id, held_until = x.until,
+                     changed_at = x.position
+                   FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::timestamptz[], %s::bigint[])
+                     AS x(id, status, order_id, until, position)
                    WHERE s.id = x.id""",
-                (ids, list(statuses), list(orders), list(untils)),
+                (ids, list(statuses), list(orders), list(untils), [b.seats[i] for i in ids]),
             )
         if b.seat_available:
             curs.execute(
@@ -133,8 +140,16 @@ class CatalogView(ReadModelView):
             )
         if b.events or b.offers or b.seats:
             self.refresh_listings(curs, b)
+        if b.map_events or b.map_offers:
+            # Seats added or removed, prices changed: a seat map is built again from scratch.
+            curs.execute(
+                f"""WITH {_dirty_sql("map_events", "map_offers", seats=False)}
+                    UPDATE read.events e SET layout_version = d.position FROM dirty d WHERE e.id = d.id""",
+                _dirty_params(b, b.map_events, b.map_offers),
+            )
         if b.map_events or b.map_offers or b.seats:
-            # The seat map's ETag moves only when seats or prices change, not with GA sales.
+            # The seat map's ETag moves only when seats or prices change, not with GA sales;
+            # a change of seat status alone is patched into a cached map (read.seats.changed_at).
             curs.execute(
                 f"""WITH {_dirty_sql("map_events", "map_offers")}
                     UPDATE read.events e SET seats_version = d.position FROM dirty d WHERE e.id = d.id""",
@@ -161,17 +176,22 @@ class CatalogView(ReadModelView):
         )
 
 
-def _dirty_sql(events: str, offers: str) -> str:
-    """A `dirty(id, position)` CTE: shows changed directly, or through an offer or a seat."""
+def _dirty_sql(events: str, offers: str, *, seats: bool = True) -> str:
+    """A `dirty(id, position)` CTE: shows changed directly, or through an offer (or a seat)."""
+    through_seats = (
+        """UNION ALL SELECT s.event_id, x.position
+                   FROM unnest(%(seats)s::uuid[], %(seats_at)s::bigint[]) AS x(id, position)
+                   JOIN read.seats s ON s.id = x.id"""
+        if seats
+        else ""
+    )
     return f"""changes AS (
                  SELECT x.id AS event_id, x.position
                    FROM unnest(%({events})s::uuid[], %({events}_at)s::bigint[]) AS x(id, position)
                  UNION ALL SELECT o.event_id, x.position
                    FROM unnest(%({offers})s::uuid[], %({offers}_at)s::bigint[]) AS x(id, position)
                    JOIN read.offers o ON o.id = x.id
-                 UNION ALL SELECT s.event_id, x.position
-                   FROM unnest(%(seats)s::uuid[], %(seats_at)s::bigint[]) AS x(id, position)
-                   JOIN read.seats s ON s.id = x.id),
+                 {through_seats}),
                dirty AS (SELECT event_id AS id, max(position) AS position FROM changes GROUP BY event_id)"""
 
 

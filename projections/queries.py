@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 
 Row = dict[str, Any]
 Conn = AsyncConnection[DictRow]
@@ -182,50 +182,53 @@ async def offer(conn: Conn, offer_id: UUID) -> Row | None:
 
 async def seat_map_version(conn: Conn, event_id: UUID) -> Row | None:
     return await _one(
-        conn, "SELECT id, status, organizer_id, seats_version AS version FROM read.events WHERE id = %s", (event_id,)
+        conn,
+        """SELECT id, status, organizer_id, seats_version AS version, layout_version
+           FROM read.events WHERE id = %s""",
+        (event_id,),
     )
 
 
 ZERO_DECIMAL_SQL = "('JPY', 'KRW', 'VND', 'CLP', 'ISK', 'HUF')"
 
+# One row per seat in seat-map order: sections by name and day, rows front to back, seats
+# left to right; each seat with the cheapest offer of its tier and that offer's price as text.
+SEAT_MAP_SQL = f"""WITH best AS (
+      SELECT DISTINCT ON (tier_id) tier_id, id, price, currency
+      FROM read.offers WHERE event_id = %(event)s ORDER BY tier_id, price, id)
+    SELECT s.id, s.section_id, s.section, s.day, s.row_label, s.label, s.x, s.y, s.status, s.accessible,
+           b.id AS offer_id,
+           CASE WHEN b.id IS NULL THEN NULL
+                WHEN b.currency IN {ZERO_DECIMAL_SQL} THEN b.price::text
+                ELSE to_char(b.price / 100.0, 'FM999999999990.00') END AS price,
+           (SELECT min(currency) FROM best) AS currency
+    FROM read.seats s LEFT JOIN best b ON b.tier_id = s.tier_id
+    WHERE s.event_id = %(event)s
+    ORDER BY s.section COLLATE "C", s.day, s.section_id,
+             min(s.y) OVER (PARTITION BY s.section_id, s.section, s.day, s.row_label),
+             s.row_label COLLATE "C", s.x, s.y, s.label COLLATE "C"
+"""
 
-async def seat_map_json(conn: Conn, event_id: UUID, version: int) -> bytes:
-    """The whole seat map as JSON, built by Postgres in one query (sections -> rows -> seats,
-    each seat with the cheapest offer of its tier); far cheaper than 20,000 rows through Python."""
-    price = (
-        f"CASE WHEN b.currency IN {ZERO_DECIMAL_SQL} THEN b.price::text "
-        "ELSE to_char(b.price / 100.0, 'FM999999999990.00') END"
-    )
-    row = await _one(
-        conn,
-        f"""WITH best AS (
-              SELECT DISTINCT ON (tier_id) tier_id, id, price, currency
-              FROM read.offers WHERE event_id = %(event)s ORDER BY tier_id, price, id),
-            seat_rows AS (
-              SELECT s.section_id, s.section, s.day, s.row_label, min(s.y) AS row_y,
-                     json_agg(json_build_object(
-                       'id', s.id, 'label', s.label, 'x', s.x, 'y', s.y, 'status', s.status,
-                       'accessible', s.accessible, 'offer_id', b.id,
-                       'price', CASE WHEN b.id IS NULL THEN NULL ELSE {price} END)
-                       ORDER BY s.x, s.y, s.label COLLATE "C") AS seats
-              FROM read.seats s LEFT JOIN best b ON b.tier_id = s.tier_id
-              WHERE s.event_id = %(event)s
-              GROUP BY s.section_id, s.section, s.day, s.row_label),
-            sections AS (
-              SELECT section_id, section, day,
-                     json_agg(json_build_object('label', row_label, 'seats', seats)
-                              ORDER BY row_y, row_label COLLATE "C") AS rows
-              FROM seat_rows GROUP BY section_id, section, day)
-            SELECT json_build_object(
-              'event_id', %(event)s::uuid, 'version', %(version)s::bigint,
-              'currency', (SELECT min(currency) FROM best),
-              'sections', coalesce((SELECT json_agg(json_build_object(
-                  'id', section_id, 'name', section, 'day', day, 'rows', rows) ORDER BY section COLLATE "C", day)
-                FROM sections), '[]'::json))::text AS body""",
-        {"event": event_id, "version": version},
-    )
-    assert row is not None
-    return str(row["body"]).encode()
+
+async def seat_map_seats(conn: Conn, event_id: UUID) -> tuple[str | None, list[tuple[Any, ...]]]:
+    """The map's currency and every seat of a show in seat-map order (see SEAT_MAP_SQL)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(SEAT_MAP_SQL, {"event": event_id})
+        seats = await cur.fetchall()
+        if seats:
+            return seats[0][-1], seats
+        await cur.execute("SELECT min(currency) FROM read.offers WHERE event_id = %s", (event_id,))
+        row = await cur.fetchone()
+        return (row[0] if row else None), []
+
+
+async def seat_changes(conn: Conn, event_id: UUID, since: int) -> list[tuple[UUID, str]]:
+    """Seats of a show whose status changed after position `since`."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT id, status FROM read.seats WHERE event_id = %s AND changed_at > %s", (event_id, since)
+        )
+        return [(r[0], r[1]) for r in await cur.fetchall()]
 
 
 # Orders ----------------------------------------------------------------------------------
