@@ -42,6 +42,8 @@ class Settings:
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
     sweep_interval_seconds: float = 30.0
+    # Listing searches are answered from Redis while the read models have not moved (0: off).
+    listing_cache_seconds: int = 60
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -80,6 +82,7 @@ class Settings:
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
+            listing_cache_seconds=int(env.get("LISTING_CACHE_SECONDS", "60")),
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),

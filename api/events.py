@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -345,9 +346,16 @@ class EventController(Controller):
     path = "/events"
     tags = ["Catalog"]
 
-    @get("/", operation_id="searchEvents", exclude_from_auth=True)
+    @get(
+        "/",
+        operation_id="searchEvents",
+        exclude_from_auth=True,
+        responses={200: ResponseSpec(data_container=Page[Event], description="A page of events")},
+        response_headers=[ResponseHeader(name="ETag", description="Version of this page", documentation_only=True)],
+    )
     async def search(
         self,
+        request: Request[Any, Any, Any],
         services: Services,
         page: PageParam = 1,
         page_size: PageSizeParam = 20,
@@ -363,8 +371,25 @@ class EventController(Controller):
         available: bool | None = None,
         organizer_id: UUID | None = None,
         sort: Annotated[str, Parameter(pattern=r"^-?(start_time|price)$|^relevance$")] = "start_time",
-    ) -> Page[Event]:
-        """Published upcoming events: full-text search, filters, sorting, pagination."""
+    ) -> Response[bytes]:
+        """Published upcoming events: full-text search, filters, sorting, pagination.
+
+        Answers are cached in Redis under the catalog read model's position: the same search is
+        served from the cache until anything more is projected (or LISTING_CACHE_SECONDS pass, since events
+        drop out of the listing when they end)."""
+        query = sorted(request.query_params.multi_items())
+        digest = hashlib.blake2b(repr(query).encode(), digest_size=12).hexdigest()
+        async with services.pool.connection() as conn:
+            position = await queries.listing_position(conn, services.boxoffice.name)
+        etag = f'"{position}-{digest}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(content=b"", status_code=304, headers=headers)
+        ttl = services.settings.listing_cache_seconds
+        key = f"listing:{position}:{digest}"
+        cached = await services.redis.get(key) if ttl else None
+        if isinstance(cached, bytes):
+            return Response(content=cached, media_type=MediaType.JSON, headers=headers)
         filters = queries.EventFilters(
             q=q,
             city=city,
@@ -381,7 +406,10 @@ class EventController(Controller):
         )
         async with services.pool.connection() as conn:
             rows, total = await queries.search_events(conn, filters, page, page_size)
-        return page_of([Event.of(r) for r in rows], total, page, page_size)
+        encoded = msgspec.json.encode(page_of([Event.of(r) for r in rows], total, page, page_size))
+        if ttl:
+            await services.redis.set(key, encoded, ex=ttl)
+        return Response(content=encoded, media_type=MediaType.JSON, headers=headers)
 
     @post("/", operation_id="createEvent", guards=[organizers], status_code=201)
     async def create(self, data: EventCreate, request: Request[Principal, Any, Any], services: Services) -> EventDetail:

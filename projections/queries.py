@@ -136,6 +136,12 @@ async def search_events(conn: Conn, f: EventFilters, page: int, page_size: int) 
     return rows, await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
 
 
+async def listing_position(conn: Conn, app_name: str) -> int:
+    """How far the catalog read model (the listing) has got: a listing read now shows at least this."""
+    row = await _one(conn, "SELECT notification_id FROM read.catalog_tracking WHERE application_name = %s", (app_name,))
+    return int(row["notification_id"]) if row else 0
+
+
 async def organizer_events(conn: Conn, organizer_id: UUID | None, page: int, page_size: int) -> tuple[list[Row], int]:
     where = "organizer_id = %(org)s" if organizer_id else "true"
     params = {"org": organizer_id, "limit": page_size, "offset": (page - 1) * page_size}

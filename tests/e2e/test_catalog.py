@@ -120,6 +120,24 @@ def test_lineup_is_searchable(client: httpx.Client, admin_token: str) -> None:
     gone = client.delete(f"/events/{show.id}/attractions/{attraction['id']}", headers=bearer(show.organizer))
     assert gone.status_code == 204
     assert client.get("/events", params={"q": band}).json()["data"] == []
+    # The very search answered (and cached) before the change sees the change.
+    assert client.get("/events", params={"q": band[:9].lower()}).json()["data"] == []
+
+
+def test_listing_answers_carry_an_etag_that_moves_with_the_catalog(client: httpx.Client, admin_token: str) -> None:
+    show = publish_show(client, admin_token)
+    word = f"Quillet{uuid4().hex[:6]}"
+    params = {"q": word.lower(), "page_size": "5"}
+    first = client.get("/events", params=params)
+    assert first.status_code == 200 and first.json()["data"] == []
+    etag = first.headers["etag"]
+    assert client.get("/events", params=params, headers={"If-None-Match": etag}).status_code == 304
+    assert client.get("/events", params={**params, "page": "2"}).headers["etag"] != etag
+    r = client.post(f"/events/{show.id}/attractions", headers=bearer(show.organizer), json={"name": word})
+    assert r.status_code == 201
+    changed = client.get("/events", params=params, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert [e["id"] for e in changed.json()["data"]] == [show.id]
 
 
 def test_multi_day_event_has_a_day_by_tier_pricing_matrix(client: httpx.Client, admin_token: str) -> None:
