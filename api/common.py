@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
+from redis.asyncio import Redis
 
 from domain.errors import Invalid
 
@@ -77,3 +80,39 @@ def page_of(items: list[T], total: int, page: int, page_size: int) -> Page[T]:
             page_size=page_size,
         ),
     )
+
+
+class ResponseCache:
+    """Encoded responses under keys that name the state they were read at (so an entry never
+    goes stale, it only expires): a small LRU in this process in front of Redis, which the other
+    API processes share. `seconds` bounds how long an entry lives; 0 turns the cache off."""
+
+    def __init__(self, redis: Redis, seconds: int, size: int = 512) -> None:
+        self.redis = redis
+        self.seconds = seconds
+        self.size = size
+        self.local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        if not self.seconds:
+            return None
+        entry = self.local.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            self.local.move_to_end(key)
+            return entry[1]
+        body = await self.redis.get(key)
+        if isinstance(body, bytes):
+            self._keep(key, body)
+            return body
+        return None
+
+    async def put(self, key: str, body: bytes) -> None:
+        if self.seconds:
+            self._keep(key, body)
+            await self.redis.set(key, body, ex=self.seconds)
+
+    def _keep(self, key: str, body: bytes) -> None:
+        self.local[key] = (time.monotonic() + self.seconds, body)
+        self.local.move_to_end(key)
+        while len(self.local) > self.size:
+            self.local.popitem(last=False)

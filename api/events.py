@@ -374,41 +374,38 @@ class EventController(Controller):
     ) -> Response[bytes]:
         """Published upcoming events: full-text search, filters, sorting, pagination.
 
-        Answers are cached in Redis under the catalog read model's position: the same search is
-        served from the cache until anything more is projected (or LISTING_CACHE_SECONDS pass, since events
-        drop out of the listing when they end)."""
+        Answers are cached (in the process and in Redis) under the catalog read model's position:
+        the same search is served from the cache until anything more is projected, or for at most
+        LISTING_CACHE_SECONDS, since events drop out of the listing when they end."""
         query = sorted(request.query_params.multi_items())
         digest = hashlib.blake2b(repr(query).encode(), digest_size=12).hexdigest()
         async with services.pool.connection() as conn:
             position = await queries.listing_position(conn, services.boxoffice.name)
-        etag = f'"{position}-{digest}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if request.headers.get("if-none-match") == etag:
-            return Response(content=b"", status_code=304, headers=headers)
-        ttl = services.settings.listing_cache_seconds
-        key = f"listing:{position}:{digest}"
-        cached = await services.redis.get(key) if ttl else None
-        if isinstance(cached, bytes):
-            return Response(content=cached, media_type=MediaType.JSON, headers=headers)
-        filters = queries.EventFilters(
-            q=q,
-            city=city,
-            venue_id=venue_id,
-            segment_id=segment_id,
-            genre_id=genre_id,
-            date_from=utc(date_from) if date_from and date_from.tzinfo else date_from,
-            date_to=utc(date_to) if date_to and date_to.tzinfo else date_to,
-            price_min=to_minor(price_min, "EUR", "price_min") if price_min else None,
-            price_max=to_minor(price_max, "EUR", "price_max") if price_max else None,
-            available=available,
-            organizer_id=organizer_id,
-            sort=sort,
-        )
-        async with services.pool.connection() as conn:
+            etag = f'"{position}-{digest}"'
+            headers = {"ETag": etag, "Cache-Control": "no-cache"}
+            if request.headers.get("if-none-match") == etag:
+                return Response(content=b"", status_code=304, headers=headers)
+            key = f"listing:{position}:{digest}"
+            cached = await services.listings.get(key)
+            if cached is not None:
+                return Response(content=cached, media_type=MediaType.JSON, headers=headers)
+            filters = queries.EventFilters(
+                q=q,
+                city=city,
+                venue_id=venue_id,
+                segment_id=segment_id,
+                genre_id=genre_id,
+                date_from=utc(date_from) if date_from and date_from.tzinfo else date_from,
+                date_to=utc(date_to) if date_to and date_to.tzinfo else date_to,
+                price_min=to_minor(price_min, "EUR", "price_min") if price_min else None,
+                price_max=to_minor(price_max, "EUR", "price_max") if price_max else None,
+                available=available,
+                organizer_id=organizer_id,
+                sort=sort,
+            )
             rows, total = await queries.search_events(conn, filters, page, page_size)
         encoded = msgspec.json.encode(page_of([Event.of(r) for r in rows], total, page, page_size))
-        if ttl:
-            await services.redis.set(key, encoded, ex=ttl)
+        await services.listings.put(key, encoded)
         return Response(content=encoded, media_type=MediaType.JSON, headers=headers)
 
     @post("/", operation_id="createEvent", guards=[organizers], status_code=201)

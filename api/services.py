@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from api.common import ResponseCache
 from api.seatmaps import SeatMaps
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
@@ -135,6 +136,7 @@ class Services:
         self.inbox = inbox
         self.signer = signer
         self.seat_maps = SeatMaps(size=8)
+        self.listings = ResponseCache(redis, settings.listing_cache_seconds)
 
     def _schedule_expiries(self, orders: list[Order]) -> None:
         self.actors.schedule_expiries([(order.id, order.hold_expires_at) for order in orders])
