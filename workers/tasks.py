@@ -38,11 +38,11 @@ class Runtime:
 @dataclass
 class Actors:
     expire_hold: dramatiq.Actor[[str], None]
-    expire_holds: dramatiq.Actor[[list[str]], int]
-    sweep_holds: dramatiq.Actor[[], int]
-    apply_provider_event: dramatiq.Actor[[str], str]
-    settle_cancelled_event: dramatiq.Actor[[str], int]
-    send_email: dramatiq.Actor[[str, str], str]
+    expire_holds: dramatiq.Actor[[list[str]], None]
+    sweep_holds: dramatiq.Actor[[], None]
+    apply_provider_event: dramatiq.Actor[[str], None]
+    settle_cancelled_event: dramatiq.Actor[[str], None]
+    send_email: dramatiq.Actor[[str, str], None]
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
         """Expire the hold at its deadline (a delayed message); the sweep is the safety net."""
@@ -67,13 +67,14 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         log.info("hold %s %s", order_id, "expired" if expired else "already closed or extended")
 
     @dramatiq.actor(broker=broker, actor_name="expire_holds", queue_name="holds", max_retries=10)
-    def expire_holds(order_ids: list[str]) -> int:
+    def expire_holds(order_ids: list[str]) -> None:
         """Expire a batch of holds placed together; each expiry is idempotent."""
         app = runtime().boxoffice
-        return sum(1 for order_id in order_ids if app.expire_hold(UUID(order_id)))
+        expired = sum(1 for order_id in order_ids if app.expire_hold(UUID(order_id)))
+        log.info("holds: %d of %d expired", expired, len(order_ids))
 
     @dramatiq.actor(broker=broker, actor_name="sweep_holds", queue_name="holds", max_retries=3)
-    def sweep_holds() -> int:
+    def sweep_holds() -> None:
         """Expire every hold past its deadline that a delayed message has not handled."""
         import psycopg
         from psycopg.rows import dict_row
@@ -86,22 +87,21 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         expired = sum(1 for order_id in due if rt.boxoffice.expire_hold(order_id))
         if due:
             log.info("sweep: %d holds due, %d expired", len(due), expired)
-        return expired
 
     @dramatiq.actor(broker=broker, actor_name="apply_provider_event", queue_name="payments", max_retries=20)
-    def apply_provider_event(delivery_id: str) -> str:
+    def apply_provider_event(delivery_id: str) -> None:
         """Apply a stored Stripe event once; repeats and reorderings are absorbed by the order."""
         rt = runtime()
         delivery = rt.inbox.get(UUID(delivery_id))
         if delivery.outcome is not None:
-            return delivery.outcome
+            log.info("stripe %s %s: already applied (%s)", delivery.type, delivery.external_id, delivery.outcome)
+            return
         outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
         rt.inbox.mark_applied(delivery.id, outcome)
         log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
-        return outcome
 
     @dramatiq.actor(broker=broker, actor_name="settle_cancelled_event", queue_name="payments", max_retries=20)
-    def settle_cancelled_event(event_id: str) -> int:
+    def settle_cancelled_event(event_id: str) -> None:
         """A cancelled show: release every hold and refund every paid order (idempotent)."""
         import psycopg
         from psycopg.rows import dict_row
@@ -121,18 +121,17 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
                 rt.boxoffice.refund_order(row["id"], actor_id=SYSTEM, actor_role="admin", reason="event cancelled")
                 settled += 1
         log.info("event %s cancelled: %d orders settled", event_id, settled)
-        return settled
 
     from workers.mail import make_mail_runtime
 
     mail_runtime = make_mail_runtime(lambda: runtime().settings)
 
     @dramatiq.actor(broker=broker, actor_name="send_email", queue_name="mail", max_retries=10)
-    def send_email(kind: str, email: str) -> str:
+    def send_email(kind: str, email: str) -> None:
         """Account mail (`verify_email`, `password_reset`): the secret is made and mailed here."""
         from workers.mail import send_account_email
 
-        return send_account_email(mail_runtime(), kind, email)
+        send_account_email(mail_runtime(), kind, email)
 
     return Actors(
         expire_hold=expire_hold,
