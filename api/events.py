@@ -342,6 +342,11 @@ def _changes(data: msgspec.Struct, convert: dict[str, Callable[[Any], Any]] | No
     return out
 
 
+def _filters_digest(filters: queries.EventFilters) -> str:
+    what = sorted((k, str(v)) for k, v in vars(filters).items() if k != "sort" and v is not None)
+    return hashlib.blake2b(repr(what).encode(), digest_size=12).hexdigest()
+
+
 class EventController(Controller):
     path = "/events"
     tags = ["Catalog"]
@@ -403,7 +408,16 @@ class EventController(Controller):
                 organizer_id=organizer_id,
                 sort=sort,
             )
-            rows, total = await queries.search_events(conn, filters, page, page_size)
+            rows = await queries.search_events(conn, filters, page, page_size)
+            if page == 1 and len(rows) < page_size:
+                total = len(rows)
+            else:
+                # Totals do not depend on the page or the order: one count serves them all.
+                count_key = f"listing-count:{position}:{_filters_digest(filters)}"
+                counted = await services.listings.get(count_key)
+                total = int(counted) if counted is not None else await queries.count_events(conn, filters)
+                if counted is None:
+                    await services.listings.put(count_key, str(total).encode())
         encoded = msgspec.json.encode(page_of([Event.of(r) for r in rows], total, page, page_size))
         await services.listings.put(key, encoded)
         return Response(content=encoded, media_type=MediaType.JSON, headers=headers)

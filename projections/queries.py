@@ -96,14 +96,13 @@ def tsquery_text(q: str) -> str:
     return " & ".join(f"{w}:*" for w in words if w)
 
 
-async def search_events(conn: Conn, f: EventFilters, page: int, page_size: int) -> tuple[list[Row], int]:
+def _listing_where(f: EventFilters) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a listing search, its parameters, and the rank expression."""
     clauses = ["status = 'published'", "end_time >= now()"]
-    params: dict[str, Any] = {"limit": page_size, "offset": (page - 1) * page_size}
-    rank = "0"
+    params: dict[str, Any] = {k: v for k, v in vars(f).items() if k != "q"}
     if f.q and tsquery_text(f.q):
         params["q"] = tsquery_text(f.q)
         clauses.append("search @@ to_tsquery('simple', %(q)s)")
-        rank = "ts_rank(search, to_tsquery('simple', %(q)s))"
     filters: list[tuple[Any, str]] = [
         (f.city, "lower(city) = lower(%(city)s)"),
         (f.venue_id, "venue_id = %(venue_id)s"),
@@ -115,25 +114,30 @@ async def search_events(conn: Conn, f: EventFilters, page: int, page_size: int) 
         (f.price_max, "min_price <= %(price_max)s"),
         (f.organizer_id, "organizer_id = %(organizer_id)s"),
     ]
-    for value, clause in filters:
-        if value is not None:
-            clauses.append(clause)
-    params.update({k: v for k, v in vars(f).items() if k != "q"})
+    clauses.extend(clause for value, clause in filters if value is not None)
     if f.available:
         clauses.append("available > 0")
+    return " AND ".join(clauses), params
+
+
+async def search_events(conn: Conn, f: EventFilters, page: int, page_size: int) -> list[Row]:
+    """One page of a listing search. The total is counted separately (`count_events`): a window
+    count would make Postgres read and sort every match just to return twenty; this way the
+    page walks an index and stops."""
+    where, params = _listing_where(f)
+    rank = "ts_rank(search, to_tsquery('simple', %(q)s))" if "q" in params else "0"
     order = SORTS.get(f.sort, SORTS["start_time"]) if f.sort != "relevance" or "q" in params else SORTS["start_time"]
-    where = " AND ".join(clauses)
-    # The page and the total separately: a window count would make Postgres read and sort every
-    # match just to return twenty; this way the page walks an index and stops.
-    rows = await _all(
+    return await _all(
         conn,
         f"""SELECT *, {rank} AS rank FROM read.events
             WHERE {where} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s""",
-        params,
+        {**params, "limit": page_size, "offset": (page - 1) * page_size},
     )
-    if page == 1 and len(rows) < page_size:
-        return rows, len(rows)
-    return rows, await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
+
+
+async def count_events(conn: Conn, f: EventFilters) -> int:
+    where, params = _listing_where(f)
+    return await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
 
 
 async def listing_position(conn: Conn, app_name: str) -> int:
