@@ -330,9 +330,19 @@ def cors_config(settings: Settings) -> CORSConfig | None:
 
 
 async def require_json(request: Request[Any, Any, Any]) -> None:
-    """Bodies of state-changing API calls must be JSON (415 otherwise)."""
-    if request.method in BODY_METHODS and request.headers.get("content-length", "0") != "0":
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """Bodies of state-changing API calls must be JSON (415 otherwise). Reads the raw ASGI
+    headers: this runs on every request, and parsing them all into `Headers` cost more than the
+    check itself."""
+    if request.method not in BODY_METHODS:
+        return
+    length = content_type = None
+    for name, value in request.scope["headers"]:
+        if name == b"content-length" and length is None:
+            length = value
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    if length is not None and length != b"0":
+        media_type = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
         if media_type and media_type != "application/json" and not media_type.endswith("+json"):
             raise HTTPException(status_code=415, detail="send application/json")
 
@@ -345,6 +355,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     limits = [RateLimits(rate_limits(settings))] if settings.rate_limits_enabled else []
     broker = build_broker(settings)
     actors = declare_actors(broker, make_runtime(settings))
+
+    # The services of this app once started; handlers get them without a per-request State copy.
+    live_services: list[Services] = []
 
     async def startup(app: Litestar) -> None:
         boxoffice = open_boxoffice(settings)
@@ -368,6 +381,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             inbox=open_inbox(settings),
             signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
         )
+        live_services[:] = [app.state.services]
 
     async def shutdown(app: Litestar) -> None:
         services: Services | None = getattr(app.state, "services", None)
@@ -381,9 +395,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services.inbox.close()
         broker.close()
 
-    def provide_services(state: State) -> Services:
-        services: Services = state.services
-        return services
+    def provide_services() -> Services:
+        return live_services[0]
 
     api = Router(path="/api/v1", route_handlers=API_ROUTES)
     assets = [
