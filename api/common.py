@@ -30,8 +30,10 @@ def money(minor: int | None, currency: str | None) -> str | None:
     """Minor units to the contract's decimal string ("75.50")."""
     if minor is None or currency is None:
         return None
-    places = exponent(currency)
-    return f"{Decimal(minor).scaleb(-places):.{places}f}"
+    if exponent(currency) == 0:
+        return str(minor)
+    units, cents = divmod(abs(minor), 100)
+    return f"{'-' if minor < 0 else ''}{units}.{cents:02d}"
 
 
 def to_minor(amount: str | int | float, currency: str, field: str = "price") -> int:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 import msgspec
@@ -13,10 +12,11 @@ from litestar.params import Parameter
 
 from api.auth import Principal, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
+from api.errors import domain_error
 from api.services import Services
 from commands.sales import ItemRequest
 from commands.tickets_signing import human_code
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.order import Order as DomainOrder
 from projections import queries
 
@@ -132,33 +132,47 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
     )
 
 
-def order_row(order: DomainOrder) -> dict[str, Any]:
-    """A freshly placed order in the shape of its read-model row (so it is answered from the write)."""
-    return {
-        "id": order.id,
-        "status": order.status,
-        "payment_status": order.payment_status,
-        "event_id": order.event_id,
-        "buyer_id": order.buyer_id,
-        "items": [
-            {**item, "offer_id": str(item["offer_id"]), "tier_id": str(item["tier_id"]),
-             "seat_id": str(item["seat_id"]) if item["seat_id"] else None}
-            for item in order.items
-        ],
-        "currency": order.currency,
-        "subtotal": order.subtotal,
-        "fees": order.fees,
-        "total": order.total,
-        "ticket_count": order.ticket_count,
-        "placed_at": order.placed_at,
-        "hold_expires_at": order.hold_expires_at,
-        "closed_at": order.closed_at,
-        "amount_paid": order.amount_paid,
-        "amount_refunded": order.amount_refunded,
-        "payment_intent_id": order.payment_intent_id,
-        "paid_at": order.paid_at,
-        "last_payment_error": order.last_payment_error,
-    }  # fmt: skip
+def placed_order(order: DomainOrder, names: dict[UUID, tuple[str, str]]) -> Order:
+    """A freshly placed order, answered from the write itself (the read model has the same)."""
+    currency = order.currency
+    items = []
+    for item in order.items:
+        offer_name, tier_name = names.get(item["offer_id"], (None, None))
+        items.append(
+            OrderItem(
+                offer_id=item["offer_id"],
+                offer_name=offer_name,
+                tier_id=item["tier_id"],
+                tier_name=tier_name,
+                seat_id=item["seat_id"],
+                seat_label=item["seat_label"],
+                quantity=item["quantity"],
+                unit_price=money(item["unit_price"], currency) or "0",
+                line_total=money(item["unit_price"] * item["quantity"], currency) or "0",
+            )
+        )
+    return Order(
+        id=order.id,
+        status=order.status,
+        payment_status=order.payment_status,
+        event_id=order.event_id,
+        buyer_id=order.buyer_id,
+        items=items,
+        currency=currency,
+        subtotal=money(order.subtotal, currency) or "0",
+        fees=money(order.fees, currency) or "0",
+        total=money(order.total, currency) or "0",
+        ticket_count=order.ticket_count,
+        placed_at=order.placed_at,
+        hold_expires_at=order.hold_expires_at,
+        closed_at=order.closed_at,
+        amount_paid=money(order.amount_paid, currency) or "0",
+        amount_refunded=money(order.amount_refunded, currency) or "0",
+        payment_intent_id=order.payment_intent_id,
+        paid_at=order.paid_at,
+        last_payment_error=order.last_payment_error,
+        tickets=[],
+    )
 
 
 async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
@@ -203,12 +217,16 @@ class OrderController(Controller):
         """
         items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
         # The claim writer batches this order with everyone else's; no worker thread waits.
-        placed = await asyncio.wrap_future(
-            services.boxoffice.submit_order(request.user.id, items, idempotency_key=idempotency_key)
-        )
+        try:
+            placed = await services.boxoffice.submit_order_async(
+                request.user.id, items, idempotency_key=idempotency_key
+            )
+        except Conflict as conflict:
+            # In a rush most answers are 409 (seat taken, sold out): answered here, with the body
+            # and status the exception handler would give, instead of unwinding every middleware.
+            return cast("Response[Order]", domain_error(request, conflict))
         await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
-        names = {oid: {"name": name, "tier_name": tier} for oid, (name, tier) in placed.names.items()}
-        body = _order(order_row(placed.order), names, [])
+        body = placed_order(placed.order, placed.names)
         return Response(body, status_code=201 if placed.created else 200)
 
     @get("/", operation_id="listOrders")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,15 +42,17 @@ class PositionWatcher:
     """Knows how far every read model has got, from the runners' NOTIFY messages.
 
     After a write, the API waits until all read models have applied the write's position,
-    so the very next query by the same client sees it.
+    so the very next query by the same client sees it. Waiters sit in a heap by position: a
+    NOTIFY wakes exactly those whose position was reached, not every waiter in the process.
     """
 
     def __init__(self, conninfo: str, app_name: str) -> None:
         self.conninfo = conninfo
         self.app_name = app_name
         self.positions: dict[str, int] = {}
-        self.changed = asyncio.Condition()
         self.task: asyncio.Task[None] | None = None
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # ties in the heap never compare futures
 
     @property
     def position(self) -> int:
@@ -82,30 +86,42 @@ class PositionWatcher:
                 async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     await self._load()  # anything missed while (re)connecting
-                    await self._wake()
+                    self._wake()
                     async for notify in conn.notifies():
                         table, app_name, position = notify.payload.rsplit(":", 2)
                         if app_name == self.app_name and int(position) > self.positions.get(table, 0):
                             self.positions[table] = int(position)
-                            await self._wake()
+                            self._wake()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("position watcher lost its connection; reconnecting", exc_info=True)
                 await asyncio.sleep(0.5)
 
-    async def _wake(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
+    def _wake(self) -> None:
+        reached = self.position
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= reached:
+            waiter = heapq.heappop(waiters)[2]
+            if not waiter.done():  # a waiter that timed out or was cancelled stays until passed
+                waiter.set_result(None)
 
     async def wait(self, position: int | None, timeout: float) -> None:
         if not position or self.position >= position:
             return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiters, (position, next(self._order), waiter))
+        timer = loop.call_later(timeout, _time_out, waiter, position)
         try:
-            async with asyncio.timeout(timeout), self.changed:
-                await self.changed.wait_for(lambda: self.position >= position)
-        except TimeoutError:
-            raise ReadModelsLagging(f"read models are behind position {position}") from None
+            await waiter
+        finally:
+            timer.cancel()
+
+
+def _time_out(waiter: asyncio.Future[None], position: int) -> None:
+    if not waiter.done():
+        waiter.set_exception(ReadModelsLagging(f"read models are behind position {position}"))
 
 
 class Services:

@@ -43,6 +43,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def copy_aggregate(aggregate: T) -> T:
+    """An independent copy of an aggregate: a new object with the same attributes when its class
+    declares `immutable_state` (every attribute holds an immutable value and events rebind
+    attributes, never mutate them, so sharing the values is safe), a deep copy otherwise.
+
+    The claim writer copies every seat and offer of a batch out of the cache and back; for a
+    seat the deep copy cost ~20 us, the shallow one ~1 us.
+    """
+    if getattr(type(aggregate), "immutable_state", False):
+        clone = object.__new__(type(aggregate))
+        clone.__dict__.update(aggregate.__dict__)
+        clone.__dict__["_pending_events"] = list(aggregate.__dict__["_pending_events"])
+        return clone
+    return deepcopy(aggregate)
+
+
 class BaseApplication(Application[UUID]):
     """Records the notification position of the last save made by the calling thread.
 
@@ -118,16 +134,16 @@ class BaseApplication(Application[UUID]):
             events = new_events.get(aggregate_id, [])
             if not events:
                 if aggregate_id in cached:
-                    found[aggregate_id] = deepcopy(cached[aggregate_id])
+                    found[aggregate_id] = copy_aggregate(cached[aggregate_id])
                 continue
             # Never mutate the cached object: another thread may be reading or fast-forwarding it.
-            aggregate = deepcopy(cached[aggregate_id]) if aggregate_id in cached else None
+            aggregate = copy_aggregate(cached[aggregate_id]) if aggregate_id in cached else None
             for domain_event in events:
                 aggregate = domain_event.mutate(aggregate)
             if aggregate is None:
                 continue
             if cache is not None:
-                cache.put(aggregate_id, deepcopy(aggregate))
+                cache.put(aggregate_id, copy_aggregate(aggregate))
             found[aggregate_id] = aggregate
         return found
 

@@ -14,6 +14,7 @@ no accepted order is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import random
@@ -54,14 +55,54 @@ class Placed:
     names: dict[UUID, tuple[str, str]] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class ClaimRequest:
+    """One order waiting for the writer. Its outcome goes to `waiter` (an asyncio future, settled
+    on its own event loop) or, for callers in threads, to `future`."""
+
     buyer_id: UUID
     order_id: UUID
     items: list[ItemRequest]
     idempotent: bool
     at: datetime | None
-    future: Future[Placed] = field(default_factory=Future)
+    future: Future[Placed] | None = None
+    waiter: asyncio.Future[Placed] | None = None
+
+
+Outcome = Placed | BaseException
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Placed], Outcome]]) -> None:
+    """Runs on the waiters' event loop: one call for all its buyers of a batch."""
+    for waiter, outcome in outcomes:
+        if waiter.done():  # the client went away (its request was cancelled)
+            continue
+        if isinstance(outcome, Placed):
+            waiter.set_result(outcome)
+        else:
+            waiter.set_exception(outcome)
+
+
+def deliver(results: list[tuple[ClaimRequest, Outcome]]) -> None:
+    """Hand every outcome to whoever waits for it.
+
+    Requests from an event loop are settled with one `call_soon_threadsafe` per loop and batch
+    (one wake-up of the loop instead of one per buyer); threads get their `Future` set.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Placed], Outcome]]] = {}
+    for request, outcome in results:
+        if request.waiter is not None:
+            by_loop.setdefault(request.waiter.get_loop(), []).append((request.waiter, outcome))
+        elif request.future is not None and request.future.set_running_or_notify_cancel():
+            if isinstance(outcome, Placed):
+                request.future.set_result(outcome)
+            else:
+                request.future.set_exception(outcome)
+    for loop, outcomes in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.warning("event loop closed before %d claim outcomes could be delivered", len(outcomes))
 
 
 class Ledger:
@@ -98,14 +139,14 @@ class ClaimWriter:
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
         self._last_ledger = Ledger(app)
 
-    def submit(self, request: ClaimRequest) -> Future[Placed]:
+    def submit(self, request: ClaimRequest) -> None:
+        """Queue a request; its outcome arrives in `request.waiter` or `request.future`."""
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="claim-writer", daemon=True)
                     self._thread.start()
         self.queue.put(request)
-        return request.future
 
     def _run(self) -> None:
         while True:
@@ -134,25 +175,26 @@ class ClaimWriter:
                 continue
             except BaseException as error:
                 log.exception("claim batch failed")
-                for request in batch:
-                    request.future.set_exception(error)
+                deliver([(request, error) for request in batch])
                 return
             self.batches += 1
             created: list[Order] = []
+            results: list[tuple[ClaimRequest, Outcome]] = []
             for request, outcome in outcomes:
                 if isinstance(outcome, DomainError):
-                    request.future.set_exception(outcome)
+                    results.append((request, outcome))
                 else:
                     order, is_new = outcome
-                    request.future.set_result(Placed(order, is_new, position, names))
+                    results.append((request, Placed(order, is_new, position, names)))
                     if is_new:
                         created.append(order)
+            deliver(results)
             if created and self.after_commit is not None:
                 # Off the writer thread: the next batch should not wait for a message broker.
                 self._hooks.submit(self._run_hook, self.after_commit, created)
             return
-        for request in batch:
-            request.future.set_exception(Busy("too many concurrent changes, please retry"))
+        busy = Busy("too many concurrent changes, please retry")
+        deliver([(request, busy) for request in batch])
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

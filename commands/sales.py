@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,9 +48,31 @@ class SalesCommands(BaseApplication):
         at: datetime | None = None,
     ) -> Future[Placed]:
         """Queue an order for the claim writer; the future holds the outcome (see `place_order`)."""
+        future: Future[Placed] = Future()
+        self.claims.submit(self._claim_request(buyer_id, items, idempotency_key, at, future=future))
+        return future
+
+    def submit_order_async(
+        self, buyer_id: UUID, items: list[ItemRequest], *, idempotency_key: str | None = None
+    ) -> asyncio.Future[Placed]:
+        """`submit_order` for a caller on an event loop: the writer settles the returned asyncio
+        future on that loop (one wake-up per batch, no thread hand-off per order)."""
+        waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
+        self.claims.submit(self._claim_request(buyer_id, items, idempotency_key, None, waiter=waiter))
+        return waiter
+
+    @staticmethod
+    def _claim_request(
+        buyer_id: UUID,
+        items: list[ItemRequest],
+        idempotency_key: str | None,
+        at: datetime | None,
+        *,
+        future: Future[Placed] | None = None,
+        waiter: asyncio.Future[Placed] | None = None,
+    ) -> ClaimRequest:
         order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
-        request = ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at)
-        return self.claims.submit(request)
+        return ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at, future, waiter)
 
     def place_order(
         self,

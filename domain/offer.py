@@ -8,7 +8,7 @@ never drift from the orders.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -50,6 +50,11 @@ class OrderLimit(Invalid):
 
 
 class Offer(Aggregate):
+    # Every attribute holds an immutable value (ids, strings, numbers, datetimes, None) and the
+    # events rebind attributes instead of mutating them, so a copy may share the values
+    # (`commands.base.copy_aggregate`). Keep it that way, or drop this flag.
+    immutable_state: ClassVar[bool] = True
+
     class Created(Aggregate.Created):
         event_id: UUID
         tier_id: UUID

@@ -7,7 +7,7 @@ so the second save fails in the event store: a double booking cannot be recorded
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -25,6 +25,11 @@ class SeatTaken(Conflict):
 
 
 class Seat(Aggregate):
+    # Every attribute holds an immutable value (ids, strings, numbers, datetimes, None) and the
+    # events rebind attributes instead of mutating them, so a copy may share the values
+    # (`commands.base.copy_aggregate`). Keep it that way, or drop this flag.
+    immutable_state: ClassVar[bool] = True
+
     @staticmethod
     def create_id(event_id: UUID, key: str, **_: Any) -> UUID:
         return seat_id(event_id, key)
