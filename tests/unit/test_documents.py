@@ -50,9 +50,12 @@ def image_count(pdf: bytes) -> int:
 
 
 def page_texts(pdf: bytes) -> list[str]:
-    """The text drawn on each page, read from the (deflated) content streams in page order."""
+    """The text drawn on each page, read from the (deflated) content streams in page order.
+
+    Each stream is cut by its /Length: compressed bytes may end in a CR or LF themselves."""
     pages = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+    for m in re.finditer(rb"/Length (\d+)\s*(?:/[^>]*)?>>\s*stream\r?\n", pdf):
+        stream = pdf[m.end() : m.end() + int(m.group(1))]
         try:
             content = zlib.decompress(stream)
         except zlib.error:
