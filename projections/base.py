@@ -9,11 +9,14 @@ each new position on the `read_models` channel, which the API uses to read its o
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import singledispatchmethod
+from types import MethodType
 from typing import Any, ClassVar, Generic, TypeVar
 
+import msgspec
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -98,6 +101,98 @@ class ReadModelView(PostgresTrackingRecorder):
             curs.execute(SQL(f"DROP TABLE IF EXISTS {SCHEMA}.{table} CASCADE"))
 
 
+Row = dict[str, Any]
+RowChange = Callable[[Row | None], Row | None]
+
+
+@dataclass
+class RowBatch:
+    """The changes a batch makes to one table, applied in memory and written at its end.
+
+    A handler does not write its row; it records a change: a function from the row as it is
+    (None when absent) to the row as it becomes (None to delete it), exactly what its statement
+    would have done. At the end of the batch the rows touched are read with one query, the
+    changes applied in event order, and the difference written with at most three set-based
+    statements (INSERT / UPDATE / DELETE over `unnest` arrays). The model's lock is held all
+    along, so nothing else writes the table in between.
+    """
+
+    table: str
+    # Column name -> SQL type, the key first: every column a new row carries.
+    columns: dict[str, str]
+    # The columns changes may alter; existing rows are read and updated with these only.
+    mutable: tuple[str, ...]
+    changes: list[tuple[Any, RowChange]] = field(default_factory=list)
+    # Keys whose current rows are wanted at the end although no change names them.
+    wanted: set[Any] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        return next(iter(self.columns))
+
+    def change(self, key: Any, change: RowChange) -> None:
+        self.changes.append((key, change))
+
+    def flush(self, curs: Cursor[DictRow]) -> dict[Any, Row]:
+        """Write the batch's changes; returns the rows (as they now are) of every key touched or wanted."""
+        keys = {key for key, _ in self.changes} | self.wanted
+        if not keys:
+            return {}
+        key = self.key
+        loaded = (key, *self.mutable)
+        curs.execute(
+            f"SELECT {', '.join(loaded)} FROM {SCHEMA}.{self.table} WHERE {key} = ANY({self._keys()})",
+            (_json(list(keys)),),
+        )
+        before = {row[key]: row for row in curs.fetchall()}
+        rows = dict(before)
+        for row_key, change in self.changes:
+            row = change(rows.get(row_key))
+            if row is None:
+                rows.pop(row_key, None)
+            else:
+                rows[row_key] = row
+        new = [row for k, row in rows.items() if k not in before]
+        changed = [row for k, row in rows.items() if k in before and row != before[k]]
+        gone = [k for k in before if k not in rows]
+        if new:
+            columns = tuple(self.columns)
+            curs.execute(
+                f"INSERT INTO {SCHEMA}.{self.table} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {self._recordset(columns)}",
+                (_json(new),),
+            )
+        if changed:
+            assignments = ", ".join(f"{c} = x.{c}" for c in self.mutable)
+            curs.execute(
+                f"UPDATE {SCHEMA}.{self.table} AS t SET {assignments} FROM {self._recordset(loaded)} "
+                f"WHERE t.{key} = x.{key}",
+                (_json(changed),),
+            )
+        if gone:
+            curs.execute(f"DELETE FROM {SCHEMA}.{self.table} WHERE {key} = ANY({self._keys()})", (_json(gone),))
+        self.changes.clear()
+        self.wanted.clear()
+        return rows
+
+    # Rows and keys travel as one JSON document each: msgspec encodes thousands of rows in a
+    # millisecond or two, where psycopg's array adaptation spends microseconds per element.
+
+    def _keys(self) -> str:
+        return f"ARRAY(SELECT json_array_elements_text(%s::json)::{self.columns[self.key]})"
+
+    def _recordset(self, columns: tuple[str, ...]) -> str:
+        fields = ", ".join(f"{c} {self.columns[c]}" for c in columns)
+        return f"json_to_recordset(%s::json) AS x({fields})"
+
+
+def _json(value: Any) -> str:
+    return _encode(value).decode()
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 TView = TypeVar("TView", bound=ReadModelView)
 
 
@@ -116,12 +211,27 @@ class ReadModel(Projection[TView], Generic[TView]):
 
         Other events are not even decoded; they only advance the position.
         """
+        return frozenset(cls._registry())
+
+    @classmethod
+    def _registry(cls) -> dict[str, Callable[..., None]]:
         for klass in cls.__mro__:
             method = klass.__dict__.get("process_event")
             if isinstance(method, singledispatchmethod):
                 registry = method.dispatcher.registry
-                return frozenset(get_topic(t) for t in registry if t is not object)
-        return frozenset()
+                return {get_topic(t): f for t, f in registry.items() if t is not object}
+        return {}
+
+    def handlers(self) -> dict[str, Callable[[Any, Tracking], None]]:
+        """The handler of each topic, bound: what `process_event` dispatches to, without the
+        wrapper `singledispatchmethod` builds on every call (a few µs per event in a replay).
+        Handlers are registered for the exact event classes, which is all `handled_topics`
+        lets through."""
+        table: dict[str, Callable[[Any, Tracking], None]] | None = self.__dict__.get("_handlers")
+        if table is None:
+            table = {topic: MethodType(f, self) for topic, f in self._registry().items()}
+            self.__dict__["_handlers"] = table
+        return table
 
 
 def apply_batch(
@@ -151,12 +261,12 @@ def apply_batch(
             fresh = [n for n in notifications if n.id > position]
             if not fresh:
                 continue
-            topics = projection.handled_topics()
+            handlers = projection.handlers()
             with view.batch(curs):
                 for notification in fresh:
-                    if notification.topic in topics:
-                        tracking = Tracking(app.name, notification.id)
-                        projection.process_event(event_of(notification), tracking)
+                    handler = handlers.get(notification.topic)
+                    if handler is not None:
+                        handler(event_of(notification), Tracking(app.name, notification.id))
             view.record_position(curs, Tracking(app.name, fresh[-1].id))
             applied += len(fresh)
     return applied

@@ -147,7 +147,7 @@ def run_forever(settings: Settings) -> None:
         raise SystemExit(1)
 
 
-def rebuild(settings: Settings, name: str | None = None) -> dict[str, int]:
+def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000) -> dict[str, int]:
     """Drop and rebuild read models from the event store; returns events applied per model.
 
     All models are rebuilt in one pass over the store (each event read and decoded once), in
@@ -161,7 +161,7 @@ def rebuild(settings: Settings, name: str | None = None) -> dict[str, int]:
     app = BoxOffice(env=settings.eventsourcing_env())
     projections = [open_projection(settings, model) for model in names]
     try:
-        return replay(app, projections)
+        return replay(app, projections, page)
     finally:
         for projection in projections:
             projection.view.datastore.close()
@@ -188,11 +188,12 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
                 break
             events = [(n, app.mapper.to_domain_event(n)) for n in notifications]
             for projection in projections:
-                handled = projection.handled_topics()
+                handlers = projection.handlers()
                 with projection.view.batch(curs):
                     for n, domain_event in events:
-                        if n.topic in handled:
-                            projection.process_event(domain_event, Tracking(app.name, n.id))
+                        handler = handlers.get(n.topic)
+                        if handler is not None:
+                            handler(domain_event, Tracking(app.name, n.id))
                             applied[projection.name] += 1
             last_id = notifications[-1].id
         if max_id:
