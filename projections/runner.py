@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
 
 from commands.boxoffice import BoxOffice
-from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
+from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch, decoder_for
 from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
@@ -171,6 +171,7 @@ def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000) ->
 def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) -> dict[str, int]:
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
+    decode = decoder_for(app).decode
     with projections[0].view.datastore.transaction(commit=True) as curs:
         for projection in projections:
             view = projection.view
@@ -186,7 +187,7 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
             )
             if not notifications:
                 break
-            events = [(n, app.mapper.to_domain_event(n)) for n in notifications]
+            events = [(n, decode(n)) for n in notifications]
             for projection in projections:
                 handlers = projection.handlers()
                 with projection.view.batch(curs):
