@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import msgspec
@@ -40,6 +40,19 @@ _DATETIME = b'datetime_iso","_data_":"'
 _COLUMNS = ("originator_id", "originator_version")
 
 Counter = Callable[[Any], int]
+
+
+class Stored(Protocol):
+    """What decoding reads of a stored event (a `StoredEvent` or anything with its fields)."""
+
+    @property
+    def originator_id(self) -> UUID | str: ...
+    @property
+    def originator_version(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def state(self) -> bytes: ...
 
 
 class Unsupported(TypeError):
@@ -62,11 +75,11 @@ class EventDecoder:
         self._plans: dict[str, _Plan | None] = {}
         self.fallbacks = 0  # events the mapper decoded
 
-    def _fallback(self, stored: StoredEvent) -> Any:
+    def _fallback(self, stored: Stored) -> Any:
         self.fallbacks += 1
-        return self.mapper.to_domain_event(stored)
+        return self.mapper.to_domain_event(cast("StoredEvent", stored))
 
-    def decode(self, stored: StoredEvent) -> Any:
+    def decode(self, stored: Stored) -> Any:
         plan = self._plans.get(stored.topic, _MISSING)
         if plan is _MISSING:
             plan = self._plans[stored.topic] = self._plan(stored.topic) if self.enabled else None

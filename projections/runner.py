@@ -7,11 +7,15 @@ import logging
 import queue
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from commands.boxoffice import BoxOffice
 from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch, decoder_for
@@ -171,7 +175,6 @@ def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000) ->
 def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) -> dict[str, int]:
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
-    decode = decoder_for(app).decode
     with projections[0].view.datastore.transaction(commit=True) as curs:
         for projection in projections:
             view = projection.view
@@ -179,15 +182,8 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
             view.drop(curs)
             view.tracking_table_exists = False
             view._create_table(curs)  # same transaction: nobody sees the tables missing
-        last_id = 0
         max_id = app.recorder.max_notification_id() or 0
-        while last_id < max_id:
-            notifications = app.recorder.select_notifications(
-                start=last_id, limit=page, stop=max_id, topics=topics, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            events = [(n, decode(n)) for n in notifications]
+        for events in read_pages(app, topics, max_id, page):
             for projection in projections:
                 handlers = projection.handlers()
                 with projection.view.batch(curs):
@@ -196,11 +192,45 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
                         if handler is not None:
                             handler(domain_event, Tracking(app.name, n.id))
                             applied[projection.name] += 1
-            last_id = notifications[-1].id
         if max_id:
             for projection in projections:
                 projection.view.record_position(curs, Tracking(app.name, max_id))
     return applied
+
+
+class Stored(NamedTuple):
+    """A notification as the replay reads it (the fields of the library's `Notification`)."""
+
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def read_pages(app: BoxOffice, topics: list[str], max_id: int, page: int) -> Iterator[list[tuple[Stored, Any]]]:
+    """The store's events with these topics up to `max_id`, decoded, a page at a time.
+
+    Each page is one short query (keyset pagination on the notification id; binary results in
+    tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
+    stays open on the reading connection.
+    """
+    recorder: Any = app.recorder
+    decode = decoder_for(app).decode
+    query = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
+        "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
+        "ORDER BY notification_id LIMIT %s"
+    ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+    last = 0
+    while last < max_id:
+        with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
+            read.execute(query, (last, max_id, topics, page), prepare=True)
+            rows = [Stored(*row) for row in read.fetchall()]
+        if not rows:
+            return
+        last = rows[-1].id
+        yield [(n, decode(n)) for n in rows]
 
 
 def list_positions(settings: Settings) -> dict[str, int]:
