@@ -26,6 +26,7 @@ from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
+from psycopg.types.array import ListBinaryDumper
 
 from projections.decoding import EventDecoder
 
@@ -65,6 +66,9 @@ class ReadModelView(PostgresTrackingRecorder):
         of the batch (set-based updates) runs once."""
         self._batch.curs = curs
         self._batch.pending = self.new_batch_state()
+        # Lists (the uuid[]/int[] parameters of set-based updates) are sent in binary: psycopg's
+        # text array format quotes every element in Python, ~6x slower for thousands of ids.
+        curs.connection.adapters.register_dumper(list, ListBinaryDumper)
         try:
             with curs.connection.pipeline():
                 yield
@@ -145,7 +149,7 @@ class RowBatch:
         loaded = (key, *self.mutable)
         curs.execute(
             f"SELECT {', '.join(loaded)} FROM {SCHEMA}.{self.table} WHERE {key} = ANY({self._keys()})",
-            (_json(list(keys)),),
+            (json_rows(list(keys)),),
         )
         before = {row[key]: row for row in curs.fetchall()}
         rows = dict(before)
@@ -163,17 +167,17 @@ class RowBatch:
             curs.execute(
                 f"INSERT INTO {SCHEMA}.{self.table} ({', '.join(columns)}) "
                 f"SELECT {', '.join(columns)} FROM {self._recordset(columns)}",
-                (_json(new),),
+                (json_rows(new),),
             )
         if changed:
             assignments = ", ".join(f"{c} = x.{c}" for c in self.mutable)
             curs.execute(
                 f"UPDATE {SCHEMA}.{self.table} AS t SET {assignments} FROM {self._recordset(loaded)} "
                 f"WHERE t.{key} = x.{key}",
-                (_json(changed),),
+                (json_rows(changed),),
             )
         if gone:
-            curs.execute(f"DELETE FROM {SCHEMA}.{self.table} WHERE {key} = ANY({self._keys()})", (_json(gone),))
+            curs.execute(f"DELETE FROM {SCHEMA}.{self.table} WHERE {key} = ANY({self._keys()})", (json_rows(gone),))
         self.changes.clear()
         self.wanted.clear()
         return rows
@@ -189,7 +193,8 @@ class RowBatch:
         return f"json_to_recordset(%s::json) AS x({fields})"
 
 
-def _json(value: Any) -> str:
+def json_rows(value: Any) -> str:
+    """Rows (or keys) as one JSON document for `json_to_recordset` / `json_array_elements_text`."""
     return _encode(value).decode()
 
 
