@@ -8,6 +8,7 @@ each new position on the `read_models` channel, which the API uses to read its o
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,13 +26,14 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed
 from psycopg.types.array import ListBinaryDumper
 
 from projections.decoding import EventDecoder
 
 SCHEMA = "read"
 CHANNEL = "read_models"
+_INDEX = re.compile(rf"\s*CREATE (UNIQUE )?INDEX .*? ON {SCHEMA}\.(?P<table>\w+)", re.IGNORECASE | re.DOTALL)
 
 
 class ReadModelView(PostgresTrackingRecorder):
@@ -39,6 +41,8 @@ class ReadModelView(PostgresTrackingRecorder):
 
     ddl: ClassVar[tuple[str, ...]] = ()
     tables: ClassVar[tuple[str, ...]] = ()
+    # Tables that grow with the history and that handlers reach by primary key only.
+    bulk_tables: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -102,6 +106,30 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def position(self, curs: Cursor[DictRow], application_name: str) -> int:
         return self._max_tracking_id(application_name, curs) or 0
+
+    def create_for_rebuild(self, curs: Cursor[DictRow]) -> None:
+        """Create the tables, but not the secondary indexes of `bulk_tables`: a rebuild fills
+        those tables (reaching rows by primary key only) and `create_deferred_indexes` builds
+        their indexes once at the end, a sort each instead of an insertion per row."""
+        everything = self.sql_create_statements
+        deferred = self._deferred_indexes()
+        self.sql_create_statements = [s for s in everything if all(s is not d for d in deferred)]
+        try:
+            self._create_table(curs)
+        finally:
+            self.sql_create_statements = everything
+
+    def create_deferred_indexes(self, curs: Cursor[DictRow]) -> None:
+        for statement in self._deferred_indexes():
+            curs.execute(statement)
+
+    def _deferred_indexes(self) -> list[Composed]:
+        found = []
+        for statement in self.sql_create_statements:
+            match = _INDEX.match(statement.as_string())
+            if match and match["table"] in self.bulk_tables:
+                found.append(statement)
+        return found
 
     def drop(self, curs: Cursor[DictRow]) -> None:
         for table in (*self.tables, self.tracking_table_name):

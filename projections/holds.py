@@ -16,6 +16,7 @@ from projections.base import ReadModel, ReadModelView, Row, RowBatch
 
 class HoldsView(ReadModelView):
     tables = ("holds",)
+    bulk_tables = ("holds",)
     ddl = (
         "CREATE TABLE IF NOT EXISTS read.holds (order_id uuid PRIMARY KEY, deadline timestamptz NOT NULL)",
         "CREATE INDEX IF NOT EXISTS holds_deadline ON read.holds (deadline)",

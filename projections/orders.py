@@ -29,6 +29,7 @@ MUTABLE = (
 
 class OrdersView(ReadModelView):
     tables = ("orders",)
+    bulk_tables = ("orders",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.orders (
             id uuid PRIMARY KEY, buyer_id uuid NOT NULL, event_id uuid NOT NULL, status text NOT NULL,

@@ -181,7 +181,7 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
             view.lock(curs)
             view.drop(curs)
             view.tracking_table_exists = False
-            view._create_table(curs)  # same transaction: nobody sees the tables missing
+            view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
         max_id = app.recorder.max_notification_id() or 0
         for events in read_pages(app, topics, max_id, page):
             for projection in projections:
@@ -192,6 +192,8 @@ def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) 
                         if handler is not None:
                             handler(domain_event, Tracking(app.name, n.id))
                             applied[projection.name] += 1
+        for projection in projections:
+            projection.view.create_deferred_indexes(curs)
         if max_id:
             for projection in projections:
                 projection.view.record_position(curs, Tracking(app.name, max_id))

@@ -27,6 +27,7 @@ TICKET_MUTABLE = ("owner_id", "status", "generation", "checked_in_at", "voided_a
 
 class TicketsView(ReadModelView):
     tables = ("tickets", "ticket_orders")
+    bulk_tables = ("tickets", "ticket_orders")
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.ticket_orders (
             order_id uuid PRIMARY KEY, buyer_id uuid NOT NULL, event_id uuid NOT NULL, currency text NOT NULL)""",

@@ -26,6 +26,9 @@ TABLES = {
 def dump(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(settings.database_url) as conn:
         out = {}
+        # The rebuild builds some indexes at its end: the same ones must exist.
+        indexes = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'read' ORDER BY 1").fetchall()
+        out["indexes"] = [tuple(row) for row in indexes]
         for tables in TABLES.values():
             for table in tables:
                 rows = conn.execute(f"SELECT * FROM read.{table} ORDER BY 1").fetchall()
