@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import signal
@@ -211,7 +212,7 @@ def replay(
     """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
-    with projections[0].view.datastore.transaction(commit=True) as curs:
+    with _bulk_collection(), projections[0].view.datastore.transaction(commit=True) as curs:
         # A rebuild may wait for its siblings in other processes before committing.
         curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         for projection in projections:
@@ -239,6 +240,22 @@ def replay(
                 projection.view.record_position(curs, Tracking(app.name, max_id))
         before_commit(applied)
     return applied
+
+
+@contextlib.contextmanager
+def _bulk_collection() -> Iterator[None]:
+    """A replay allocates millions of short-lived objects, and the cyclic collector's passes
+    over the interpreter's long-lived objects (modules, classes, the libraries' tables) cost
+    about a fifth of its CPU: those are frozen out of collection, and the young generations
+    collected less often, until it ends. Nothing is left uncollected."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 class Siblings:
