@@ -17,7 +17,7 @@ from domain.event import Event
 from domain.offer import Offer
 from domain.seat import Seat
 from domain.venue import Venue
-from projections.base import ReadModel, ReadModelView
+from projections.base import ReadModel, ReadModelView, json_rows
 
 EVENT_FIELDS = (
     "venue_id", "title", "description", "start_time", "end_time", "timezone", "days",
@@ -105,6 +105,8 @@ class CatalogView(ReadModelView):
 
     def end_batch(self, curs: Cursor[DictRow]) -> None:
         b: CatalogBatch = self.pending
+        if b.new_seats:
+            self.insert_seats(curs, b)
         if b.tier_seats:
             curs.execute(
                 """UPDATE read.tiers t SET seats_total = t.seats_total + x.n, seats_available = t.seats_available + x.n
@@ -155,6 +157,20 @@ class CatalogView(ReadModelView):
                     UPDATE read.events e SET seats_version = d.position FROM dirty d WHERE e.id = d.id""",
                 _dirty_params(b, b.map_events, b.map_offers),
             )
+
+    def insert_seats(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
+        """The batch's new seats, in one statement (rows as one JSON document), before anything
+        of the batch updates them. Coordinates travel as their repr (exact, and NaN/inf too)."""
+        curs.execute(
+            """INSERT INTO read.seats (id, event_id, tier_id, section_id, section, row_label, label, x, y,
+                 accessible, day, status)
+               SELECT id, event_id, tier_id, section_id, section, row_label, label, x, y, accessible, day, 'available'
+               FROM json_to_recordset(%s::json) AS s(id uuid, event_id uuid, tier_id uuid, section_id text,
+                 section text, row_label text, label text, x double precision, y double precision,
+                 accessible boolean, day text)
+               ON CONFLICT (id) DO NOTHING""",
+            (json_rows(list(b.new_seats.values())),),
+        )
 
     def refresh_listings(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
         """Recompute price range and availability of every show the batch touched; its
@@ -226,6 +242,7 @@ class CatalogBatch:
     tier_seats: dict[UUID, int] = field(default_factory=dict)
     seat_status: dict[UUID, tuple[str, UUID | None, Any]] = field(default_factory=dict)
     seat_available: dict[UUID, int] = field(default_factory=dict)
+    new_seats: dict[UUID, dict[str, Any]] = field(default_factory=dict)
 
     def at(self, tracking: Tracking) -> CatalogBatch:
         self.position = tracking.notification_id
@@ -458,15 +475,14 @@ class CatalogProjection(ReadModel[CatalogView]):
 
     @process_event.register
     def _(self, e: Seat.Created, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                """INSERT INTO read.seats (id, event_id, tier_id, section_id, section, row_label, label, x, y,
-                     accessible, day, status)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'available') ON CONFLICT (id) DO NOTHING""",
-                (e.originator_id, e.event_id, e.tier_id, e.section_id, e.section, e.row, e.label, e.x, e.y,
-                 e.accessible, e.day),
-            )  # fmt: skip
+        with self.view.writing(tracking):
             batch: CatalogBatch = self.view.pending.at(tracking)
+            # Inserted at the end of the batch (insert_seats), first thing; the first one wins.
+            batch.new_seats.setdefault(e.originator_id, {
+                "id": e.originator_id, "event_id": e.event_id, "tier_id": e.tier_id, "section_id": e.section_id,
+                "section": e.section, "row_label": e.row, "label": e.label, "x": repr(float(e.x)),
+                "y": repr(float(e.y)), "accessible": e.accessible, "day": e.day,
+            })  # fmt: skip
             batch.tier_seats[e.tier_id] = batch.tier_seats.get(e.tier_id, 0) + 1
             batch.note(batch.events, e.event_id)
             batch.note(batch.map_events, e.event_id)

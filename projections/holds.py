@@ -7,19 +7,28 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain.order import Order
-from projections.base import ReadModel, ReadModelView
+from projections.base import ReadModel, ReadModelView, Row, RowBatch
 
 
 class HoldsView(ReadModelView):
     tables = ("holds",)
+    bulk_tables = ("holds",)
     ddl = (
         "CREATE TABLE IF NOT EXISTS read.holds (order_id uuid PRIMARY KEY, deadline timestamptz NOT NULL)",
         "CREATE INDEX IF NOT EXISTS holds_deadline ON read.holds (deadline)",
     )
+
+    # Holds are written set-based at the end of each batch (see RowBatch).
+
+    def new_batch_state(self) -> RowBatch:
+        return RowBatch("holds", {"order_id": "uuid", "deadline": "timestamptz"}, ("deadline",))
+
+    def end_batch(self, curs: Cursor[DictRow]) -> None:
+        self.pending.flush(curs)
 
 
 class HoldsProjection(ReadModel[HoldsView]):
@@ -32,16 +41,19 @@ class HoldsProjection(ReadModel[HoldsView]):
 
     @process_event.register
     def _(self, e: Order.Placed, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "INSERT INTO read.holds VALUES (%s, %s) ON CONFLICT (order_id) DO NOTHING",
-                (e.originator_id, e.hold_expires_at),
-            )
+        held: Row = {"order_id": e.originator_id, "deadline": e.hold_expires_at}
+
+        def insert(row: Row | None) -> Row | None:  # ON CONFLICT (order_id) DO NOTHING
+            return held if row is None else row
+
+        self._change(e, tracking, insert)
 
     @process_event.register
     def _(self, e: Order.PaymentStarted, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute("UPDATE read.holds SET deadline = %s WHERE order_id = %s", (e.until, e.originator_id))
+        def extend(row: Row | None) -> Row | None:
+            return None if row is None else {**row, "deadline": e.until}
+
+        self._change(e, tracking, extend)
 
     @process_event.register
     def _(self, e: Order.Paid, tracking: Tracking) -> None:
@@ -60,8 +72,16 @@ class HoldsProjection(ReadModel[HoldsView]):
         self._drop(e, tracking)
 
     def _drop(self, e: Any, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute("DELETE FROM read.holds WHERE order_id = %s", (e.originator_id,))
+        self._change(e, tracking, _gone)
+
+    def _change(self, e: Any, tracking: Tracking, change: Any) -> None:
+        with self.view.writing(tracking):
+            batch: RowBatch = self.view.pending
+            batch.change(e.originator_id, change)
+
+
+def _gone(row: Row | None) -> Row | None:
+    return None
 
 
 def due_holds(conn: Connection[DictRow], limit: int = 1000) -> list[UUID]:

@@ -6,14 +6,30 @@ from functools import singledispatchmethod
 from typing import Any
 
 from eventsourcing.persistence import Tracking
-from psycopg.types.json import Jsonb
+from psycopg import Cursor
+from psycopg.rows import DictRow
 
 from domain.order import Order
-from projections.base import ReadModel, ReadModelView
+from projections.base import ReadModel, ReadModelView, Row, RowBatch
+
+COLUMNS = {
+    "id": "uuid", "buyer_id": "uuid", "event_id": "uuid", "status": "text", "items": "jsonb", "currency": "text",
+    "subtotal": "bigint", "fees": "bigint", "total": "bigint", "ticket_count": "integer",
+    "placed_at": "timestamptz", "hold_expires_at": "timestamptz", "closed_at": "timestamptz",
+    "updated_at": "timestamptz", "payment_status": "text", "payment_intent_id": "text", "amount_paid": "bigint",
+    "amount_refunded": "bigint", "paid_at": "timestamptz", "last_payment_error": "text",
+    "payment_failures": "integer",
+}  # fmt: skip
+# What the order's later events change.
+MUTABLE = (
+    "status", "hold_expires_at", "closed_at", "updated_at", "payment_status", "payment_intent_id", "amount_paid",
+    "amount_refunded", "paid_at", "last_payment_error", "payment_failures",
+)  # fmt: skip
 
 
 class OrdersView(ReadModelView):
     tables = ("orders",)
+    bulk_tables = ("orders",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.orders (
             id uuid PRIMARY KEY, buyer_id uuid NOT NULL, event_id uuid NOT NULL, status text NOT NULL,
@@ -31,6 +47,14 @@ class OrdersView(ReadModelView):
         "CREATE INDEX IF NOT EXISTS orders_intent ON read.orders (payment_intent_id)",
         "CREATE INDEX IF NOT EXISTS orders_event ON read.orders (event_id, placed_at DESC)",
     )
+
+    # Orders are written set-based at the end of each batch (see RowBatch).
+
+    def new_batch_state(self) -> RowBatch:
+        return RowBatch("orders", COLUMNS, MUTABLE)
+
+    def end_batch(self, curs: Cursor[DictRow]) -> None:
+        self.pending.flush(curs)
 
 
 class OrdersProjection(ReadModel[OrdersView]):
@@ -54,22 +78,27 @@ class OrdersProjection(ReadModel[OrdersView]):
             }
             for i in e.items
         ]
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                """INSERT INTO read.orders (id, buyer_id, event_id, status, items, currency, subtotal, fees,
-                     total, ticket_count, placed_at, hold_expires_at, updated_at)
-                   VALUES (%s, %s, %s, 'held', %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
-                (e.originator_id, e.buyer_id, e.event_id, Jsonb(items), e.currency, e.subtotal, e.fees,
-                 e.total, sum(i["quantity"] for i in items), e.placed_at, e.hold_expires_at, e.timestamp),
-            )  # fmt: skip
+        placed: Row = {
+            "id": e.originator_id, "buyer_id": e.buyer_id, "event_id": e.event_id, "status": "held",
+            "items": items, "currency": e.currency, "subtotal": e.subtotal, "fees": e.fees, "total": e.total,
+            "ticket_count": sum(i["quantity"] for i in items), "placed_at": e.placed_at,
+            "hold_expires_at": e.hold_expires_at, "closed_at": None, "updated_at": e.timestamp,
+            "payment_status": "unpaid", "payment_intent_id": None, "amount_paid": 0, "amount_refunded": 0,
+            "paid_at": None, "last_payment_error": None, "payment_failures": 0,
+        }  # fmt: skip
+
+        def insert(row: Row | None) -> Row | None:  # ON CONFLICT (id) DO NOTHING
+            return placed if row is None else row
+
+        self._change(e, tracking, insert)
 
     @process_event.register
     def _(self, e: Order.Cancelled, tracking: Tracking) -> None:
-        self._close(e, tracking, "cancelled")
+        self._set(e, tracking, status="cancelled", closed_at=e.at)
 
     @process_event.register
     def _(self, e: Order.Expired, tracking: Tracking) -> None:
-        self._close(e, tracking, "expired")
+        self._set(e, tracking, status="expired", closed_at=e.at)
 
     @process_event.register
     def _(self, e: Order.PaymentStarted, tracking: Tracking) -> None:
@@ -77,12 +106,13 @@ class OrdersProjection(ReadModel[OrdersView]):
 
     @process_event.register
     def _(self, e: Order.PaymentFailed, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                """UPDATE read.orders SET payment_status = 'failed', last_payment_error = %s,
-                     payment_failures = payment_failures + 1, updated_at = %s WHERE id = %s""",
-                (e.reason, e.timestamp, e.originator_id),
-            )
+        def fail(row: Row | None) -> Row | None:
+            if row is None:
+                return None
+            return {**row, "payment_status": "failed", "last_payment_error": e.reason,
+                    "payment_failures": row["payment_failures"] + 1, "updated_at": e.timestamp}  # fmt: skip
+
+        self._change(e, tracking, fail)
 
     @process_event.register
     def _(self, e: Order.Paid, tracking: Tracking) -> None:
@@ -96,28 +126,25 @@ class OrdersProjection(ReadModel[OrdersView]):
 
     @process_event.register
     def _(self, e: Order.Refunded, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                """UPDATE read.orders SET amount_refunded = amount_refunded + %(amount)s,
-                     status = CASE WHEN amount_refunded + %(amount)s >= amount_paid THEN 'refunded'
-                                   ELSE 'partially_refunded' END,
-                     payment_status = CASE WHEN amount_refunded + %(amount)s >= amount_paid THEN 'refunded'
-                                   ELSE 'partially_refunded' END,
-                     updated_at = %(at)s WHERE id = %(id)s""",
-                {"amount": e.amount, "at": e.timestamp, "id": e.originator_id},
-            )
+        def refund(row: Row | None) -> Row | None:
+            if row is None:
+                return None
+            refunded = row["amount_refunded"] + e.amount
+            status = "refunded" if refunded >= row["amount_paid"] else "partially_refunded"
+            return {**row, "amount_refunded": refunded, "status": status, "payment_status": status,
+                    "updated_at": e.timestamp}  # fmt: skip
+
+        self._change(e, tracking, refund)
 
     def _set(self, e: Any, tracking: Tracking, **columns: Any) -> None:
-        assignments = ", ".join(f"{c} = %({c})s" for c in columns)
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                f"UPDATE read.orders SET {assignments}, updated_at = %(updated_at)s WHERE id = %(id)s",
-                {**columns, "updated_at": e.timestamp, "id": e.originator_id},
-            )
+        columns["updated_at"] = e.timestamp
 
-    def _close(self, e: Any, tracking: Tracking, status: str) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "UPDATE read.orders SET status = %s, closed_at = %s, updated_at = %s WHERE id = %s",
-                (status, e.at, e.timestamp, e.originator_id),
-            )
+        def update(row: Row | None) -> Row | None:
+            return None if row is None else {**row, **columns}
+
+        self._change(e, tracking, update)
+
+    def _change(self, e: Any, tracking: Tracking, change: Any) -> None:
+        with self.view.writing(tracking):
+            batch: RowBatch = self.view.pending
+            batch.change(e.originator_id, change)

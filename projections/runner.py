@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import signal
+import socket
+import subprocess
+import sys
 import threading
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from commands.boxoffice import BoxOffice
-from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
+from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch, decoder_for
 from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
@@ -147,58 +158,245 @@ def run_forever(settings: Settings) -> None:
         raise SystemExit(1)
 
 
-def rebuild(settings: Settings, name: str | None = None) -> dict[str, int]:
+# Read models rebuilt side by side, one process per group, so a rebuild uses two cores: the
+# catalog follows the show, offer and seat events; the others the order events.
+GROUPS: tuple[tuple[str, ...], ...] = (("catalog",), ("orders", "holds", "tickets"))
+
+
+def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000, parallel: bool = True) -> dict[str, int]:
     """Drop and rebuild read models from the event store; returns events applied per model.
 
-    All models are rebuilt in one pass over the store (each event read and decoded once), in
-    one transaction holding their locks: the live runner pauses, readers keep seeing the old
-    tables until the new ones commit.
+    Each group of models (GROUPS) is rebuilt in one pass over its events (each event read and
+    decoded once), in one transaction holding the group's locks: the live runner pauses,
+    readers keep seeing the old tables until the new ones commit. With several groups, the
+    first is rebuilt here and the others in child processes, all up to the same position; they
+    commit only once every group has finished (if one fails, none commits; only a failure of
+    COMMIT itself could leave one group rebuilt and another not, each still consistent).
     """
     names = [name] if name else list(READ_MODELS)
     unknown = [n for n in names if n not in READ_MODELS]
     if unknown:
         raise SystemExit(f"unknown read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
+    groups = [[n for n in group if n in names] for group in GROUPS]
+    groups = [group for group in groups if group] or [[]]
+    groups[0] += [n for n in names if not any(n in group for group in GROUPS)]  # models of no group
+    if not parallel:
+        groups = [names]
     app = BoxOffice(env=settings.eventsourcing_env())
-    projections = [open_projection(settings, model) for model in names]
+    projections = [open_projection(settings, model) for model in groups[0]]
     try:
-        return replay(app, projections)
+        max_id = app.recorder.max_notification_id() or 0
+        with Siblings(settings, groups[1:], page, max_id) as siblings:
+            applied = replay(app, projections, page, max_id, locked=siblings.start, before_commit=siblings.finish)
+        applied.update(siblings.applied)
+        return {n: applied[n] for n in names}
     finally:
         for projection in projections:
             projection.view.datastore.close()
         app.close()
 
 
-def replay(app: BoxOffice, projections: list[ReadModel[Any]], page: int = 5000) -> dict[str, int]:
+def replay(
+    app: BoxOffice,
+    projections: list[ReadModel[Any]],
+    page: int = 5000,
+    max_id: int | None = None,
+    *,
+    locked: Callable[[], None] = lambda: None,
+    before_commit: Callable[[dict[str, int]], None] = lambda applied: None,
+) -> dict[str, int]:
+    """Rebuild these models from the events up to `max_id` (default: the last) in one transaction.
+
+    `locked` is called once their locks are held and their tables recreated; `before_commit`
+    with the counts just before the commit (raising there rolls everything back).
+    """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
-    with projections[0].view.datastore.transaction(commit=True) as curs:
+    with _bulk_collection(), projections[0].view.datastore.transaction(commit=True) as curs:
+        # A rebuild may wait for its siblings in other processes before committing.
+        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         for projection in projections:
             view = projection.view
             view.lock(curs)
             view.drop(curs)
             view.tracking_table_exists = False
-            view._create_table(curs)  # same transaction: nobody sees the tables missing
-        last_id = 0
-        max_id = app.recorder.max_notification_id() or 0
-        while last_id < max_id:
-            notifications = app.recorder.select_notifications(
-                start=last_id, limit=page, stop=max_id, topics=topics, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            events = [(n, app.mapper.to_domain_event(n)) for n in notifications]
+            view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
+        locked()
+        if max_id is None:
+            max_id = app.recorder.max_notification_id() or 0
+        for events in read_pages(app, topics, max_id, page):
             for projection in projections:
-                handled = projection.handled_topics()
+                handlers = projection.handlers()
                 with projection.view.batch(curs):
                     for n, domain_event in events:
-                        if n.topic in handled:
-                            projection.process_event(domain_event, Tracking(app.name, n.id))
+                        handler = handlers.get(n.topic)
+                        if handler is not None:
+                            handler(domain_event, Tracking(app.name, n.id))
                             applied[projection.name] += 1
-            last_id = notifications[-1].id
+        for projection in projections:
+            projection.view.create_deferred_indexes(curs)
         if max_id:
             for projection in projections:
                 projection.view.record_position(curs, Tracking(app.name, max_id))
+        before_commit(applied)
     return applied
+
+
+@contextlib.contextmanager
+def _bulk_collection() -> Iterator[None]:
+    """A replay allocates millions of short-lived objects, and the cyclic collector's passes
+    over the interpreter's long-lived objects (modules, classes, the libraries' tables) cost
+    about a fifth of its CPU: those are frozen out of collection, and the young generations
+    collected less often, until it ends. Nothing is left uncollected."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+class Siblings:
+    """Groups of read models rebuilt in child processes, committed together with ours.
+
+    Protocol on each child's socket: we send (settings, models, page, max_id); the child sends
+    ("ready", applied) when only its commit is left, or ("error", text); we answer "commit" or
+    "abort"; after committing it sends ("committed", None).
+    """
+
+    def __init__(self, settings: Settings, groups: list[list[str]], page: int, max_id: int) -> None:
+        self.settings = settings
+        self.groups = groups
+        self.page = page
+        self.max_id = max_id
+        self.children: list[tuple[subprocess.Popen[bytes], Connection, str]] = []
+        self.applied: dict[str, int] = {}
+
+    def __enter__(self) -> Siblings:
+        return self
+
+    def start(self) -> None:
+        """Start the children (after our locks are held: the live runner takes the locks in
+        model order, the catalog first, so it never holds one of theirs while waiting for ours).
+
+        A child is a fresh interpreter running `_rebuild_child` (not multiprocessing's spawn,
+        which would re-run the caller's main module), talking over a socket pair."""
+        for group in self.groups:
+            ours, theirs = socket.socketpair()
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-c",
+                    f"from projections.runner import _rebuild_child; _rebuild_child({theirs.fileno()})",
+                ],
+                pass_fds=[theirs.fileno()],
+                cwd=Path(__file__).resolve().parent.parent,  # where `projections` is importable from
+            )
+            theirs.close()
+            pipe = Connection(ours.detach())
+            pipe.send((self.settings, group, self.page, self.max_id))
+            self.children.append((process, pipe, "+".join(group)))
+
+    def finish(self, applied: dict[str, int]) -> None:
+        """Wait until every child is ready, then have them commit; raise if one could not."""
+        for process, pipe, name in self.children:
+            kind, payload = _receive(process, pipe)
+            if kind != "ready":
+                raise RuntimeError(f"rebuilding {name} failed:\n{payload}")
+            self.applied.update(payload)
+        for _, pipe, _ in self.children:
+            pipe.send("commit")
+        for process, pipe, name in self.children:
+            kind, payload = _receive(process, pipe)
+            if kind != "committed":
+                raise RuntimeError(f"committing {name} failed:\n{payload}")
+
+    def __exit__(self, *exc: object) -> None:
+        for process, pipe, _ in self.children:
+            with contextlib.suppress(OSError):
+                pipe.send("abort")  # ignored by a child that already committed
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            pipe.close()
+
+
+def _receive(process: subprocess.Popen[bytes], pipe: Connection) -> tuple[str, Any]:
+    try:
+        message: tuple[str, Any] = pipe.recv()
+    except EOFError:
+        return "error", f"the process exited (code {process.wait(timeout=5)})"
+    return message
+
+
+def _rebuild_child(fd: int) -> None:
+    """A child of `rebuild`: rebuild the models it is sent up to `max_id`, commit when told to."""
+    pipe = Connection(fd)
+    settings, names, page, max_id = pipe.recv()
+
+    def ready(applied: dict[str, int]) -> None:
+        pipe.send(("ready", applied))
+        if pipe.recv() != "commit":
+            raise _Aborted
+
+    app = BoxOffice(env=settings.eventsourcing_env())
+    projections = [open_projection(settings, model) for model in names]
+    try:
+        replay(app, projections, page, max_id, before_commit=ready)
+        pipe.send(("committed", None))
+    except _Aborted:
+        pass
+    except BaseException:
+        with contextlib.suppress(OSError):
+            pipe.send(("error", traceback.format_exc()))
+        raise
+    finally:
+        for projection in projections:
+            projection.view.datastore.close()
+        app.close()
+
+
+class _Aborted(Exception):
+    """Another group failed: roll this one back."""
+
+
+class Stored(NamedTuple):
+    """A notification as the replay reads it (the fields of the library's `Notification`)."""
+
+    id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def read_pages(app: BoxOffice, topics: list[str], max_id: int, page: int) -> Iterator[list[tuple[Stored, Any]]]:
+    """The store's events with these topics up to `max_id`, decoded, a page at a time.
+
+    Each page is one short query (keyset pagination on the notification id; binary results in
+    tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
+    stays open on the reading connection.
+    """
+    recorder: Any = app.recorder
+    decode = decoder_for(app).decode
+    query = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
+        "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
+        "ORDER BY notification_id LIMIT %s"
+    ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+    last = 0
+    while last < max_id:
+        with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
+            read.execute(query, (last, max_id, topics, page), prepare=True)
+            rows = [Stored(*row) for row in read.fetchall()]
+        if not rows:
+            return
+        last = rows[-1].id
+        yield [(n, decode(n)) for n in rows]
 
 
 def list_positions(settings: Settings) -> dict[str, int]:

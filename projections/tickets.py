@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
+from psycopg import Cursor
+from psycopg.rows import DictRow
 
-from domain.order import Order
-from projections.base import ReadModel, ReadModelView
+from domain.order import Order, Ticket
+from projections.base import ReadModel, ReadModelView, Row, RowBatch
+
+ORDER_COLUMNS = {"order_id": "uuid", "buyer_id": "uuid", "event_id": "uuid", "currency": "text"}
+ORDER_READ = ("buyer_id", "event_id", "currency")
+TICKET_COLUMNS = {
+    "id": "uuid", "order_id": "uuid", "owner_id": "uuid", "event_id": "uuid", "offer_id": "uuid", "tier_id": "uuid",
+    "seat_id": "uuid", "seat_label": "text", "price": "bigint", "currency": "text", "status": "text",
+    "generation": "integer", "issued_at": "timestamptz", "checked_in_at": "timestamptz", "voided_at": "timestamptz",
+}  # fmt: skip
+# What a ticket's later events change.
+TICKET_MUTABLE = ("owner_id", "status", "generation", "checked_in_at", "voided_at")
 
 
 class TicketsView(ReadModelView):
     tables = ("tickets", "ticket_orders")
+    bulk_tables = ("tickets", "ticket_orders")
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.ticket_orders (
             order_id uuid PRIMARY KEY, buyer_id uuid NOT NULL, event_id uuid NOT NULL, currency text NOT NULL)""",
@@ -27,6 +42,26 @@ class TicketsView(ReadModelView):
         "CREATE INDEX IF NOT EXISTS tickets_event ON read.tickets (event_id)",
     )
 
+    # Both tables are written set-based at the end of each batch (see RowBatch).
+
+    def new_batch_state(self) -> TicketsBatch:
+        return TicketsBatch()
+
+    def end_batch(self, curs: Cursor[DictRow]) -> None:
+        b: TicketsBatch = self.pending
+        # Orders first: a payment issues tickets to the buyer its order row names.
+        b.buyers.update(b.orders.flush(curs))
+        b.tickets.flush(curs)
+
+
+@dataclass
+class TicketsBatch:
+    # Never changed once written, but read in full: the tickets of a payment need them.
+    orders: RowBatch = field(default_factory=lambda: RowBatch("ticket_orders", ORDER_COLUMNS, ORDER_READ))
+    tickets: RowBatch = field(default_factory=lambda: RowBatch("tickets", TICKET_COLUMNS, TICKET_MUTABLE))
+    # The ticket_orders rows of the orders paid in this batch, filled in before tickets are written.
+    buyers: dict[UUID, Row] = field(default_factory=dict)
+
 
 class TicketsProjection(ReadModel[TicketsView]):
     name = "tickets"
@@ -39,47 +74,62 @@ class TicketsProjection(ReadModel[TicketsView]):
     @process_event.register
     def _(self, e: Order.Placed, tracking: Tracking) -> None:
         # Remember who bought and in which currency; tickets appear only when paid.
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "INSERT INTO read.ticket_orders VALUES (%s, %s, %s, %s) ON CONFLICT (order_id) DO NOTHING",
-                (e.originator_id, e.buyer_id, e.event_id, e.currency),
-            )
+        order: Row = {
+            "order_id": e.originator_id, "buyer_id": e.buyer_id, "event_id": e.event_id, "currency": e.currency,
+        }  # fmt: skip
+
+        def insert(row: Row | None) -> Row | None:  # ON CONFLICT (order_id) DO NOTHING
+            return order if row is None else row
+
+        with self.view.writing(tracking):
+            b: TicketsBatch = self.view.pending
+            b.orders.change(e.originator_id, insert)
 
     @process_event.register
     def _(self, e: Order.Paid, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute("SELECT * FROM read.ticket_orders WHERE order_id = %s", (e.originator_id,))
-            order = curs.fetchone()
-            if order is None:
-                return
-            curs.executemany(
-                """INSERT INTO read.tickets (id, order_id, owner_id, event_id, offer_id, tier_id, seat_id, seat_label,
-                     price, currency, status, issued_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
-                [
-                    (t["id"], e.originator_id, order["buyer_id"], order["event_id"], t["offer_id"], t["tier_id"],
-                     t["seat_id"], t["seat_label"], t["price"], order["currency"], t["status"], e.at)
-                    for t in e.tickets
-                ],
-            )  # fmt: skip
+        with self.view.writing(tracking):
+            b: TicketsBatch = self.view.pending
+            b.orders.wanted.add(e.originator_id)
+            for ticket in e.tickets:
+                b.tickets.change(ticket["id"], _issue(b.buyers, e.originator_id, ticket, e.at))
 
     @process_event.register
     def _(self, e: Order.Refunded, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "UPDATE read.tickets SET status = 'voided', voided_at = %s WHERE id = ANY(%s)",
-                (e.at, list(e.ticket_ids)),
-            )
+        self._set(tracking, e.ticket_ids, status="voided", voided_at=e.at)
 
     @process_event.register
     def _(self, e: Order.TicketCheckedIn, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute("UPDATE read.tickets SET checked_in_at = %s WHERE id = %s", (e.at, e.ticket_id))
+        self._set(tracking, [e.ticket_id], checked_in_at=e.at)
 
     @process_event.register
     def _(self, e: Order.TicketTransferred, tracking: Tracking) -> None:
-        with self.view.writing(tracking) as curs:
-            curs.execute(
-                "UPDATE read.tickets SET owner_id = %s, generation = %s WHERE id = %s",
-                (e.to_id, e.generation, e.ticket_id),
-            )
+        self._set(tracking, [e.ticket_id], owner_id=e.to_id, generation=e.generation)
+
+    def _set(self, tracking: Tracking, ticket_ids: list[UUID], **columns: Any) -> None:
+        def update(row: Row | None) -> Row | None:
+            return None if row is None else {**row, **columns}
+
+        with self.view.writing(tracking):
+            b: TicketsBatch = self.view.pending
+            for ticket_id in ticket_ids:
+                b.tickets.change(ticket_id, update)
+
+
+def _issue(buyers: dict[UUID, Row], order_id: UUID, ticket: Ticket, at: Any) -> Any:
+    """A new ticket row (ON CONFLICT (id) DO NOTHING) for a paid order, owned by its buyer;
+    none if the order was never placed. `buyers` is filled in before the change is applied."""
+
+    def issue(row: Row | None) -> Row | None:
+        if row is not None:
+            return row
+        order = buyers.get(order_id)
+        if order is None:
+            return None
+        return {
+            "id": ticket["id"], "order_id": order_id, "owner_id": order["buyer_id"], "event_id": order["event_id"],
+            "offer_id": ticket["offer_id"], "tier_id": ticket["tier_id"], "seat_id": ticket["seat_id"],
+            "seat_label": ticket["seat_label"], "price": ticket["price"], "currency": order["currency"],
+            "status": ticket["status"], "generation": 0, "issued_at": at, "checked_in_at": None, "voided_at": None,
+        }  # fmt: skip
+
+    return issue
