@@ -70,7 +70,8 @@ def test_cookie_sessions_must_double_submit_the_csrf_token(service: str) -> None
         assert browser.cookies.get("csrf-token") == token
         assert browser.get("/auth/csrf").json()["csrf_token"] == token  # tabs share one token
 
-        wrong = browser.patch("/auth/me", json={"first_name": "Eve"}, headers={"X-CSRF-Token": token[:-1] + "0"})
+        forged = token[:-1] + ("1" if token.endswith("0") else "0")  # never the token itself
+        wrong = browser.patch("/auth/me", json={"first_name": "Eve"}, headers={"X-CSRF-Token": forged})
         assert wrong.status_code == 403 and wrong.json()["code"] == "csrf_failed"
         ok = browser.patch("/auth/me", json={"first_name": "Eve"}, headers={"X-CSRF-Token": token})
         assert ok.status_code == 200 and ok.json()["first_name"] == "Eve"
