@@ -566,8 +566,9 @@ def replay(b: Bench, budget_s: float) -> dict[str, Any]:
         "complete": complete,
         "seconds": round(seconds, 3),
         "events_per_s": _rate(total, seconds) if complete else None,
-        "definition": "events in the store / wall time of rebuilding every read model in one pass over the "
-        "store, in one transaction (python -m bench.rebuild all, i.e. ticketing projections rebuild)",
+        "definition": "events in the store / wall time of rebuilding every read model, one pass over the "
+        "store per group of models, two groups side by side (python -m bench.rebuild all, i.e. "
+        "ticketing projections rebuild)",
         "models": models,
         "cpu": cpu_all,
         "seed": {
