@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, cast
 from uuid import UUID
 
@@ -78,46 +80,68 @@ class Order(msgspec.Struct):
     tickets: list[OrderTicket]
 
 
-def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
-    currency = row["currency"]
+def _uuid(value: Any) -> Any:
+    """Ids of order items: UUIDs in the domain order, strings in the read model's JSON."""
+    return value if value is None or isinstance(value, UUID) else UUID(value)
+
+
+def _response(field: Callable[[str], Any], names: Callable[[UUID], tuple[str | None, str | None]],
+              tickets: list[OrderTicket]) -> Order:  # fmt: skip
+    """The order as answered, from its fields (a read-model row or the domain order) and the
+    names of its offers and tiers."""
+    currency = field("currency")
     items = []
-    for item in row["items"]:
-        offer_id = UUID(item["offer_id"])
-        name = names.get(offer_id, {})
+    for item in field("items"):
+        offer_id = _uuid(item["offer_id"])
+        offer_name, tier_name = names(offer_id)
         items.append(
             OrderItem(
                 offer_id=offer_id,
-                offer_name=name.get("name"),
-                tier_id=UUID(item["tier_id"]),
-                tier_name=name.get("tier_name"),
-                seat_id=UUID(item["seat_id"]) if item["seat_id"] else None,
+                offer_name=offer_name,
+                tier_id=_uuid(item["tier_id"]),
+                tier_name=tier_name,
+                seat_id=_uuid(item["seat_id"]),
                 seat_label=item["seat_label"],
                 quantity=item["quantity"],
                 unit_price=money(item["unit_price"], currency) or "0",
                 line_total=money(item["unit_price"] * item["quantity"], currency) or "0",
             )
         )
+    amounts = {
+        name: money(field(name), currency) or "0"
+        for name in ("subtotal", "fees", "total", "amount_paid", "amount_refunded")
+    }
     return Order(
-        id=row["id"],
-        status=row["status"],
-        payment_status=row["payment_status"],
-        event_id=row["event_id"],
-        buyer_id=row["buyer_id"],
+        id=field("id"),
+        status=field("status"),
+        payment_status=field("payment_status"),
+        event_id=field("event_id"),
+        buyer_id=field("buyer_id"),
         items=items,
         currency=currency,
-        subtotal=money(row["subtotal"], currency) or "0",
-        fees=money(row["fees"], currency) or "0",
-        total=money(row["total"], currency) or "0",
-        ticket_count=row["ticket_count"],
-        placed_at=row["placed_at"],
-        hold_expires_at=row["hold_expires_at"],
-        closed_at=row["closed_at"],
-        amount_paid=money(row["amount_paid"], currency) or "0",
-        amount_refunded=money(row["amount_refunded"], currency) or "0",
-        payment_intent_id=row["payment_intent_id"],
-        paid_at=row["paid_at"],
-        last_payment_error=row["last_payment_error"],
-        tickets=[
+        ticket_count=field("ticket_count"),
+        placed_at=field("placed_at"),
+        hold_expires_at=field("hold_expires_at"),
+        closed_at=field("closed_at"),
+        payment_intent_id=field("payment_intent_id"),
+        paid_at=field("paid_at"),
+        last_payment_error=field("last_payment_error"),
+        tickets=tickets,
+        **amounts,
+    )
+
+
+def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
+    currency = row["currency"]
+
+    def name_of(offer_id: UUID) -> tuple[str | None, str | None]:
+        name = names.get(offer_id, {})
+        return name.get("name"), name.get("tier_name")
+
+    return _response(
+        row.__getitem__,
+        name_of,
+        [
             OrderTicket(
                 id=t["id"],
                 code=human_code(t["id"]),
@@ -134,45 +158,7 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
 
 def placed_order(order: DomainOrder, names: dict[UUID, tuple[str, str]]) -> Order:
     """A freshly placed order, answered from the write itself (the read model has the same)."""
-    currency = order.currency
-    items = []
-    for item in order.items:
-        offer_name, tier_name = names.get(item["offer_id"], (None, None))
-        items.append(
-            OrderItem(
-                offer_id=item["offer_id"],
-                offer_name=offer_name,
-                tier_id=item["tier_id"],
-                tier_name=tier_name,
-                seat_id=item["seat_id"],
-                seat_label=item["seat_label"],
-                quantity=item["quantity"],
-                unit_price=money(item["unit_price"], currency) or "0",
-                line_total=money(item["unit_price"] * item["quantity"], currency) or "0",
-            )
-        )
-    return Order(
-        id=order.id,
-        status=order.status,
-        payment_status=order.payment_status,
-        event_id=order.event_id,
-        buyer_id=order.buyer_id,
-        items=items,
-        currency=currency,
-        subtotal=money(order.subtotal, currency) or "0",
-        fees=money(order.fees, currency) or "0",
-        total=money(order.total, currency) or "0",
-        ticket_count=order.ticket_count,
-        placed_at=order.placed_at,
-        hold_expires_at=order.hold_expires_at,
-        closed_at=order.closed_at,
-        amount_paid=money(order.amount_paid, currency) or "0",
-        amount_refunded=money(order.amount_refunded, currency) or "0",
-        payment_intent_id=order.payment_intent_id,
-        paid_at=order.paid_at,
-        last_payment_error=order.last_payment_error,
-        tickets=[],
-    )
+    return _response(partial(getattr, order), lambda offer_id: names.get(offer_id, (None, None)), [])
 
 
 async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
