@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -40,7 +40,6 @@ class SeatMapDocument:
     parts: list[bytes]
     slots: dict[UUID, int]
     body: bytes = b""
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def build(
@@ -99,32 +98,35 @@ class SeatMaps:
     def __init__(self, size: int) -> None:
         self.size = size
         self.documents: OrderedDict[UUID, SeatMapDocument] = OrderedDict()
-        self.creating: dict[UUID, asyncio.Lock] = {}
+        self.locks: dict[UUID, asyncio.Lock] = {}
 
     async def body(self, conn: queries.Conn, event_id: UUID, layout_version: int, version: int) -> bytes:
         """The map at `version` or later (what a later snapshot shows): patched from the cached
         document when only statuses changed, built from scratch otherwise."""
-        document = self.documents.get(event_id)
-        if document is None or document.layout_version < layout_version:
-            lock = self.creating.setdefault(event_id, asyncio.Lock())
-            async with lock:
+        document = self._current(event_id, layout_version, version)
+        if document is None:
+            # One refresh at a time per show, so the statuses of an older snapshot never
+            # overwrite those of a newer one.
+            async with self.locks.setdefault(event_id, asyncio.Lock()):
                 document = self.documents.get(event_id)
                 if document is None or document.layout_version < layout_version:
                     currency, seats = await queries.seat_map_seats(conn, event_id)
                     document = SeatMapDocument.build(event_id, layout_version, version, currency, seats)
-                    self._keep(event_id, document)
-            self.creating.pop(event_id, None)
-        self.documents.move_to_end(event_id)
-        if document.version < version:
-            # One refresh at a time per show, so the statuses of an older snapshot never
-            # overwrite those of a newer one.
-            async with document.lock:
-                if document.version < version:
+                elif document.version < version:
                     document.patch(version, await queries.seat_changes(conn, event_id, document.version))
+                self._keep(event_id, document)
         return document.body
+
+    def _current(self, event_id: UUID, layout_version: int, version: int) -> SeatMapDocument | None:
+        document = self.documents.get(event_id)
+        if document is None or document.layout_version < layout_version or document.version < version:
+            return None
+        self.documents.move_to_end(event_id)
+        return document
 
     def _keep(self, event_id: UUID, document: SeatMapDocument) -> None:
         self.documents[event_id] = document
         self.documents.move_to_end(event_id)
         while len(self.documents) > self.size:
+            # Its lock stays: a refresh may still be waiting on it (a lock is a few hundred bytes).
             self.documents.popitem(last=False)
