@@ -44,6 +44,8 @@ class Settings:
     sweep_interval_seconds: float = 30.0
     # Listing searches are answered from Redis while the read models have not moved (0: off).
     listing_cache_seconds: int = 60
+    # POST /api/v1/orders from API clients is answered in front of the framework (api/express.py).
+    express_orders: bool = True
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -83,6 +85,7 @@ class Settings:
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
             listing_cache_seconds=int(env.get("LISTING_CACHE_SECONDS", "60")),
+            express_orders=env.get("EXPRESS_ORDERS", "true").lower() not in ("false", "0", "no", "off"),
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
@@ -109,6 +112,8 @@ class Settings:
         query = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # The library's recorder with a cheaper insert (commands/recorder.py).
+            "APPLICATION_RECORDER_TOPIC": "commands.recorder:ColumnarRecorder",
             "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
             "POSTGRES_HOST": unquote(query.get("host", url.hostname or "127.0.0.1")),
             "POSTGRES_PORT": str(url.port or query.get("port", "5432")),

@@ -69,14 +69,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:64]
-                break
-        if not request_id:
-            # A process prefix and a counter: unique, and far cheaper than uuid4 on every request.
-            request_id = f"{REQUEST_PREFIX}-{next(REQUEST_COUNTER):x}"
+        request_id = request_id_of(scope)
         echo = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
 
@@ -100,17 +93,34 @@ class Observe:
             if metered:
                 in_progress.dec()
                 self.metrics.observe(method, scope.get("path_template", path), status, elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "%s %s %s %s %.2fms",
-                    request_id,
-                    method,
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={"request_id": request_id, "method": method, "path": path, "status": status,
-                           "ms": round(elapsed * 1000, 2)},
-                )  # fmt: skip
+            access_log(request_id, method, path, status, elapsed)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` (first 64 characters), or a process prefix and a counter:
+    unique, and far cheaper than uuid4 on every request."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            request_id: str = value.decode("latin-1")[:64]
+            if request_id:
+                return request_id
+            break
+    return f"{REQUEST_PREFIX}-{next(REQUEST_COUNTER):x}"
+
+
+def access_log(request_id: str, method: str, path: str, status: int, elapsed: float) -> None:
+    """The one access-log line of a request."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s %s %s %.2fms",
+            request_id,
+            method,
+            path,
+            status,
+            elapsed * 1000,
+            extra={"request_id": request_id, "method": method, "path": path, "status": status,
+                   "ms": round(elapsed * 1000, 2)},
+        )  # fmt: skip
 
 
 class RequestMetrics:
@@ -213,24 +223,12 @@ class RateLimits(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         operation = getattr(scope["route_handler"], "operation_id", None)
         limit = self.limits.get(operation) if isinstance(operation, str) else None
-        if limit is None:
+        if limit is None or not isinstance(operation, str):
             await next_app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
-        # The limit is part of the key: deployments with different limits never share counters.
-        key = f"ratelimit:{operation}:{limit.count}/{limit.window}:{address}"
-        redis = scope["litestar_app"].state.services.redis
-        count, ttl = (int(v) for v in await redis.eval(_HIT, 1, key, limit.window))
-        headers = {
-            "X-RateLimit-Limit": str(limit.count),
-            "X-RateLimit-Remaining": str(max(limit.count - count, 0)),
-            "X-RateLimit-Reset": str(ttl),
-        }
-        if count > limit.count:
-            raise TooManyRequestsException(
-                detail=f"too many requests; retry in {ttl} s", headers={**headers, "Retry-After": str(ttl)}
-            )
+        headers, refusal = await count_hit(scope["litestar_app"].state.services.redis, operation, limit, scope)
+        if refusal is not None:
+            raise TooManyRequestsException(detail=refusal, headers=headers)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -240,6 +238,25 @@ class RateLimits(ASGIMiddleware):
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
+
+
+async def count_hit(redis: Redis, operation: str, limit: Limit, scope: Scope) -> tuple[dict[str, str], str | None]:
+    """Count one request of a client (by IP) against an operation's limit: the
+    `X-RateLimit-*` headers to answer with, and the refusal message when over the limit (the
+    headers then include `Retry-After`)."""
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    # The limit is part of the key: deployments with different limits never share counters.
+    key = f"ratelimit:{operation}:{limit.count}/{limit.window}:{address}"
+    count, ttl = (int(v) for v in await redis.eval(_HIT, 1, key, limit.window))
+    headers = {
+        "X-RateLimit-Limit": str(limit.count),
+        "X-RateLimit-Remaining": str(max(limit.count - count, 0)),
+        "X-RateLimit-Reset": str(ttl),
+    }
+    if count <= limit.count:
+        return headers, None
+    return {**headers, "Retry-After": str(ttl)}, f"too many requests; retry in {ttl} s"
 
 
 def rate_limits(settings: Settings) -> dict[str, Limit]:
@@ -353,6 +370,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     csrf_config = build_csrf_config(settings.jwt_secret, secure=not settings.is_development)
     cors = cors_config(settings)
     limits = [RateLimits(rate_limits(settings))] if settings.rate_limits_enabled else []
+    secure = security_headers(hsts=not settings.is_development)
     broker = build_broker(settings)
     actors = declare_actors(broker, make_runtime(settings))
 
@@ -445,11 +463,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CookieCSRF(csrf_config, trusted_origins=tuple(cors.allow_origins) if cors else ()),
         ],
         before_request=require_json,
-        before_send=[security_headers(hsts=not settings.is_development)],
+        before_send=[secure],
         cors_config=cors,
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
-        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config}),
+        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config, "security_headers": secure}),
         debug=False,
     )
     return app

@@ -67,13 +67,19 @@ def error_response(status: int, message: str, code: str, field_errors: dict[str,
     )
 
 
-def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+def domain_error_parts(exc: DomainError) -> tuple[int, ErrorBody, dict[str, str] | None]:
+    """Status, body and extra headers of a domain error's answer (shared with the express lane)."""
     status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 400)
     field_errors = {exc.field: [exc.message]} if exc.field and status == 422 else None
     if status == 422 and field_errors is None:
         field_errors = {"body": [exc.message]}
     headers = {"Retry-After": "1"} if status == 503 else None
-    return error_response(status, exc.message, exc.code, field_errors, headers)
+    return status, ErrorBody(error=exc.message, code=exc.code, field_errors=field_errors), headers
+
+
+def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    status, body, headers = domain_error_parts(exc)
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
@@ -123,14 +129,19 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorB
     return error_response(status, message, code, headers=dict(exc.headers or {}))
 
 
+LAGGING = ErrorBody(error="the write was saved but read models are catching up; retry", code="read_models_lagging")
+
+
 def lagging(_: Request[Any, Any, Any], exc: ReadModelsLagging) -> Response[ErrorBody]:
-    return error_response(503, "the write was saved but read models are catching up; retry", "read_models_lagging",
-                          headers={"Retry-After": "1"})  # fmt: skip
+    return error_response(503, LAGGING.error, LAGGING.code, headers={"Retry-After": "1"})
+
+
+INTERNAL = ErrorBody(error="internal error", code="internal_error")
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "internal_error")
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, INTERNAL.error, INTERNAL.code)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

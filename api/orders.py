@@ -161,6 +161,20 @@ def placed_order(order: DomainOrder, names: dict[UUID, tuple[str, str]]) -> Orde
     return _response(partial(getattr, order), lambda offer_id: names.get(offer_id, (None, None)), [])
 
 
+async def place_order(
+    services: Services, buyer_id: UUID, data: OrderCreate, idempotency_key: str | None
+) -> tuple[int, Order]:
+    """Place an order and wait until the read models have it: (201 or, for a repeated
+    Idempotency-Key, 200; the order). Raises the domain's errors and `ReadModelsLagging`.
+
+    The claim writer batches this order with everyone else's; no worker thread waits.
+    """
+    items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
+    placed = await services.boxoffice.submit_order_async(buyer_id, items, idempotency_key=idempotency_key)
+    await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
+    return 201 if placed.created else 200, placed_order(placed.order, placed.names)
+
+
 async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
     offer_ids = list({UUID(i["offer_id"]) for r in rows for i in r["items"]})
     paid = [r["id"] for r in rows if r["status"] in ("paid", "partially_refunded", "refunded")]
@@ -201,19 +215,13 @@ class OrderController(Controller):
         409 when sold out or a seat is taken; 422 when per-order limits are broken. The same
         Idempotency-Key returns the order placed the first time.
         """
-        items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
-        # The claim writer batches this order with everyone else's; no worker thread waits.
         try:
-            placed = await services.boxoffice.submit_order_async(
-                request.user.id, items, idempotency_key=idempotency_key
-            )
+            status, body = await place_order(services, request.user.id, data, idempotency_key)
         except Conflict as conflict:
             # In a rush most answers are 409 (seat taken, sold out): answered here, with the body
             # and status the exception handler would give, instead of unwinding every middleware.
             return cast("Response[Order]", domain_error(request, conflict))
-        await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
-        body = placed_order(placed.order, placed.names)
-        return Response(body, status_code=201 if placed.created else 200)
+        return Response(body, status_code=status)
 
     @get("/", operation_id="listOrders")
     async def list_orders(

@@ -641,7 +641,7 @@ class ServiceProcesses:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         python = sys.executable
-        uvicorn = [python, "-m", "uvicorn", "api.app:create_app", "--factory"]
+        uvicorn = [python, "-m", "uvicorn", "api.express:create_service", "--factory"]
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "httptools"]
         commands = {

@@ -48,6 +48,16 @@ def register_with_email(client: httpx.Client, role: str = "attendee", *, verifie
     return token, email
 
 
+def verified_token(client: httpx.Client) -> str:
+    """A buyer's token minted after the address was verified (the lane takes the token's word
+    for it; an older token is left to the guard, which asks the account)."""
+    _, email = register_with_email(client)
+    r = client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
 def mark_verified(user_id: UUID) -> None:
     accounts = open_accounts(Settings.from_env(_STACK_ENV))
     try:

@@ -1,0 +1,53 @@
+"""The event store's recorder: the library's, with a cheaper insert.
+
+`eventsourcing` inserts a save's events as one array of a composite type
+(`unnest(%s::stored_event_uuid[])`). psycopg dumps such an array in Python, quoting every event's
+state byte by byte; in a hot on-sale, where one save carries hundreds of orders, that dumping
+was about 15% of an API process's CPU (py-spy: `ListDumper.dump` / `SequenceDumper._dump_sequence`
+under `ClaimWriter._commit`). Four arrays of plain types (uuid, bigint, text, bytea) are dumped by
+psycopg's C code instead. The rows, their order (and so the notification ids returned), the table
+lock and the NOTIFY are the library's.
+
+Selected through the library's own setting, `APPLICATION_RECORDER_TOPIC` (see `ticketing.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+class ColumnarRecorder(PostgresApplicationRecorder):
+    """`PostgresApplicationRecorder` inserting events as four typed arrays."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.insert_columns_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=Identifier(datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_columns_statement,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+            prepare=True,
+        )
