@@ -105,32 +105,33 @@ class CachedJWTMiddleware(JWTCookieAuthenticationMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A Bearer token verified before is found from the raw header, without building a
         connection and its parsed headers; anything else takes Litestar's path unchanged."""
-        token = _bearer_token(scope)
-        hit = self.cache.get(token) if token else None
-        if (
-            hit is not None
-            and hit[0] > time.time()
-            and not should_bypass_middleware(
-                exclude_http_methods=self.exclude_http_methods,
-                exclude_opt_key=self.exclude_opt_key,
-                exclude_path_pattern=self.exclude,
-                scope=scope,
-                scopes=self.scopes,
-            )
+        hit = self.cached(_bearer_token(scope))
+        if hit is not None and not should_bypass_middleware(
+            exclude_http_methods=self.exclude_http_methods,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_path_pattern=self.exclude,
+            scope=scope,
+            scopes=self.scopes,
         ):
-            scope["user"] = hit[1].user
-            scope["auth"] = hit[1].auth
+            scope["user"] = hit.user
+            scope["auth"] = hit.auth
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
+    @classmethod
+    def cached(cls, token: str) -> AuthenticationResult | None:
+        """The result of verifying `token`, if it was verified before and has not expired."""
+        hit = cls.cache.get(token) if token else None
+        return hit[1] if hit is not None and hit[0] > time.time() else None
+
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        hit = self.cache.get(encoded_token)
+        hit = self.cached(encoded_token)
+        if hit is not None:
+            return hit
         now = time.time()
-        if hit is not None and hit[0] > now:
-            return hit[1]
         result = await super().authenticate_token(encoded_token, connection)
         if len(self.cache) >= self.max_entries:
             self.cache.clear()

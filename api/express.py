@@ -123,10 +123,10 @@ class ExpressOrders:
         key = keys[0].decode("latin-1") if keys else None
         if key is not None and len(key) > IDEMPOTENCY_MAX:
             return None, None
-        hit = CachedJWTMiddleware.cache.get(token) if token else None
-        if hit is None or hit[0] <= time.time():
+        hit = CachedJWTMiddleware.cached(token)
+        if hit is None:
             return None, None
-        user = hit[1].user
+        user = hit.user
         if not isinstance(user, Principal) or not user.email_verified:
             return None, None
         return user, key

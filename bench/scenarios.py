@@ -80,6 +80,20 @@ def _errors(records: list[list[Any]], expected: set[str]) -> dict[str, Any]:
     return {"total": len(bad), "by_outcome": outcomes(bad)}
 
 
+def _sale_figures(ok: list[Any], sold: int, window: float, sold_out_at: float | None,
+                  records: list[Any]) -> dict[str, Any]:  # fmt: skip
+    """The figures hot-ga and hot-seats share: rates over the selling window and counts."""
+    return {
+        "orders_per_s": _rate(len(ok), window),
+        "tickets_per_s": _rate(sold, window),
+        "orders_per_s_each_second": sustained(per_second(ok, window)),
+        "time_to_sell_out_s": round(sold_out_at, 3) if sold_out_at else None,
+        "sold_out": sold_out_at is not None,
+        "orders_accepted": len(ok),
+        "requests": len(records),
+    }
+
+
 def _rate(count: float, seconds: float | None) -> float:
     return round(count / seconds, 1) if seconds else 0.0
 
@@ -134,14 +148,8 @@ def hot_ga(b: Bench) -> dict[str, Any]:
         "buyers": s.ga_buyers,
         "accounts": len(tokens),
         "offered": s.ga_tickets,
-        "orders_per_s": _rate(len(ok), window),
-        "tickets_per_s": _rate(tickets, window),
-        "orders_per_s_each_second": sustained(per_second(ok, window)),
-        "time_to_sell_out_s": round(sold_out_at, 3) if sold_out_at else None,
-        "sold_out": sold_out_at is not None,
-        "orders_accepted": len(ok),
+        **_sale_figures(ok, tickets, window, sold_out_at, records),
         "tickets_accepted": tickets,
-        "requests": len(records),
         "rejections": {
             "sold_out": sum(1 for r in records if r[3] == "sold_out"),
             "sold_out_after_sell_out": run.state.get("rejected_after", 0),
@@ -224,14 +232,8 @@ def hot_seats(b: Bench) -> dict[str, Any]:
         "accounts": len(tokens),
         "seats": show.seats,
         "front_rank": s.seat_front_rank,
-        "orders_per_s": _rate(len(ok), window),
-        "tickets_per_s": _rate(seats_sold, window),
-        "orders_per_s_each_second": sustained(per_second(ok, window)),
-        "time_to_sell_out_s": round(sold_out_at, 3) if sold_out_at else None,
-        "sold_out": sold_out_at is not None,
-        "orders_accepted": len(ok),
+        **_sale_figures(ok, seats_sold, window, sold_out_at, records),
         "seats_accepted": seats_sold,
-        "requests": len(records),
         "seats_per_request": dict(sorted(sizes.items())),
         "rejections": {"seat_taken": sum(1 for r in records if r[3] == "seat_taken")},
         "collision_rate": round(1 - len(ok) / len(records), 4) if records else None,
