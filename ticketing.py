@@ -114,6 +114,8 @@ class Settings:
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             # The library's recorder with a cheaper insert (commands/recorder.py).
             "APPLICATION_RECORDER_TOPIC": "commands.recorder:ColumnarRecorder",
+            # The library's mapper with a faster decoder of stored events (commands/mapper.py).
+            "MAPPER_TOPIC": "commands.mapper:FastMapper",
             "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
             "POSTGRES_HOST": unquote(query.get("host", url.hostname or "127.0.0.1")),
             "POSTGRES_PORT": str(url.port or query.get("port", "5432")),

@@ -387,12 +387,15 @@ class SeatView:
         if not self.open_rows:
             return None
         for count in range(want, 0, -1):
+            run = b"\x01" * count
             for _ in range(8):
                 rank = min(int(rng.expovariate(1 / self.front_rank)), len(self.open_rows) - 1)
                 row = self.open_rows[rank]
                 flags = self.free_flags[row]
-                starts = [i for i in range(len(flags) - count + 1) if all(flags[i : i + count])]
-                if starts:
+                # A search in C first: most draws land on rows without such a run, and listing
+                # the starts of every draw cost the generator ~40-80 us per request.
+                if run in flags:
+                    starts = [i for i in range(len(flags) - count + 1) if all(flags[i : i + count])]
                     return row, rng.choice(starts), count
         row = self.open_rows[0]
         return row, self.free_flags[row].index(1), 1

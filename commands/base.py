@@ -121,6 +121,7 @@ class BaseApplication(Application[UUID]):
             curs.execute(query, (wanted, versions), prepare=True)
             rows = curs.fetchall()
         new_events: dict[UUID, list[Any]] = {}
+        to_domain_event = self.mapper.to_domain_event
         for row in rows:
             stored = StoredEvent(
                 originator_id=row["originator_id"],
@@ -128,7 +129,7 @@ class BaseApplication(Application[UUID]):
                 topic=row["topic"],
                 state=bytes(row["state"]),
             )
-            new_events.setdefault(row["originator_id"], []).append(self.mapper.to_domain_event(stored))
+            new_events.setdefault(row["originator_id"], []).append(to_domain_event(stored))
         found: dict[UUID, Any] = {}
         for aggregate_id in wanted:
             events = new_events.get(aggregate_id, [])

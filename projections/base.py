@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import singledispatchmethod
 from types import MethodType
 from typing import Any, ClassVar, Generic, TypeVar
-from weakref import WeakKeyDictionary
 
 import msgspec
 from eventsourcing.application import Application
@@ -28,8 +27,6 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 from psycopg.types.array import ListBinaryDumper
-
-from projections.decoding import EventDecoder
 
 SCHEMA = "read"
 CHANNEL = "read_models"
@@ -270,17 +267,6 @@ class ReadModel(Projection[TView], Generic[TView]):
         return table
 
 
-_decoders: WeakKeyDictionary[Any, EventDecoder] = WeakKeyDictionary()
-
-
-def decoder_for(app: Application[Any]) -> EventDecoder:
-    """The application's event decoder for read models (the same events its mapper gives)."""
-    decoder = _decoders.get(app.mapper)
-    if decoder is None:
-        decoder = _decoders[app.mapper] = EventDecoder(app.mapper)
-    return decoder
-
-
 def apply_batch(
     projections: Sequence[ReadModel[Any]], app: Application[Any], notifications: Sequence[Notification]
 ) -> int:
@@ -293,7 +279,7 @@ def apply_batch(
     if not projections or not notifications:
         return 0
     decoded: dict[int, Any] = {}
-    decode = decoder_for(app).decode
+    decode = app.mapper.to_domain_event
 
     def event_of(notification: Notification) -> Any:
         if notification.id not in decoded:

@@ -25,7 +25,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from commands.boxoffice import BoxOffice
-from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch, decoder_for
+from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
 from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
@@ -382,7 +382,7 @@ def read_pages(app: BoxOffice, topics: list[str], max_id: int, page: int) -> Ite
     stays open on the reading connection.
     """
     recorder: Any = app.recorder
-    decode = decoder_for(app).decode
+    decode: Callable[[Any], Any] = app.mapper.to_domain_event  # commands.mapper.FastMapper
     query = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
         "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
