@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 from psycopg.sql import SQL, Identifier
 
@@ -59,6 +60,26 @@ def copy_aggregate(aggregate: T) -> T:
     return deepcopy(aggregate)
 
 
+class _Collected(ProcessingEvent[UUID]):
+    """`ProcessingEvent` that recognises aggregates with a plain `isinstance`.
+
+    The library first asks `isinstance(obj, DomainEventProtocol)`, a runtime Protocol check that
+    Python 3.11 answers by listing and probing the protocol's attributes on every call: ~8% of an
+    API process's samples in a seated on-sale (an order saves itself and three or four seats).
+    Aggregates are collected exactly as the library collects them (events in order, the
+    aggregate kept by id); anything else goes through the library's own method.
+    """
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            else:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class BaseApplication(Application[UUID]):
     """Records the notification position of the last save made by the calling thread.
 
@@ -73,7 +94,13 @@ class BaseApplication(Application[UUID]):
         self._local = threading.local()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        recordings = super().save(*objs, **kwargs)
+        """The library's `save` (same steps, less the deprecated no-op `notify` hook), collecting
+        the aggregates' events with `_Collected`."""
+        processing_event = _Collected()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
         if recordings:
             self._local.position = max(r.notification.id for r in recordings)
         return recordings
