@@ -46,6 +46,9 @@ class Settings:
     listing_cache_seconds: int = 60
     # POST /api/v1/orders from API clients is answered in front of the framework (api/express.py).
     express_orders: bool = True
+    # Where the claims service listens (unix:/path or host:port); empty: each API process
+    # places orders with a claim writer of its own (commands/claims_remote.py).
+    claims_address: str = ""
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -86,6 +89,7 @@ class Settings:
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
             listing_cache_seconds=int(env.get("LISTING_CACHE_SECONDS", "60")),
             express_orders=env.get("EXPRESS_ORDERS", "true").lower() not in ("false", "0", "no", "off"),
+            claims_address=env.get("CLAIMS_ADDRESS", ""),
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     rebuild_cmd.add_argument("name", nargs="?", help="one read model (default: all)")
     proj_sub.add_parser("list", help="list read models and their positions")
     sub.add_parser("scheduler", help="enqueue periodic jobs (hold sweep) until stopped")
+    sub.add_parser("claims", help="run the claims service (the one claim writer) on CLAIMS_ADDRESS")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -195,6 +200,10 @@ def main(argv: list[str] | None = None) -> None:
         from workers.scheduler import run_scheduler
 
         run_scheduler(settings)
+    elif args.command == "claims":
+        from workers.claims import run_claims_service
+
+        run_claims_service(settings)
 
 
 if __name__ == "__main__":

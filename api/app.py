@@ -35,6 +35,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.routes import API_ROUTES
 from api.services import PositionWatcher, Services
 from api.system import SystemController
+from commands.claims_remote import ClaimClient
 from commands.setup import open_accounts, open_boxoffice, open_inbox
 from commands.tickets_signing import TicketSigner
 from ticketing import Settings
@@ -379,6 +380,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def startup(app: Litestar) -> None:
         boxoffice = open_boxoffice(settings)
+        if settings.claims_address:
+            boxoffice.remote_claims = ClaimClient(settings.claims_address)
         accounts = open_accounts(settings)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             # Autocommit: the API only reads through this pool, and outside autocommit every
@@ -411,6 +414,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services: Services | None = getattr(app.state, "services", None)
         if services is None:
             return
+        if services.boxoffice.remote_claims is not None:
+            await services.boxoffice.remote_claims.close()
         await services.watcher.stop()
         await services.pool.close()
         await services.redis.aclose()

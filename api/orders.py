@@ -16,6 +16,7 @@ from api.auth import Principal, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.errors import domain_error
 from api.services import Services
+from commands.claims_remote import WireOrder
 from commands.sales import ItemRequest
 from commands.tickets_signing import human_code
 from domain.errors import Conflict, NotFound
@@ -156,8 +157,9 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
     )
 
 
-def placed_order(order: DomainOrder, names: dict[UUID, tuple[str, str]]) -> Order:
-    """A freshly placed order, answered from the write itself (the read model has the same)."""
+def placed_order(order: DomainOrder | WireOrder, names: dict[UUID, tuple[str, str]]) -> Order:
+    """A freshly placed order, answered from the write itself (the read model has the same):
+    the domain order, or its fields as the claims service sent them."""
     return _response(partial(getattr, order), lambda offer_id: names.get(offer_id, (None, None)), [])
 
 

@@ -27,6 +27,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("bench.rebuild", "rebuild"),
     ("uvicorn", "api"),
     ("projections run", "projector"),
+    ("ticketing claims", "claims"),
     ("dramatiq", "worker"),
     ("ticketing scheduler", "scheduler"),
     ("redis-server", "redis"),
@@ -34,7 +35,9 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("workers.mailsink", "mailsink"),
 )
 # Everything that serves requests, for the server-vs-load-generator split.
-SERVER_GROUPS = frozenset({"api", "projector", "worker", "scheduler", "postgres", "redis", "localstripe", "mailsink"})
+SERVER_GROUPS = frozenset(
+    {"api", "claims", "projector", "worker", "scheduler", "postgres", "redis", "localstripe", "mailsink"}
+)
 
 
 def classify(proc: psutil.Process) -> str:

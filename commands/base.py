@@ -99,11 +99,32 @@ class BaseApplication(Application[UUID]):
         processing_event = _Collected()
         processing_event.collect_events(*objs, **kwargs)
         recordings = self._record(processing_event)
+        self._refresh_cache(processing_event.aggregates.values())
         self._take_snapshots(processing_event)
         self._notify(recordings)
         if recordings:
             self._local.position = max(r.notification.id for r in recordings)
         return recordings
+
+    def _refresh_cache(self, saved: Iterable[Any]) -> None:
+        """Keep cached aggregates current with what was just saved.
+
+        With fast-forward on, the library leaves the cache as it was after a save, so the next
+        load of a hot aggregate read its own new events back and applied them again (in the
+        claim writer, ~30% of its time in a seated on-sale). A saved aggregate is exactly the
+        stored state at its version, so a copy of it replaces an older cached one. Only
+        aggregates already cached are refreshed: new orders must not push seats out.
+        """
+        cache = self.repository.cache
+        if cache is None or not self.repository.fastforward:
+            return
+        for aggregate in saved:
+            try:
+                cached = cache.get(aggregate.id)
+            except KeyError:
+                continue
+            if cached.version < aggregate.version:
+                cache.put(aggregate.id, copy_aggregate(aggregate))
 
     def take_position(self) -> int | None:
         """The position of this thread's last save, then forget it."""

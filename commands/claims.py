@@ -38,6 +38,7 @@ from domain.order import Order, OrderItem
 from domain.seat import Seat
 
 if TYPE_CHECKING:
+    from commands.claims_remote import WireOrder
     from commands.sales import ItemRequest, SalesCommands
 
 log = logging.getLogger("claims")
@@ -48,7 +49,7 @@ CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 
 @dataclass(frozen=True)
 class Placed:
-    order: Order
+    order: Order | WireOrder  # a WireOrder when placed by the claims service (claims_remote.py)
     created: bool
     position: int | None
     # Offer id -> (offer name, tier name), as the writer saw them (saves the API a query).

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from commands.base import BaseApplication, new_id, utcnow
 from commands.claims import ClaimRequest, ClaimWriter, Placed
+from commands.claims_remote import ClaimClient
 from domain.errors import NotFound
 from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
@@ -32,12 +33,18 @@ class SalesPolicy:
     fee_fixed: int = 0
 
 
+def _order_id(buyer_id: UUID, idempotency_key: str | None) -> UUID:
+    return order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
+
+
 class SalesCommands(BaseApplication):
     policy = SalesPolicy()
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
         self.claims = ClaimWriter(self)
+        # Set in API processes when a claims service places the orders (CLAIMS_ADDRESS).
+        self.remote_claims: ClaimClient | None = None
 
     def submit_order(
         self,
@@ -56,7 +63,11 @@ class SalesCommands(BaseApplication):
         self, buyer_id: UUID, items: list[ItemRequest], *, idempotency_key: str | None = None
     ) -> asyncio.Future[Placed]:
         """`submit_order` for a caller on an event loop: the writer settles the returned asyncio
-        future on that loop (one wake-up per batch, no thread hand-off per order)."""
+        future on that loop (one wake-up per batch, no thread hand-off per order). With a claims
+        service configured, the order goes to its writer instead of this process's."""
+        if self.remote_claims is not None:
+            order_id = _order_id(buyer_id, idempotency_key)
+            return self.remote_claims.submit(buyer_id, order_id, items, idempotency_key is not None)
         waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
         self.claims.submit(self._claim_request(buyer_id, items, idempotency_key, None, waiter=waiter))
         return waiter
@@ -71,7 +82,7 @@ class SalesCommands(BaseApplication):
         future: Future[Placed] | None = None,
         waiter: asyncio.Future[Placed] | None = None,
     ) -> ClaimRequest:
-        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
+        order_id = _order_id(buyer_id, idempotency_key)
         return ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at, future, waiter)
 
     def place_order(
@@ -91,6 +102,7 @@ class SalesCommands(BaseApplication):
         placed = self.submit_order(buyer_id, items, idempotency_key=idempotency_key, at=at).result()
         if placed.position is not None:
             self._local.position = placed.position
+        assert isinstance(placed.order, Order)
         return placed.order, placed.created
 
     def get_order(self, order_id: UUID) -> Order:

@@ -614,7 +614,7 @@ def _client_host(host: str) -> str:
 
 
 class ServiceProcesses:
-    """Run the API, the dramatiq worker, the projection runner and the scheduler.
+    """Run the claims service, the API, the dramatiq worker, the projection runner and the scheduler.
 
     Each child gets `env` as its environment and appends its output to `<log_dir>/<name>.log`.
     `__enter__` returns once `GET /health` answers 200, and raises StackError with the tail of the
@@ -635,6 +635,13 @@ class ServiceProcesses:
         stop_timeout: float = 15.0,
     ) -> None:
         self.env = {"PYTHONUNBUFFERED": "1", **env}
+        # One claims service (the claim writer of every API process) on a private Unix socket,
+        # unless CLAIMS_ADDRESS names one already.
+        self._socket_dir: str | None = None
+        if not self.env.get("CLAIMS_ADDRESS"):
+            # A short path of its own (Unix socket paths are limited to ~107 bytes).
+            self._socket_dir = tempfile.mkdtemp(prefix="ticketing-claims-")
+            self.env["CLAIMS_ADDRESS"] = f"unix:{self._socket_dir}/claims.sock"
         self.host = host
         self.port = port
         self.log_dir = Path(log_dir)
@@ -645,6 +652,7 @@ class ServiceProcesses:
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "httptools"]
         commands = {
+            "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],
             "worker": [
                 python,
@@ -671,6 +679,7 @@ class ServiceProcesses:
             for child in self.children:
                 child.proc = _spawn(child.argv, env=self.env, log_path=child.log_path)
             _wait_until(self._healthy, what="the API (/health)", timeout=self.startup_timeout)
+            _wait_until(self._claims_listening, what="the claims service", timeout=self.startup_timeout)
         except BaseException:
             self._stop()
             raise
@@ -683,6 +692,11 @@ class ServiceProcesses:
         tb: TracebackType | None,
     ) -> None:
         self._stop()
+
+    def _claims_listening(self) -> bool:
+        self.check_alive()
+        address = self.env["CLAIMS_ADDRESS"]
+        return not address.startswith("unix:") or os.path.exists(address.removeprefix("unix:"))
 
     def _healthy(self) -> bool:
         self.check_alive()
@@ -711,6 +725,8 @@ class ServiceProcesses:
         for child in reversed(self.children):
             if child.proc is not None:
                 _stop_process(child.proc, self.stop_timeout)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""The claims service: orders sent over its socket are placed by its writer, answered with the
+same order, refused with the same error family, code and field, and never oversold."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from commands.base import Busy
+from commands.boxoffice import BoxOffice
+from commands.claims import Placed
+from commands.claims_remote import ClaimClient, ClaimServer, WireOrder
+from commands.sales import ItemRequest
+from commands.setup import open_boxoffice
+from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.ids import order_id_for_idempotency_key
+from domain.offer import Offer
+from tests.integration.conftest import OnSale, put_on_sale
+from ticketing import Settings
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[str]:
+    """A claims service (its own BoxOffice, as in its own process) on a fresh Unix socket."""
+    app = open_boxoffice(settings)
+    folder = tempfile.mkdtemp(prefix="claims-test-")
+    address = f"unix:{folder}/claims.sock"
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready = threading.Event()
+
+    async def serve() -> None:
+        serving = asyncio.ensure_future(ClaimServer(app).serve(address, stop))
+        while not Path(folder, "claims.sock").exists():
+            await asyncio.sleep(0.01)
+        ready.set()
+        await serving
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield address
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
+    app.close()
+
+
+def place(client: ClaimClient, buyer: UUID, items: list[ItemRequest], key: str | None = None) -> asyncio.Future[Placed]:
+    order_id = order_id_for_idempotency_key(buyer, key) if key else uuid4()
+    return client.submit(buyer, order_id, items, key is not None)
+
+
+def test_orders_placed_through_the_service_are_the_orders_its_writer_placed(
+    service: str, boxoffice: BoxOffice, on_sale: OnSale
+) -> None:
+    async def scenario() -> None:
+        client = ClaimClient(service)
+        buyer = uuid4()
+        ga, seated, again = await asyncio.gather(
+            place(client, buyer, [ItemRequest(on_sale.ga_offer, 2)], key="k-1"),
+            place(client, buyer, [ItemRequest(on_sale.seat_offer, 1, on_sale.seats[0])]),
+            place(client, buyer, [ItemRequest(on_sale.ga_offer, 2)], key="k-1"),
+        )
+        for placed in (ga, seated):
+            assert isinstance(placed.order, WireOrder) and placed.position is not None
+            stored = boxoffice.get_order(placed.order.id)
+            assert placed.order == WireOrder.of(stored)
+            assert stored.status == "held" and stored.buyer_id == buyer
+        # The same Idempotency-Key in the same batch: one order, the repeat not created.
+        assert {ga.created, again.created} == {True, False}
+        assert again.order.id == ga.order.id
+        assert ga.names[on_sale.ga_offer] == ("GA", "GA")
+        assert seated.order.items[0]["seat_id"] == on_sale.seats[0]
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_refusals_keep_their_family_code_and_field(service: str, on_sale: OnSale) -> None:
+    async def scenario() -> None:
+        client = ClaimClient(service)
+        await place(client, uuid4(), [ItemRequest(on_sale.seat_offer, 1, on_sale.seats[1])])
+        cases: list[tuple[list[ItemRequest], type[DomainError], str]] = [
+            ([ItemRequest(on_sale.seat_offer, 1, on_sale.seats[1])], Conflict, "seat_taken"),
+            ([ItemRequest(on_sale.ga_offer, 11)], Invalid, "order_limit"),
+            ([ItemRequest(uuid4(), 1)], NotFound, "offer_not_found"),
+            ([ItemRequest(on_sale.ga_offer, 1, on_sale.seats[2])], Invalid, "invalid"),
+        ]
+        outcomes = await asyncio.gather(
+            *(place(client, uuid4(), items) for items, _, _ in cases), return_exceptions=True
+        )
+        for (_, family, code), outcome in zip(cases, outcomes, strict=True):
+            assert type(outcome) is family, outcome
+            assert isinstance(outcome, DomainError) and outcome.code == code and outcome.message
+        assert isinstance(outcomes[3], DomainError) and outcomes[3].field == "items"
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_buyers_through_the_service_never_oversell(service: str, boxoffice: BoxOffice) -> None:
+    sale = put_on_sale(boxoffice, ga_quantity=50, seats=1)
+
+    async def scenario() -> list[Placed | BaseException]:
+        clients = [ClaimClient(service) for _ in range(2)]  # two API processes
+        attempts = [place(clients[n % 2], uuid4(), [ItemRequest(sale.ga_offer, 1)]) for n in range(200)]
+        outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+        for client in clients:
+            await client.close()
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    placed = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(placed) == 50
+    assert all(isinstance(e, Conflict) and e.code == "sold_out" for e in refused)
+    offer = boxoffice.load(sale.ga_offer, "offer", Offer)
+    assert offer.held == 50
+    for p in placed:
+        assert boxoffice.get_order(p.order.id).status == "held"
+
+
+def test_an_unreachable_service_or_a_lost_connection_is_busy(tmp_path: Path, on_sale: OnSale) -> None:
+    async def scenario() -> None:
+        missing = ClaimClient(f"unix:{tmp_path}/nobody.sock")
+        with pytest.raises(Busy):
+            await place(missing, uuid4(), [ItemRequest(on_sale.ga_offer, 1)])
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)  # takes the order, then goes away without answering
+            writer.close()
+
+        server = await asyncio.start_unix_server(hang_up, path=str(tmp_path / "rude.sock"))
+        async with server:
+            rude = ClaimClient(f"unix:{tmp_path}/rude.sock")
+            with pytest.raises(Busy, match="went away"):
+                await asyncio.wait_for(place(rude, uuid4(), [ItemRequest(on_sale.ga_offer, 1)]), 5)
+
+    asyncio.run(scenario())
