@@ -122,7 +122,8 @@ def markdown(run: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']}, "
         f"{m['platform']}; load average at start {m['load_average_at_start']}.",
-        f"Service: {run['service']['web_workers']} API processes (uvicorn), ENVIRONMENT=production, "
+        f"Service: {run['service']['web_workers']} API processes (uvicorn) and the claims service, "
+        "ENVIRONMENT=production, "
         f"holds {run['service']['env'].get('HOLD_SECONDS')} s, rate limits off; the load generator is a separate "
         "process on the same machine (a small asyncio HTTP/1.1 client on uvloop, one keep-alive connection per "
         "virtual user).",
