@@ -146,7 +146,8 @@ class BaseApplication(Application[UUID]):
         """Get many aggregates with one query: the cached ones fast-forwarded, the rest replayed.
 
         The library's `repository.get` costs one round trip per aggregate; an order for four
-        seats plus its offer and show would cost six. Copies are returned (as the repository
+        seats plus its offer and show would cost six. The id and version arrays go in binary
+        (`%b`; psycopg quotes text-format array elements in Python). Copies are returned (as the repository
         does), and the cache is refreshed with the fast-forwarded state. Unknown ids are absent
         from the result.
         """
@@ -161,7 +162,7 @@ class BaseApplication(Application[UUID]):
         recorder: Any = self.recorder
         query = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, version) "
+            "FROM unnest(%b::uuid[], %b::bigint[]) AS v(id, version) "
             "JOIN {schema}.{table} e ON e.originator_id = v.id AND e.originator_version > v.version "
             "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))

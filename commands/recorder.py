@@ -4,9 +4,10 @@
 (`unnest(%s::stored_event_uuid[])`). psycopg dumps such an array in Python, quoting every event's
 state byte by byte; in a hot on-sale, where one save carries hundreds of orders, that dumping
 was about 15% of an API process's CPU (py-spy: `ListDumper.dump` / `SequenceDumper._dump_sequence`
-under `ClaimWriter._commit`). Four arrays of plain types (uuid, bigint, text, bytea) are dumped by
-psycopg's C code instead. The rows, their order (and so the notification ids returned), the table
-lock and the NOTIFY are the library's.
+under `ClaimWriter._commit`). Four arrays of plain types (uuid, bigint, text, bytea) are sent
+instead, in binary (`%b`): psycopg's text-format array dumper also quotes every element in Python
+(10.6 ms of CPU for a 500-event insert, 0.66 ms in binary). The rows, their order (and so the
+notification ids returned), the table lock and the NOTIFY are the library's.
 
 Selected through the library's own setting, `APPLICATION_RECORDER_TOPIC` (see `ticketing.py`).
 """
@@ -30,7 +31,7 @@ class ColumnarRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         self.insert_columns_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(
             schema=Identifier(datastore.schema),
