@@ -16,8 +16,8 @@ from api.auth import Principal, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.errors import domain_error
 from api.services import Services
+from commands.claims import ItemRequest
 from commands.claims_remote import WireOrder
-from commands.sales import ItemRequest
 from commands.tickets_signing import human_code
 from domain.errors import Conflict, NotFound
 from domain.order import Order as DomainOrder

@@ -22,7 +22,6 @@ from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
 from commands.inbox import Inbox
 from commands.tickets_signing import TicketSigner
-from domain.order import Order
 from projections.base import CHANNEL
 from projections.runner import READ_MODELS
 
@@ -148,14 +147,11 @@ class Services:
         self.watcher = watcher
         self.actors = actors
         # Holds placed through the claim writer expire at their deadline (the sweep is the safety net).
-        boxoffice.claims.after_commit = self._schedule_expiries
+        boxoffice.claims.after_commit = actors.schedule_expiries
         self.inbox = inbox
         self.signer = signer
         self.seat_maps = SeatMaps(size=8)
         self.listings = ResponseCache(redis, settings.listing_cache_seconds)
-
-    def _schedule_expiries(self, orders: list[Order]) -> None:
-        self.actors.schedule_expiries([(order.id, order.hold_expires_at) for order in orders])
 
     async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
         """Run a (blocking) command in a worker thread and wait for the read models to apply it."""

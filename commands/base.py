@@ -147,9 +147,9 @@ class BaseApplication(Application[UUID]):
 
         The library's `repository.get` costs one round trip per aggregate; an order for four
         seats plus its offer and show would cost six. The id and version arrays go in binary
-        (`%b`; psycopg quotes text-format array elements in Python). Copies are returned (as the repository
-        does), and the cache is refreshed with the fast-forwarded state. Unknown ids are absent
-        from the result.
+        (`%b`; psycopg quotes text-format array elements in Python). Copies are returned (as
+        the repository does), and the cache is refreshed with the fast-forwarded state. Unknown
+        ids are absent from the result.
         """
         wanted = list(dict.fromkeys(ids))
         cache = self.repository.cache

@@ -39,12 +39,19 @@ from domain.seat import Seat
 
 if TYPE_CHECKING:
     from commands.claims_remote import WireOrder
-    from commands.sales import ItemRequest, SalesCommands
+    from commands.sales import SalesCommands
 
 log = logging.getLogger("claims")
 T = TypeVar("T")
 MAX_BATCH = 400
 CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    offer_id: UUID
+    quantity: int = 1
+    seat_id: UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ import os
 import struct
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from uuid import UUID
 
 import msgspec
 
 from commands.base import Busy
-from commands.claims import ClaimRequest, Placed
+from commands.claims import ClaimRequest, ItemRequest, Placed
 from domain.errors import Conflict, DomainError, Forbidden, Gone, Invalid, NotFound
 from domain.order import Order, OrderItem
 
@@ -209,7 +209,7 @@ class ClaimServer:
                 for r in requests:
                     waiter: asyncio.Future[Placed] = loop.create_future()
                     waiter.add_done_callback(partial(answer, r.ref))
-                    items = [_item(i) for i in r.items]
+                    items = [ItemRequest(i.offer_id, i.quantity, i.seat_id) for i in r.items]
                     self.app.claims.submit(
                         ClaimRequest(r.buyer_id, r.order_id, items, r.idempotent, None, waiter=waiter)
                     )
@@ -221,19 +221,13 @@ class ClaimServer:
             writer.close()
 
 
-def _item(wire: WireItem) -> Any:
-    from commands.sales import ItemRequest
-
-    return ItemRequest(offer_id=wire.offer_id, quantity=wire.quantity, seat_id=wire.seat_id)
-
-
 # -- the API side -------------------------------------------------------------------------------
 
 
 class ClaimClient:
     """An API process's connection to the claims service (opened on first use, reopened after
-    a failure). `submit` returns an asyncio future with the `Placed` outcome (its `order` a
-    `WireOrder`) or the refusal."""
+    a failure). It takes `ClaimRequest`s as a `ClaimWriter` does; each outcome, the `Placed`
+    order (its `order` a `WireOrder`) or the refusal, arrives in the request's `waiter`."""
 
     def __init__(self, address: str, *, connect_timeout: float = 5.0) -> None:
         self.where = parse_address(address)
@@ -247,22 +241,24 @@ class ClaimClient:
         self._encode = msgspec.msgpack.Encoder(uuid_format="bytes").encode
         self._decode = msgspec.msgpack.Decoder(list[WireOutcome]).decode
 
-    def submit(self, buyer_id: UUID, order_id: UUID, items: list[Any], idempotent: bool) -> asyncio.Future[Placed]:
+    def submit(self, request: ClaimRequest) -> None:
+        """Send a request from the running event loop (its `waiter` belongs to that loop)."""
+        waiter = request.waiter
+        if waiter is None:
+            raise ValueError("the claims service answers requests from an event loop (a waiter)")
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or a new event loop (tests): start afresh
             self._reset(Busy("the claims connection was reset, please retry"))
             self._loop = loop
-        waiter: asyncio.Future[Placed] = loop.create_future()
         ref = next(self._refs)
         self._pending[ref] = waiter
-        wire_items = [WireItem(i.offer_id, i.quantity, i.seat_id) for i in items]
-        self._outbox.append(WireRequest(ref, buyer_id, order_id, idempotent, wire_items))
+        wire_items = [WireItem(i.offer_id, i.quantity, i.seat_id) for i in request.items]
+        self._outbox.append(WireRequest(ref, request.buyer_id, request.order_id, request.idempotent, wire_items))
         if len(self._outbox) == 1:
             if self._writer is not None and not self._writer.is_closing():
                 loop.call_soon(self._flush)
             elif self._connecting is None:
                 self._connecting = loop.create_task(self._connect())
-        return waiter
 
     def _flush(self) -> None:
         if not self._outbox or self._writer is None:

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.base import BaseApplication, new_id, utcnow
-from commands.claims import ClaimRequest, ClaimWriter, Placed
+from commands.claims import ClaimRequest, ClaimWriter, ItemRequest, Placed
 from commands.claims_remote import ClaimClient
 from domain.errors import NotFound
 from domain.ids import order_id_for_idempotency_key
@@ -20,21 +20,10 @@ from domain.seat import Seat
 
 
 @dataclass(frozen=True)
-class ItemRequest:
-    offer_id: UUID
-    quantity: int = 1
-    seat_id: UUID | None = None
-
-
-@dataclass(frozen=True)
 class SalesPolicy:
     hold_seconds: int = 900
     fee_basis_points: int = 0
     fee_fixed: int = 0
-
-
-def _order_id(buyer_id: UUID, idempotency_key: str | None) -> UUID:
-    return order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
 
 
 class SalesCommands(BaseApplication):
@@ -65,11 +54,9 @@ class SalesCommands(BaseApplication):
         """`submit_order` for a caller on an event loop: the writer settles the returned asyncio
         future on that loop (one wake-up per batch, no thread hand-off per order). With a claims
         service configured, the order goes to its writer instead of this process's."""
-        if self.remote_claims is not None:
-            order_id = _order_id(buyer_id, idempotency_key)
-            return self.remote_claims.submit(buyer_id, order_id, items, idempotency_key is not None)
         waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
-        self.claims.submit(self._claim_request(buyer_id, items, idempotency_key, None, waiter=waiter))
+        request = self._claim_request(buyer_id, items, idempotency_key, None, waiter=waiter)
+        (self.remote_claims or self.claims).submit(request)
         return waiter
 
     @staticmethod
@@ -82,7 +69,7 @@ class SalesCommands(BaseApplication):
         future: Future[Placed] | None = None,
         waiter: asyncio.Future[Placed] | None = None,
     ) -> ClaimRequest:
-        order_id = _order_id(buyer_id, idempotency_key)
+        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
         return ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at, future, waiter)
 
     def place_order(

@@ -18,7 +18,6 @@ from commands.setup import open_boxoffice
 from workers.tasks import build_broker, declare_actors, make_runtime
 
 if TYPE_CHECKING:
-    from domain.order import Order
     from ticketing import Settings
 
 log = logging.getLogger("claims")
@@ -33,11 +32,7 @@ def run_claims_service(settings: Settings) -> None:
     boxoffice = open_boxoffice(settings)
     broker = build_broker(settings)
     actors = declare_actors(broker, make_runtime(settings))
-
-    def schedule_expiries(orders: list[Order]) -> None:
-        actors.schedule_expiries([(order.id, order.hold_expires_at) for order in orders])
-
-    boxoffice.claims.after_commit = schedule_expiries
+    boxoffice.claims.after_commit = actors.schedule_expiries
 
     async def serve() -> None:
         stop = asyncio.Event()

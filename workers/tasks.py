@@ -15,6 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
     from commands.inbox import Inbox
+    from domain.order import Order
     from ticketing import Settings
 
 log = logging.getLogger("workers")
@@ -49,13 +50,14 @@ class Actors:
         delay_ms = max(0, int((deadline - datetime.now(UTC)).total_seconds() * 1000) + 250)
         self.expire_hold.send_with_options(args=(str(order_id),), delay=delay_ms)
 
-    def schedule_expiries(self, orders: list[tuple[UUID, datetime]]) -> None:
-        """One delayed message for a batch of holds (they lapse within moments of each other)."""
+    def schedule_expiries(self, orders: list[Order]) -> None:
+        """One delayed message for a batch of new holds (they lapse within moments of each other);
+        the claim writer's `after_commit` hook."""
         if not orders:
             return
-        latest = max(deadline for _, deadline in orders)
+        latest = max(order.hold_expires_at for order in orders)
         delay_ms = max(0, int((latest - datetime.now(UTC)).total_seconds() * 1000) + 250)
-        self.expire_holds.send_with_options(args=([str(order_id) for order_id, _ in orders],), delay=delay_ms)
+        self.expire_holds.send_with_options(args=([str(order.id) for order in orders],), delay=delay_ms)
 
 
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:

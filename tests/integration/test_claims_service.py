@@ -14,9 +14,8 @@ import pytest
 
 from commands.base import Busy
 from commands.boxoffice import BoxOffice
-from commands.claims import Placed
+from commands.claims import ClaimRequest, ItemRequest, Placed
 from commands.claims_remote import ClaimClient, ClaimServer, WireOrder
-from commands.sales import ItemRequest
 from commands.setup import open_boxoffice
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.ids import order_id_for_idempotency_key
@@ -54,7 +53,9 @@ def service(settings: Settings) -> Iterator[str]:
 
 def place(client: ClaimClient, buyer: UUID, items: list[ItemRequest], key: str | None = None) -> asyncio.Future[Placed]:
     order_id = order_id_for_idempotency_key(buyer, key) if key else uuid4()
-    return client.submit(buyer, order_id, items, key is not None)
+    waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
+    client.submit(ClaimRequest(buyer, order_id, items, key is not None, None, waiter=waiter))
+    return waiter
 
 
 def test_orders_placed_through_the_service_are_the_orders_its_writer_placed(

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from commands.base import utcnow
 from commands.boxoffice import BoxOffice
-from commands.sales import ItemRequest
+from commands.claims import ItemRequest
 from commands.setup import open_boxoffice
 from domain.errors import Conflict, Gone, Invalid
 from domain.offer import Offer

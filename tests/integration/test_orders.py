@@ -10,7 +10,7 @@ import pytest
 
 from commands.base import utcnow
 from commands.boxoffice import BoxOffice
-from commands.sales import ItemRequest
+from commands.claims import ItemRequest
 from commands.setup import open_boxoffice
 from domain.offer import Offer, SoldOut
 from domain.seat import Seat, SeatTaken

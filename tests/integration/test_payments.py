@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.boxoffice import BoxOffice
-from commands.sales import ItemRequest
+from commands.claims import ItemRequest
 from domain.errors import Forbidden, NotFound
 from domain.order import compute_fee
 

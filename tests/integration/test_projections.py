@@ -10,7 +10,7 @@ from uuid import uuid4
 import psycopg
 
 from commands.boxoffice import BoxOffice
-from commands.sales import ItemRequest
+from commands.claims import ItemRequest
 from projections.runner import READ_MODELS, Runner, open_projection, rebuild
 from tests.integration.conftest import OnSale, put_on_sale
 from ticketing import Settings

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from api.seatmaps import SeatMaps
 from commands.boxoffice import BoxOffice
-from commands.sales import ItemRequest
+from commands.claims import ItemRequest
 from domain.ids import seat_id
 from projections import queries
 from tests.integration.test_projections import catch_up
