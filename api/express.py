@@ -34,6 +34,7 @@ from api.auth import CachedJWTMiddleware, Principal
 from api.errors import INTERNAL, LAGGING, ErrorBody, domain_error_parts
 from api.orders import OrderCreate, place_order
 from api.services import ReadModelsLagging
+from commands import heap
 from domain.errors import DomainError
 from ticketing import Settings
 
@@ -193,4 +194,6 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
 def create_service(settings: Settings | None = None) -> ExpressOrders:
     """What uvicorn serves: the Litestar app behind the express lane."""
     settings = settings or Settings.from_env()
-    return ExpressOrders(create_app(settings), settings)
+    app = create_app(settings)
+    app.on_startup.append(heap.settle)  # once the services are open (see commands/heap.py)
+    return ExpressOrders(app, settings)

@@ -245,7 +245,10 @@ class ClaimWriter:
                     continue
                 order, touched = decide_order(self.app, ledger, request, request.at or utcnow())
             except DomainError as error:
-                outcomes.append((request, error))
+                # Without its traceback: that would tie this frame (the batch, the ledger) into a
+                # reference cycle per refusal, freed only by the cyclic GC (846k objects in one
+                # hot-seats run, most of them surviving into its oldest generation).
+                outcomes.append((request, error.with_traceback(None)))
                 continue
             new_orders[order.id] = order
             changed.update((a.id, a) for a in touched)

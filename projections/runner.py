@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import queue
 import signal
@@ -24,6 +23,7 @@ from eventsourcing.utils import Environment
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from commands import heap
 from commands.boxoffice import BoxOffice
 from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
 from projections.catalog import CatalogProjection
@@ -138,6 +138,7 @@ def run_forever(settings: Settings) -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    heap.settle()
     for runner in runners:
         runner.start()
     log.info("projection runners started: %s", ", ".join(READ_MODELS))
@@ -212,7 +213,7 @@ def replay(
     """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
-    with _bulk_collection(), projections[0].view.datastore.transaction(commit=True) as curs:
+    with heap.bulk(), projections[0].view.datastore.transaction(commit=True) as curs:
         # A rebuild may wait for its siblings in other processes before committing.
         curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         for projection in projections:
@@ -240,22 +241,6 @@ def replay(
                 projection.view.record_position(curs, Tracking(app.name, max_id))
         before_commit(applied)
     return applied
-
-
-@contextlib.contextmanager
-def _bulk_collection() -> Iterator[None]:
-    """A replay allocates millions of short-lived objects, and the cyclic collector's passes
-    over the interpreter's long-lived objects (modules, classes, the libraries' tables) cost
-    about a fifth of its CPU: those are frozen out of collection, and the young generations
-    collected less often, until it ends. Nothing is left uncollected."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 class Siblings:

@@ -13,6 +13,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
+from commands import heap
 from commands.claims_remote import ClaimServer
 from commands.setup import open_boxoffice
 from workers.tasks import build_broker, declare_actors, make_runtime
@@ -33,6 +34,7 @@ def run_claims_service(settings: Settings) -> None:
     broker = build_broker(settings)
     actors = declare_actors(broker, make_runtime(settings))
     boxoffice.claims.after_commit = actors.schedule_expiries
+    heap.settle()
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -80,3 +80,14 @@ def test_idempotency_key_returns_the_first_order(boxoffice: BoxOffice, on_sale: 
     second, created_again = boxoffice.place_order(buyer, [ItemRequest(on_sale.ga_offer, 2)], idempotency_key="k-1")
     assert created and not created_again and first.id == second.id
     assert boxoffice.load(on_sale.ga_offer, "offer", Offer).held == 2
+
+
+def test_a_refusal_reaches_its_buyer_without_the_writers_frames(boxoffice: BoxOffice, on_sale: OnSale) -> None:
+    """A refused order's error must not carry the writer's traceback: it would tie the batch's
+    frame (every request and the ledger) into a reference cycle per refusal, which in an
+    on-sale (two refusals in three orders) kept the cyclic collector's oldest generation busy."""
+    seat = on_sale.seats[0]
+    boxoffice.place_order(uuid4(), [ItemRequest(on_sale.seat_offer, 1, seat)])
+    refusal = boxoffice.submit_order(uuid4(), [ItemRequest(on_sale.seat_offer, 1, seat)]).exception(timeout=10)
+    assert isinstance(refusal, SeatTaken)
+    assert refusal.__traceback__ is None
