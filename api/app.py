@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from api.accesslog import access_log
 from api.auth import CSRF_HEADER, CookieCSRF, build_csrf_config, build_jwt_auth
 from api.errors import EXCEPTION_HANDLERS
 from api.routes import API_ROUTES
@@ -42,7 +42,6 @@ from ticketing import Settings
 from workers.tasks import build_broker, declare_actors, make_runtime
 
 ASSETS = Path(__file__).resolve().parent / "docs-assets" / "node_modules"
-log = logging.getLogger("api.access")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -107,21 +106,6 @@ def request_id_of(scope: Scope) -> str:
                 return request_id
             break
     return f"{REQUEST_PREFIX}-{next(REQUEST_COUNTER):x}"
-
-
-def access_log(request_id: str, method: str, path: str, status: int, elapsed: float) -> None:
-    """The one access-log line of a request."""
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s %s %s %.2fms",
-            request_id,
-            method,
-            path,
-            status,
-            elapsed * 1000,
-            extra={"request_id": request_id, "method": method, "path": path, "status": status,
-                   "ms": round(elapsed * 1000, 2)},
-        )  # fmt: skip
 
 
 class RequestMetrics:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar.enums import ScopeType
 
-from api.app import access_log, count_hit, create_app, rate_limits, request_id_of, request_metrics
+from api.accesslog import access_log
+from api.app import count_hit, create_app, rate_limits, request_id_of, request_metrics
 from api.auth import CachedJWTMiddleware, Principal
 from api.errors import INTERNAL, LAGGING, ErrorBody, domain_error_parts
 from api.orders import OrderCreate, place_order

@@ -650,7 +650,7 @@ class ServiceProcesses:
         python = sys.executable
         uvicorn = [python, "-m", "uvicorn", "api.express:create_service", "--factory"]
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
-        uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+        uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "api.http:HttpProtocol"]
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],

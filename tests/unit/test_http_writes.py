@@ -1,0 +1,113 @@
+"""The API's response writes (api/http.py) and access log (api/accesslog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import pytest
+
+from api.accesslog import AccessLog
+from api.http import CoalescingTransport
+
+
+class Recorder:
+    """Stands in for uvloop's transport: records what reaches the socket."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 8000) if name == "sockname" else default
+
+
+def test_a_head_and_body_written_in_one_step_leave_in_one_write() -> None:
+    async def scenario() -> Recorder:
+        raw = Recorder()
+        transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        transport.write(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n")
+        transport.write(b"{}")
+        assert raw.writes == []  # nothing before the step ends
+        assert transport.get_write_buffer_size() == 45
+        await asyncio.sleep(0)
+        transport.write(b"next")
+        await asyncio.sleep(0)
+        return raw
+
+    raw = asyncio.run(scenario())
+    assert raw.writes == [b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}", b"next"]
+
+
+def test_close_sends_what_is_pending_first_and_abort_drops_it() -> None:
+    async def scenario() -> tuple[Recorder, Recorder]:
+        loop = asyncio.get_running_loop()
+        closed, aborted = Recorder(), Recorder()
+        first = CoalescingTransport(closed, loop)  # type: ignore[arg-type]
+        first.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        first.close()
+        second = CoalescingTransport(aborted, loop)  # type: ignore[arg-type]
+        second.write(b"half a response")
+        second.abort()
+        await asyncio.sleep(0)
+        return closed, aborted
+
+    closed, aborted = asyncio.run(scenario())
+    assert closed.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and closed.closed
+    assert aborted.writes == [] and aborted.aborted
+
+
+def test_other_transport_calls_pass_through() -> None:
+    raw = Recorder()
+    transport = CoalescingTransport(raw, asyncio.new_event_loop())  # type: ignore[arg-type]
+    assert transport.get_extra_info("sockname") == ("127.0.0.1", 8000)
+    assert transport.is_closing() is False
+
+
+def test_access_lines_are_written_in_the_log_format(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("api.access")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        access = AccessLog()
+        access.write("abc-1", "POST", "/api/v1/orders", 201, 0.01234)
+        access.write("abc-2", "GET", "/api/v1/events", 200, 0.0005)
+        access.flush()
+    finally:
+        logger.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-1 POST /api/v1/orders 201 12\.34ms", lines[0])
+    assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-2 GET /api/v1/events 200 0\.50ms", lines[1])
+    assert len(lines) == 2
+
+
+def test_access_lines_follow_the_loggers_level(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("api.access")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        access = AccessLog()
+        access.write("abc-3", "GET", "/health", 200, 0.001)
+        access.flush()
+    finally:
+        logger.setLevel(level)
+    assert capsys.readouterr().err == ""
