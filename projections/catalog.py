@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -17,7 +18,7 @@ from domain.event import Event
 from domain.offer import Offer
 from domain.seat import Seat
 from domain.venue import Venue
-from projections.base import ReadModel, ReadModelView, json_rows
+from projections.base import SCHEMA, ReadModel, ReadModelView, Upkeep, json_rows
 
 EVENT_FIELDS = (
     "venue_id", "title", "description", "start_time", "end_time", "timezone", "days",
@@ -97,14 +98,30 @@ class CatalogView(ReadModelView):
             PRIMARY KEY (event_id, account_id))""",
     )
 
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        # Listing searches count their totals through an index alone, which needs the table
+        # vacuumed; after thousands of shows change at once, autovacuum may take a minute.
+        self.listing_upkeep = Upkeep(datastore, f"{SCHEMA}.events")
+        self._listing_rows_written = 0
+
     # Counters and listing figures change with almost every event of a sale; they are
     # accumulated during a batch and written with a few set-based statements at its end.
 
     def new_batch_state(self) -> CatalogBatch:
         return CatalogBatch()
 
+    def committed(self) -> None:
+        written, self._listing_rows_written = self._listing_rows_written, 0
+        self.listing_upkeep.note(written)
+
     def end_batch(self, curs: Cursor[DictRow]) -> None:
         b: CatalogBatch = self.pending
+        # Rows of read.events this batch writes, at most: the shows it changed, one per changed
+        # offer, and the sold show's counters and seat-map version.
+        self._listing_rows_written += (
+            len(b.events) + len(b.offers) + len(b.map_events) + len(b.map_offers) + 2 * bool(b.seats)
+        )
         if b.new_seats:
             self.insert_seats(curs, b)
         if b.tier_seats:

@@ -11,6 +11,7 @@ import psycopg
 
 from commands.boxoffice import BoxOffice
 from commands.claims import ItemRequest
+from projections.base import apply_batch
 from projections.runner import READ_MODELS, Runner, open_projection, rebuild
 from tests.integration.conftest import OnSale, put_on_sale
 from ticketing import Settings
@@ -128,3 +129,34 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: 
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute("SELECT held FROM read.offers WHERE id = %s", (sale.ga_offer,)).fetchone()
     assert row is not None and row[0] == 4
+
+
+def test_the_listing_table_is_vacuumed_after_heavy_churn(settings: Settings, boxoffice: BoxOffice) -> None:
+    """After a batch writes enough of read.events, the catalog vacuums it (statistics and the
+    visibility map the listing's index-only counts need) instead of waiting for autovacuum."""
+
+    def last_vacuum() -> datetime | None:
+        with psycopg.connect(settings.database_url) as conn:
+            row = conn.execute(
+                "SELECT last_vacuum FROM pg_stat_user_tables WHERE relid = 'read.events'::regclass"
+            ).fetchone()
+            assert row is not None
+            at: datetime | None = row[0]
+            return at
+
+    quiet = open_projection(settings, "catalog")
+    busy = open_projection(settings, "catalog")
+    busy.view.listing_upkeep.min_rows = 1
+    before = last_vacuum()
+    for projection, expected in ((quiet, 0), (busy, 1)):
+        start = (projection.view.max_tracking_id(boxoffice.name) or 0) + 1
+        put_on_sale(boxoffice)  # a show, its tiers, offers and seats
+        notifications = boxoffice.recorder.select_notifications(start, 10_000)
+        apply_batch([projection], boxoffice, notifications)
+        deadline = time.monotonic() + 10
+        while projection.view.listing_upkeep.vacuums < expected:
+            assert time.monotonic() < deadline, "no VACUUM after the batch"
+            time.sleep(0.05)
+        assert projection.view.listing_upkeep.vacuums == expected
+    after = last_vacuum()
+    assert after is not None and (before is None or after > before)
