@@ -133,8 +133,8 @@ class BenchStack:
             "web_workers": self.web_workers,
             "env": {k: self.env[k] for k in keys if k in self.env},
             "projection_wait_seconds": self.settings.projection_wait_seconds,
-            "processes": "uvicorn (uvloop, httptools) x web_workers, claims service, dramatiq 1 process x 8 "
-            "threads, projector, scheduler, embedded Postgres, redis-server",
+            "processes": "uvicorn (uvloop, httptools, one write per response) x web_workers, claims service, "
+            "dramatiq 1 process x 8 threads, projector, scheduler, embedded Postgres, redis-server",
         }
 
     def start_app(self) -> float:

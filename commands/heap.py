@@ -7,15 +7,16 @@ it waits in an on-sale), so the full pass came round every second or two. Each p
 everything the process had built at start-up (modules, the app, its routes and schemas: ~150,000
 objects in an API process) and, in the claims service, every seat it had cached. Measured with
 `gc.callbacks` during `hot-seats`: 7-15 full passes per process, each 60-270 ms of wall time
-(the claims process spent 1.9 s of a 12 s run in them), which is where most requests slower
-than p95 came from.
+(the claims process spent 1.9 s of a 12 s run in them), each one stalling every request in
+flight in that process.
 
 So a serving process, once started (`settle`), freezes what it built so far (it lives as long
 as the process, so no pass needs to look at it again), collects its young generations ten
 times less often (the cost of a young pass grows with what survived, not with how often it
 runs, so this mostly saves the fixed cost per pass), and has the full pass run only after a
-hundred middle-generation passes instead of ten. Cyclic garbage is still collected, only later;
-nothing frozen is ever garbage, since it is what start-up built.
+hundred middle-generation passes instead of ten. Cyclic garbage is still collected, only later.
+What is frozen is what start-up built and keeps; if a little of it became cyclic garbage later
+it would stay (a bounded amount: freezing happens once).
 """
 
 from __future__ import annotations
