@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import re
 from typing import Any
-
-import pytest
 
 from api.accesslog import AccessLog
 from api.http import CoalescingTransport
@@ -82,32 +82,32 @@ def test_other_transport_calls_pass_through() -> None:
     assert transport.is_closing() is False
 
 
-def test_access_lines_are_written_in_the_log_format(capsys: pytest.CaptureFixture[str]) -> None:
+def logged_at(level: int, *requests: tuple[str, str, str, int, float]) -> list[str]:
+    """What the access log writes for `requests` while `api.access` is at `level`."""
     logger = logging.getLogger("api.access")
-    level = logger.level
-    logger.setLevel(logging.INFO)
+    before = logger.level
+    logger.setLevel(level)
     try:
         access = AccessLog()
-        access.write("abc-1", "POST", "/api/v1/orders", 201, 0.01234)
-        access.write("abc-2", "GET", "/api/v1/events", 200, 0.0005)
-        access.flush()
+        for request in requests:
+            access.write(*request)
+        output = io.StringIO()
+        with contextlib.redirect_stderr(output):
+            access.flush()
     finally:
-        logger.setLevel(level)
-    lines = capsys.readouterr().err.splitlines()
+        logger.setLevel(before)
+    return output.getvalue().splitlines()
+
+
+def test_access_lines_are_written_in_the_log_format() -> None:
+    lines = logged_at(
+        logging.INFO, ("abc-1", "POST", "/api/v1/orders", 201, 0.01234), ("abc-2", "GET", "/api/v1/events", 200, 0.0005)
+    )
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
     assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-1 POST /api/v1/orders 201 12\.34ms", lines[0])
     assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-2 GET /api/v1/events 200 0\.50ms", lines[1])
     assert len(lines) == 2
 
 
-def test_access_lines_follow_the_loggers_level(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("api.access")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        access = AccessLog()
-        access.write("abc-3", "GET", "/health", 200, 0.001)
-        access.flush()
-    finally:
-        logger.setLevel(level)
-    assert capsys.readouterr().err == ""
+def test_access_lines_follow_the_loggers_level() -> None:
+    assert logged_at(logging.WARNING, ("abc-3", "GET", "/health", 200, 0.001)) == []
