@@ -26,8 +26,7 @@ class AccessLog:
         self.interval = interval
         self._lines: collections.deque[str] = collections.deque()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._flushing = threading.Lock()
+        self._lock = threading.Lock()  # starting the thread; flushing
         self._second = -1
         self._prefix = ""
         self._enabled = True
@@ -63,7 +62,7 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        with self._flushing:
+        with self._lock:
             lines, take = self._lines, self._lines.popleft
             if not lines:
                 return
