@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import singledispatchmethod
+from typing import Any, cast
 from uuid import uuid4
 
 import psycopg
+from eventsourcing.persistence import Tracking
 
 from commands.boxoffice import BoxOffice
 from commands.claims import ItemRequest
-from projections.base import apply_batch
-from projections.runner import READ_MODELS, Runner, open_projection, rebuild
+from projections.base import ReadModel, ReadModelView, Upkeep, apply_batch
+from projections.runner import READ_MODELS, Runner, open_projection, open_view, rebuild
 from tests.integration.conftest import OnSale, put_on_sale
 from ticketing import Settings
 
@@ -131,9 +133,37 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: 
     assert row is not None and row[0] == 4
 
 
-def test_the_listing_table_is_vacuumed_after_heavy_churn(settings: Settings, boxoffice: BoxOffice) -> None:
-    """After a batch writes enough of read.events, the catalog vacuums it (statistics and the
-    visibility map the listing's index-only counts need) instead of waiting for autovacuum."""
+class CommitsView(ReadModelView):
+    """A view with no tables of its own (only its tracking table): counts its committed batches."""
+
+    commits = 0
+
+    def committed(self) -> None:
+        self.commits += 1
+
+
+class CommitsProjection(ReadModel[CommitsView]):
+    name = "commits_probe"
+    view_class = CommitsView
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Every event only advances the position."""
+
+
+def test_views_hear_of_the_batches_that_committed(settings: Settings, boxoffice: BoxOffice) -> None:
+    put_on_sale(boxoffice)
+    projection = CommitsProjection(view=cast(CommitsView, open_view(settings, CommitsProjection, create_tables=True)))
+    notifications = boxoffice.recorder.select_notifications(1, 50)
+    assert apply_batch([projection], boxoffice, notifications) == len(notifications)
+    assert projection.view.commits == 1
+    assert apply_batch([projection], boxoffice, notifications) == 0  # nothing new: nothing committed
+    assert projection.view.commits == 1
+
+
+def test_a_table_is_vacuumed_once_enough_of_it_was_written(settings: Settings, boxoffice: BoxOffice) -> None:
+    """The listing's upkeep (statistics and the visibility map its index-only counts need),
+    instead of waiting for autovacuum."""
 
     def last_vacuum() -> datetime | None:
         with psycopg.connect(settings.database_url) as conn:
@@ -144,19 +174,16 @@ def test_the_listing_table_is_vacuumed_after_heavy_churn(settings: Settings, box
             at: datetime | None = row[0]
             return at
 
-    quiet = open_projection(settings, "catalog")
-    busy = open_projection(settings, "catalog")
-    busy.view.listing_upkeep.min_rows = 1
+    catalog = open_projection(settings, "catalog")
+    upkeep = Upkeep(catalog.view.datastore, "read.events", min_rows=10)
     before = last_vacuum()
-    for projection, expected in ((quiet, 0), (busy, 1)):
-        start = (projection.view.max_tracking_id(boxoffice.name) or 0) + 1
-        put_on_sale(boxoffice)  # a show, its tiers, offers and seats
-        notifications = boxoffice.recorder.select_notifications(start, 10_000)
-        apply_batch([projection], boxoffice, notifications)
-        deadline = time.monotonic() + 10
-        while projection.view.listing_upkeep.vacuums < expected:
-            assert time.monotonic() < deadline, "no VACUUM after the batch"
-            time.sleep(0.05)
-        assert projection.view.listing_upkeep.vacuums == expected
+    upkeep.note(6)
+    assert upkeep.vacuums == 0 and upkeep.churn == 6  # below the threshold: no VACUUM started
+    upkeep.note(6)
+    deadline = time.monotonic() + 30
+    while upkeep.vacuums < 1:
+        assert time.monotonic() < deadline, "no VACUUM after enough rows were written"
+        time.sleep(0.05)
     after = last_vacuum()
     assert after is not None and (before is None or after > before)
+    assert upkeep.churn == 0
