@@ -37,6 +37,8 @@ class Settings:
     data_dir: Path = ROOT / ".data"
     hold_seconds: int = 900
     payment_hold_seconds: int = 600
+    # However often payment is started, a hold ends at the latest this long after the order.
+    max_hold_seconds: int = 1800
     refund_cutoff_hours: int = 48
     ticket_signing_key: str = ""
     max_body_bytes: int = 1_000_000
@@ -82,6 +84,7 @@ class Settings:
             data_dir=data_dir,
             hold_seconds=int(env.get("HOLD_SECONDS") or int(env.get("HOLD_MINUTES", "15")) * 60),
             payment_hold_seconds=int(env.get("PAYMENT_HOLD_SECONDS", "600")),
+            max_hold_seconds=int(env.get("HOLD_MAX_SECONDS") or int(env.get("HOLD_MAX_MINUTES", "30")) * 60),
             refund_cutoff_hours=int(env.get("REFUND_CUTOFF_HOURS", "48")),
             ticket_signing_key=env.get("TICKET_SIGNING_KEY", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
@@ -163,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     rebuild_cmd = proj_sub.add_parser("rebuild", help="drop and rebuild read models from the event store")
     rebuild_cmd.add_argument("name", nargs="?", help="one read model (default: all)")
     proj_sub.add_parser("list", help="list read models and their positions")
+    proj_sub.add_parser("errors", help="list the events read models could not apply (set aside)")
+    retry_cmd = proj_sub.add_parser(
+        "retry", help="apply set-aside events again, after a fix (when in doubt, rebuild the model instead)"
+    )
+    retry_cmd.add_argument("name", nargs="?", help="one read model (default: all)")
     sub.add_parser("scheduler", help="enqueue periodic jobs (hold sweep) until stopped")
     sub.add_parser("claims", help="run the claims service (the one claim writer) on CLAIMS_ADDRESS")
     args = parser.parse_args(argv)
@@ -186,13 +194,23 @@ def main(argv: list[str] | None = None) -> None:
         create_admin(settings, email=args.email, password=args.password, username=args.username)
         print(f"admin {args.email} ready")
     elif args.command == "projections":
-        from projections.runner import list_positions, rebuild, run_forever
+        from projections.runner import list_errors, list_positions, rebuild, retry_errors, run_forever
 
         if args.action == "run":
             run_forever(settings)
         elif args.action == "rebuild":
             for name, count in rebuild(settings, args.name).items():
                 print(f"rebuilt {name}: {count} events")
+        elif args.action == "errors":
+            rows = list_errors(settings)
+            for row in rows:
+                when = f"{row['last_failed_at']:%Y-%m-%d %H:%M:%S}"
+                print(f"{row['model']}\t{row['notification_id']}\t{row['topic']}\t{row['originator_id']}\t"
+                      f"tries={row['attempts']}\tlast={when}\t{row['error']}")  # fmt: skip
+            print(f"{len(rows)} events set aside" if rows else "no events set aside")
+        elif args.action == "retry":
+            for name, (applied, failing) in retry_errors(settings, args.name).items():
+                print(f"{name}: applied {applied}, still failing {failing}")
         else:
             for name, position in list_positions(settings).items():
                 print(f"{name}\t{position}")

@@ -15,7 +15,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException, TooManyRequestsException
+from litestar.exceptions import HTTPException, SerializationException, TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -32,6 +32,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from api.accesslog import access_log
 from api.auth import CSRF_HEADER, CookieCSRF, build_csrf_config, build_jwt_auth
 from api.errors import EXCEPTION_HANDLERS
+from api.inputs import MAX_DEPTH, RAW_BODY, TooDeeplyNested, check_json, check_url, clean_header
 from api.routes import API_ROUTES
 from api.services import PositionWatcher, Services
 from api.system import SystemController
@@ -97,12 +98,13 @@ class Observe:
 
 
 def request_id_of(scope: Scope) -> str:
-    """The caller's `X-Request-ID` (first 64 characters), or a process prefix and a counter:
-    unique, and far cheaper than uuid4 on every request."""
+    """The caller's `X-Request-ID` (first 64 characters, printable and without spaces: it is
+    echoed and logged), or a process prefix and a counter: unique, and far cheaper than uuid4 on
+    every request."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            request_id: str = value.decode("latin-1")[:64]
-            if request_id:
+            request_id = clean_header(value[:64])
+            if request_id and " " not in request_id:
                 return request_id
             break
     return f"{REQUEST_PREFIX}-{next(REQUEST_COUNTER):x}"
@@ -331,10 +333,14 @@ def cors_config(settings: Settings) -> CORSConfig | None:
     )
 
 
-async def require_json(request: Request[Any, Any, Any]) -> None:
-    """Bodies of state-changing API calls must be JSON (415 otherwise). Reads the raw ASGI
-    headers: this runs on every request, and parsing them all into `Headers` cost more than the
-    check itself."""
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Bodies of state-changing API calls must be JSON (415 otherwise), nested at most
+    `MAX_DEPTH` levels (400) and free of control characters (422); see `api/inputs.py`.
+
+    The body is decoded here the way Litestar decodes it for the handler's `data` (and cached
+    for it), so checking costs no second decode. Reads the raw ASGI headers: this runs on every
+    request, and parsing them all into `Headers` cost more than the check itself.
+    """
     if request.method not in BODY_METHODS:
         return
     length = content_type = None
@@ -343,10 +349,31 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
             length = value
         elif name == b"content-type" and content_type is None:
             content_type = value
-    if length is not None and length != b"0":
-        media_type = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
-        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
-            raise HTTPException(status_code=415, detail="send application/json")
+    if length is None or length == b"0":
+        return
+    media_type = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, detail="send application/json")
+    if request.route_handler.opt.get(RAW_BODY):
+        return
+    try:
+        data = await request.json()
+    except RecursionError:
+        raise TooDeeplyNested(f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
+    except (SerializationException, ValueError):
+        return  # malformed: the handler's own decoding answers 400 as usual
+    check_json(data)
+
+
+class RefuseBadUrls(ASGIMiddleware):
+    """400 for a path or query string with control characters or non-UTF-8 percent-encoding,
+    before any route sees it (they reach SQL parameters and file names)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        check_url(scope["path"], scope.get("query_string", b""))
+        await next_app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -385,8 +412,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             accounts=accounts,
             pool=pool,
             # Every limited request takes a connection; in a burst (hundreds of orders at once) callers
-            # wait for a free one instead of failing with "Too many connections".
-            redis=Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url, max_connections=100, timeout=10)),
+            # wait (a few seconds at most) for a free one instead of failing with "Too many connections".
+            redis=Redis.from_pool(
+                BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=100,
+                    # A frozen or unreachable Redis must cost a request a second, not forever.
+                    timeout=3,
+                    socket_timeout=1,
+                    socket_connect_timeout=1,
+                )
+            ),
             watcher=watcher,
             actors=actors,
             inbox=open_inbox(settings),
@@ -448,10 +484,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[jwt_auth.on_app_init],
         middleware=[
             DefineMiddleware(Observe, app_name="ticketing"),
+            RefuseBadUrls(),
             *limits,
             CookieCSRF(csrf_config, trusted_origins=tuple(cors.allow_origins) if cors else ()),
         ],
-        before_request=require_json,
+        before_request=check_request,
         before_send=[secure],
         cors_config=cors,
         openapi_config=openapi,

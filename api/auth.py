@@ -40,7 +40,7 @@ from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, gen
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.services import Services
+from api.services import Services, queue_follow_up
 from commands.accounts import REFRESH_TTL, InvalidRefreshToken, MailedSecrets, Sessions
 from domain.account import Account
 from domain.errors import Forbidden, Invalid, NotFound
@@ -430,7 +430,8 @@ class AuthController(Controller):
                 last_name=data.last_name,
                 phone=data.phone,
             )
-            services.actors.send_email.send("verify_email", account.email)
+            # A queue that is down must not undo the registration: the mail can be asked for again.
+            queue_follow_up(lambda: services.actors.send_email.send("verify_email", account.email), "mail")
             return account
 
         account = await services.command(register, app=services.accounts)

@@ -11,6 +11,7 @@ from typing import Annotated, Generic, TypeVar
 import msgspec
 from litestar.params import Parameter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from domain.errors import Invalid
 
@@ -87,13 +88,18 @@ def page_of(items: list[T], total: int, page: int, page_size: int) -> Page[T]:
 class ResponseCache:
     """Encoded responses under keys that name the state they were read at (so an entry never
     goes stale, it only expires): a small LRU in this process in front of Redis, which the other
-    API processes share. `seconds` bounds how long an entry lives; 0 turns the cache off."""
+    API processes share. `seconds` bounds how long an entry lives; 0 turns the cache off.
 
-    def __init__(self, redis: Redis, seconds: int, size: int = 512) -> None:
+    A cache is never a reason to fail a read: when Redis errs, this process stops asking it for
+    `pause` seconds and serves from its own LRU and the database meanwhile."""
+
+    def __init__(self, redis: Redis, seconds: int, size: int = 512, pause: float = 5.0) -> None:
         self.redis = redis
         self.seconds = seconds
         self.size = size
+        self.pause = pause
         self.local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._redis_back_at = 0.0
 
     async def get(self, key: str) -> bytes | None:
         if not self.seconds:
@@ -102,16 +108,28 @@ class ResponseCache:
         if entry is not None and entry[0] > time.monotonic():
             self.local.move_to_end(key)
             return entry[1]
-        body = await self.redis.get(key)
+        if time.monotonic() < self._redis_back_at:
+            return None
+        try:
+            body = await self.redis.get(key)
+        except RedisError:
+            self._redis_back_at = time.monotonic() + self.pause
+            return None
         if isinstance(body, bytes):
             self._keep(key, body)
             return body
         return None
 
     async def put(self, key: str, body: bytes) -> None:
-        if self.seconds:
-            self._keep(key, body)
+        if not self.seconds:
+            return
+        self._keep(key, body)
+        if time.monotonic() < self._redis_back_at:
+            return
+        try:
             await self.redis.set(key, body, ex=self.seconds)
+        except RedisError:
+            self._redis_back_at = time.monotonic() + self.pause
 
     def _keep(self, key: str, body: bytes) -> None:
         self.local[key] = (time.monotonic() + self.seconds, body)

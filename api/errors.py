@@ -6,12 +6,16 @@ import logging
 import re
 from typing import Any
 
+import eventsourcing.persistence
 import msgspec
+import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from psycopg_pool import PoolTimeout
 
-from api.services import ReadModelsLagging
+from api.inputs import BadRequest
+from api.services import ReadModelsLagging, Unavailable
 from api.webhooks import BadSignature
 from commands.accounts import BadCredentials, NotAuthenticated
 from commands.base import Busy
@@ -31,6 +35,7 @@ DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (BadCredentials, 401),
     (NotAuthenticated, 401),
     (BadSignature, 400),
+    (BadRequest, 400),
     (PaymentProviderError, 502),
     (Invalid, 422),
     (Conflict, 409),
@@ -38,6 +43,7 @@ DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
     (Forbidden, 403),
     (Busy, 503),
+    (Unavailable, 503),
 ]
 
 HTTP_CODES = {
@@ -73,7 +79,7 @@ def domain_error_parts(exc: DomainError) -> tuple[int, ErrorBody, dict[str, str]
     field_errors = {exc.field: [exc.message]} if exc.field and status == 422 else None
     if status == 422 and field_errors is None:
         field_errors = {"body": [exc.message]}
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "2" if isinstance(exc, Unavailable) else "1"} if status == 503 else None
     return status, ErrorBody(error=exc.message, code=exc.code, field_errors=field_errors), headers
 
 
@@ -129,11 +135,40 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorB
     return error_response(status, message, code, headers=dict(exc.headers or {}))
 
 
-LAGGING = ErrorBody(error="the write was saved but read models are catching up; retry", code="read_models_lagging")
+class Accepted(msgspec.Struct):
+    """A write that is saved, answered before the read models show it."""
+
+    status: str
+    detail: str
+    position: int
 
 
-def lagging(_: Request[Any, Any, Any], exc: ReadModelsLagging) -> Response[ErrorBody]:
-    return error_response(503, LAGGING.error, LAGGING.code, headers={"Retry-After": "1"})
+def lagging(_: Request[Any, Any, Any], exc: ReadModelsLagging) -> Response[Accepted]:
+    """The change is stored; only the read models are behind. 202, not a "retry": repeating the
+    request would make the change twice."""
+    body = Accepted(
+        status="accepted",
+        detail="the change is saved; reads may not show it for a moment while read models catch up",
+        position=exc.position,
+    )
+    return Response(body, status_code=202, media_type=MediaType.JSON)
+
+
+# The database went away (restarting, failing over): a read or write could not run; 503, as for Redis.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    PoolTimeout,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
+)
+
+UNAVAILABLE = ErrorBody(error="a backing service is unavailable; try again shortly", code=Unavailable.code)
+
+
+def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Redis (queue, rate limits, sessions) did not answer in time: 503, try again shortly."""
+    log.warning("a backing service is unavailable: %r", exc)
+    return error_response(503, UNAVAILABLE.error, UNAVAILABLE.code, headers={"Retry-After": "2"})
 
 
 INTERNAL = ErrorBody(error="internal error", code="internal_error")
@@ -149,5 +184,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_error,
     HTTPException: http_error,
     ReadModelsLagging: lagging,
+    **dict.fromkeys((*Unavailable.CAUSES, *DATABASE_DOWN), unavailable),
     Exception: internal_error,
 }

@@ -16,7 +16,7 @@ from litestar.params import Parameter
 
 from api.auth import Principal, optional_principal, organizers, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor, utc
-from api.services import Services
+from api.services import Services, queue_follow_up
 from domain.errors import Forbidden, Invalid, NotFound
 from projections import queries
 
@@ -538,7 +538,7 @@ class EventController(Controller):
         def cancel() -> None:
             services.boxoffice.cancel_event(event_id, reason)
             # Holds are released and paid orders refunded by a worker, each idempotently.
-            services.actors.settle_cancelled_event.send(str(event_id))
+            queue_follow_up(lambda: services.actors.settle_cancelled_event.send(str(event_id)), "settlement")
 
         await services.command(cancel)
         return await _detail(services, await _event_row(services, event_id))

@@ -32,9 +32,10 @@ from litestar.enums import ScopeType
 from api.accesslog import access_log
 from api.app import count_hit, create_app, rate_limits, request_id_of, request_metrics
 from api.auth import CachedJWTMiddleware, Principal
-from api.errors import INTERNAL, LAGGING, ErrorBody, domain_error_parts
+from api.errors import INTERNAL, UNAVAILABLE, ErrorBody, domain_error_parts
+from api.inputs import clean_header
 from api.orders import OrderCreate, place_order
-from api.services import ReadModelsLagging
+from api.services import Unavailable
 from commands import heap
 from domain.errors import DomainError
 from ticketing import Settings
@@ -122,8 +123,8 @@ class ExpressOrders:
                 return None, None
         if content_type != b"application/json" or len(keys) > 1:
             return None, None
-        key = keys[0].decode("latin-1") if keys else None
-        if key is not None and len(key) > IDEMPOTENCY_MAX:
+        key = clean_header(keys[0]) if keys else None
+        if keys and (key is None or len(key) > IDEMPOTENCY_MAX):
             return None, None
         hit = CachedJWTMiddleware.cached(token)
         if hit is None:
@@ -142,24 +143,23 @@ class ExpressOrders:
         try:
             services = self.app.state.services
             headers: dict[str, str] = {}
-            refusal = None
-            if self.limit is not None:
-                headers, refusal = await count_hit(services.redis, "placeOrder", self.limit, scope)
             answer: Any
-            if refusal is not None:
-                status, answer = 429, ErrorBody(error=refusal, code="rate_limited")
-            else:
-                try:
+            try:
+                refusal = None
+                if self.limit is not None:
+                    headers, refusal = await count_hit(services.redis, "placeOrder", self.limit, scope)
+                if refusal is not None:
+                    status, answer = 429, ErrorBody(error=refusal, code="rate_limited")
+                else:
                     status, answer = await place_order(services, buyer.id, data, key)
-                except DomainError as error:
-                    status, answer, extra = domain_error_parts(error)
-                    headers.update(extra or {})
-                except ReadModelsLagging:
-                    status, answer = 503, LAGGING
-                    headers["Retry-After"] = "1"
-                except Exception:
-                    log.exception("unhandled error on POST %s", PATH)
-                    status, answer = 500, INTERNAL
+            except DomainError as error:
+                status, answer, extra = domain_error_parts(error)
+                headers.update(extra or {})
+            except Unavailable.CAUSES:
+                status, answer, headers = 503, UNAVAILABLE, {"Retry-After": "2"}
+            except Exception:
+                log.exception("unhandled error on POST %s", PATH)
+                status, answer = 500, INTERNAL
             await self._answer(scope, send, status, _encode(answer), headers, request_id)
         finally:
             elapsed = time.perf_counter() - started

@@ -8,6 +8,8 @@ wrapped so that everything written during one event-loop step goes out as one wr
 of that step (`loop.call_soon`): a response's head and body, sent one after the other by the
 app, leave together. Nothing waits longer than the rest of the current step.
 
+It also answers requests it cannot parse in the API's error shape (JSON), not uvicorn's plain text.
+
 Serve it with `uvicorn --http api.http:HttpProtocol`.
 """
 
@@ -66,6 +68,19 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# What uvicorn answers (as plain text) to a request it cannot parse: a control character in a
+# header, a broken request line. Clients get the API's one error shape instead.
+MALFORMED = b'{"error":"malformed HTTP request","code":"bad_request"}'
+
+
 class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def send_400_response(self, msg: str) -> None:
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(MALFORMED)]
+        head += [b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + MALFORMED)
+        self.transport.close()

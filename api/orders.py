@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -15,7 +16,8 @@ from litestar.params import Parameter
 from api.auth import Principal, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.errors import domain_error
-from api.services import Services
+from api.inputs import BadRequest, clean_header
+from api.services import ReadModelsLagging, Services, queue_follow_up
 from commands.claims import ItemRequest
 from commands.claims_remote import WireOrder
 from commands.tickets_signing import human_code
@@ -166,14 +168,17 @@ def placed_order(order: DomainOrder | WireOrder, names: dict[UUID, tuple[str, st
 async def place_order(
     services: Services, buyer_id: UUID, data: OrderCreate, idempotency_key: str | None
 ) -> tuple[int, Order]:
-    """Place an order and wait until the read models have it: (201 or, for a repeated
-    Idempotency-Key, 200; the order). Raises the domain's errors and `ReadModelsLagging`.
+    """Place an order and wait (a bounded while) until the read models have it: (201 or, for a
+    repeated Idempotency-Key, 200; the order). Raises the domain's errors.
 
     The claim writer batches this order with everyone else's; no worker thread waits.
     """
     items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
     placed = await services.boxoffice.submit_order_async(buyer_id, items, idempotency_key=idempotency_key)
-    await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
+    with contextlib.suppress(ReadModelsLagging):
+        # Stored either way, and answered from the write itself: a lagging projector delays
+        # read-your-writes, never the order (a "retry" would make a client buy twice).
+        await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
     return 201 if placed.created else 200, placed_order(placed.order, placed.names)
 
 
@@ -217,6 +222,8 @@ class OrderController(Controller):
         409 when sold out or a seat is taken; 422 when per-order limits are broken. The same
         Idempotency-Key returns the order placed the first time.
         """
+        if idempotency_key is not None and clean_header(idempotency_key.encode("latin-1", "replace")) is None:
+            raise BadRequest("the Idempotency-Key contains a control character")
         try:
             status, body = await place_order(services, request.user.id, data, idempotency_key)
         except Conflict as conflict:
@@ -267,7 +274,8 @@ class OrderController(Controller):
         def start() -> Any:
             started = services.boxoffice.start_payment(order_id)
             if started.order.status == "held":
-                services.actors.schedule_expiry(order_id, started.order.hold_expires_at)
+                deadline = started.order.hold_expires_at
+                queue_follow_up(lambda: services.actors.schedule_expiry(order_id, deadline), "hold expiry")
             return started
 
         started = await services.command(start)

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import dramatiq
 from litestar.concurrency import sync_to_thread
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api.common import ResponseCache
 from api.seatmaps import SeatMaps
@@ -22,6 +24,7 @@ from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
 from commands.inbox import Inbox
 from commands.tickets_signing import TicketSigner
+from domain.errors import DomainError
 from projections.base import CHANNEL
 from projections.runner import READ_MODELS
 
@@ -34,7 +37,22 @@ T = TypeVar("T")
 
 
 class ReadModelsLagging(Exception):
-    """The read models did not reach a write's position in time (503)."""
+    """The read models did not reach a write's position in time: the write is saved, so the
+    answer is 202 (never a "retry", which would make a client without a key do it twice)."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"read models are behind position {position}")
+        self.position = position
+
+
+class Unavailable(DomainError):
+    """A service the request needs (Redis: the queue, rate limits, sessions) does not answer in
+    time: 503 with Retry-After. Nothing was written, or (said in the message) what was written
+    is safe and will be processed."""
+
+    code = "unavailable"
+    # What Redis and the broker raise when Redis is down, frozen or restarting.
+    CAUSES: tuple[type[BaseException], ...] = (RedisError, dramatiq.errors.BrokerConnectionError)
 
 
 class PositionWatcher:
@@ -120,7 +138,17 @@ class PositionWatcher:
 
 def _time_out(waiter: asyncio.Future[None], position: int) -> None:
     if not waiter.done():
-        waiter.set_exception(ReadModelsLagging(f"read models are behind position {position}"))
+        waiter.set_exception(ReadModelsLagging(position))
+
+
+def queue_follow_up(send: Callable[[], object], what: str) -> None:
+    """Queue a follow-up of a write that is already saved: a queue that is down must not turn
+    the saved write into an error. Each follow-up queued this way has a second way to happen: a
+    periodic sweep (hold expiry, settling a cancelled show) or the person asking again (mail)."""
+    try:
+        send()
+    except Unavailable.CAUSES as error:
+        log.warning("could not queue the %s (it will happen another way): %r", what, error)
 
 
 class Services:

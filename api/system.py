@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar import Controller, Response, get
@@ -14,6 +16,18 @@ class Health(msgspec.Struct):
     status: str
 
 
+class SetAside(msgspec.Struct):
+    """An event a read model could not apply (see `ticketing projections errors`)."""
+
+    model: str
+    position: int
+    topic: str
+    originator_id: UUID
+    error: str
+    attempts: int
+    last_failed_at: datetime
+
+
 class Readiness(msgspec.Struct):
     status: str
     database: bool
@@ -21,6 +35,10 @@ class Readiness(msgspec.Struct):
     event_store_position: int
     read_model_position: int
     projection_lag: int
+    # Events set aside by read models: the API and the other models carry on, an operator
+    # fixes the cause and runs `ticketing projections retry` (or rebuilds the model).
+    projection_errors: int
+    projection_error_list: list[SetAside]
 
 
 class SystemController(Controller):
@@ -37,7 +55,8 @@ class SystemController(Controller):
     async def ready(self, services: Services) -> Response[Readiness]:
         """Database and Redis answer, and the read models are not far behind the event store."""
         database = redis_ok = False
-        head = 0
+        head = errors = 0
+        set_aside: list[SetAside] = []
         try:
             async with services.pool.connection() as conn:
                 cur = await conn.execute(
@@ -45,6 +64,17 @@ class SystemController(Controller):
                 )
                 row: Any = await cur.fetchone()
                 head = int(row["head"])
+                cur = await conn.execute(
+                    "SELECT model, notification_id, topic, originator_id, error, attempts, last_failed_at, "
+                    "count(*) OVER () AS total FROM read.projection_errors ORDER BY notification_id LIMIT 20"
+                )
+                rows = await cur.fetchall()
+                errors = int(rows[0]["total"]) if rows else 0
+                set_aside = [
+                    SetAside(r["model"], r["notification_id"], r["topic"], r["originator_id"], r["error"],
+                             r["attempts"], r["last_failed_at"])
+                    for r in rows
+                ]  # fmt: skip
                 database = True
         except Exception:  # noqa: BLE001 - readiness reports failures, it does not raise them
             database = False
@@ -62,5 +92,7 @@ class SystemController(Controller):
             event_store_position=head,
             read_model_position=position,
             projection_lag=lag,
+            projection_errors=errors,
+            projection_error_list=set_aside,
         )
         return Response(body, status_code=200 if ok else 503)

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
+from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
 from domain.errors import DomainError, NotFound
@@ -93,20 +94,27 @@ class BaseApplication(Application[UUID]):
         super().__init__(env=env)
         self._local = threading.local()
 
-    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+    def save(self, *objs: Any, connection: Connection[Any] | None = None, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's `save` (same steps, less the deprecated no-op `notify` hook), collecting
-        the aggregates' events with `_Collected`."""
+        the aggregates' events with `_Collected`.
+
+        With `connection`, the events are inserted in that connection's open transaction and the
+        caller commits (see `ColumnarRecorder`); the cache is then left alone, since the write may
+        still fail: call `refresh_cache` with the aggregates once the commit succeeded."""
         processing_event = _Collected()
         processing_event.collect_events(*objs, **kwargs)
+        if connection is not None:
+            processing_event.saved_kwargs["connection"] = connection
+            return self._record(processing_event)
         recordings = self._record(processing_event)
-        self._refresh_cache(processing_event.aggregates.values())
+        self.refresh_cache(processing_event.aggregates.values())
         self._take_snapshots(processing_event)
         self._notify(recordings)
         if recordings:
             self._local.position = max(r.notification.id for r in recordings)
         return recordings
 
-    def _refresh_cache(self, saved: Iterable[Any]) -> None:
+    def refresh_cache(self, saved: Iterable[Any]) -> None:
         """Keep cached aggregates current with what was just saved.
 
         With fast-forward on, the library leaves the cache as it was after a save, so the next

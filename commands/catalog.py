@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,6 +18,18 @@ from domain.event import Event, WrongEventState
 from domain.offer import Offer
 from domain.seat import Seat, materialise_seats
 from domain.venue import Venue
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def check_time_zone(name: str) -> str:
+    """An IANA time zone name (from the tz database the `tzdata` package ships), or `Invalid`."""
+    if name not in _time_zones():
+        raise Invalid(f"unknown time zone {name[:64]!r}; use an IANA name such as Europe/Berlin", field="timezone")
+    return name
 
 
 class CatalogCommands(BaseApplication):
@@ -39,6 +53,7 @@ class CatalogCommands(BaseApplication):
             raise Invalid("name is required", field="name")
         if capacity < 0:
             raise Invalid("capacity cannot be negative", field="capacity")
+        check_time_zone(timezone)
         venue = Venue._create(
             Venue.Created,
             id=venue_id,
@@ -55,6 +70,9 @@ class CatalogCommands(BaseApplication):
         return venue
 
     def update_venue(self, venue_id: UUID, changes: dict[str, Any]) -> Venue:
+        if "timezone" in changes:
+            check_time_zone(changes["timezone"])
+
         def attempt() -> Venue:
             venue = self.load(venue_id, "venue", Venue)
             venue.update(**changes)
@@ -122,6 +140,7 @@ class CatalogCommands(BaseApplication):
         sub_genre_id: UUID | None = None,
         event_id: UUID | None = None,
     ) -> Event:
+        check_time_zone(timezone)
         venue = self.load(venue_id, "venue", Venue)
         if not venue.active:
             raise Invalid("this venue is not active", field="venue_id")
@@ -147,6 +166,9 @@ class CatalogCommands(BaseApplication):
         return self.load(event_id, "event", Event)
 
     def update_event(self, event_id: UUID, changes: dict[str, Any]) -> Event:
+        if "timezone" in changes:
+            check_time_zone(changes["timezone"])
+
         def attempt() -> Event:
             show = self.get_event(event_id)
             if "venue_id" in changes:

@@ -20,15 +20,16 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+import psycopg
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
 
 from commands.base import Busy, utcnow
 from domain.errors import Conflict, DomainError, Invalid, NotFound
@@ -45,6 +46,17 @@ log = logging.getLogger("claims")
 T = TypeVar("T")
 MAX_BATCH = 400
 CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
+# How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
+# a few seconds) before its orders are told to retry.
+COMMIT_DEADLINE = 15.0
+# The store's "connection lost / server gone" failures: the batch's outcome is unknown.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
 
 
 @dataclass(frozen=True)
@@ -167,24 +179,44 @@ class ClaimWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[ClaimRequest]) -> None:
-        for attempt in range(self.app.conflict_attempts * 2):
+        """Decide and save the batch, retrying on conflicts and on lost connections, and answer.
+
+        A lost connection or a failed COMMIT leaves it unknown whether the batch was stored. The
+        next attempt therefore looks its orders up first (`_decide` with `attempted`): an order
+        already stored is answered as placed, not decided again (which would find its own seats
+        held and answer `seat_taken`). Only if the store stays unreachable past `COMMIT_DEADLINE`
+        do the orders get `Busy` (503, retry with the Idempotency-Key); never a 500.
+        """
+        deadline = time.monotonic() + COMMIT_DEADLINE
+        attempted: set[UUID] = set()  # orders an earlier attempt of this batch may have stored
+        conflicts = 0
+        pause = 0.05
+        while True:
             try:
-                with self._turn():
-                    outcomes, changed = self._decide(batch)
-                    names = _names(batch, self._last_ledger)
-                    position = None
-                    if changed:
-                        recordings = self.app.save(*changed)
-                        position = max((r.notification.id for r in recordings), default=None)
+                outcomes, changed, names, position = self._attempt(batch, attempted)
             except IntegrityError:
                 # Another process wrote an offer or seat we used: decide the batch again.
                 self.conflicts += 1
-                time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
+                conflicts += 1
+                if conflicts >= self.app.conflict_attempts * 2:
+                    break
+                time.sleep(random.uniform(0, 0.001 * conflicts))
+                continue
+            except TRANSIENT as error:
+                attempted.update(r.order_id for r in batch)
+                if time.monotonic() + pause > deadline:
+                    log.error("the event store stayed unreachable for %.0f s: %r", COMMIT_DEADLINE, error)
+                    break
+                log.warning("claim batch of %d: the event store failed (%r); trying again", len(batch), error)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                self._drop_dead_connections()
                 continue
             except BaseException as error:
                 log.exception("claim batch failed")
                 deliver([(request, error) for request in batch])
                 return
+            self.app.refresh_cache(changed)
             self.batches += 1
             created: list[Order] = []
             results: list[tuple[ClaimRequest, Outcome]] = []
@@ -201,21 +233,37 @@ class ClaimWriter:
                 # Off the writer thread: the next batch should not wait for a message broker.
                 self._hooks.submit(self._run_hook, self.after_commit, created)
             return
-        busy = Busy("too many concurrent changes, please retry")
+        busy = Busy("too many concurrent changes, or the store is unreachable; please retry")
         deliver([(request, busy) for request in batch])
 
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Take turns with the claim writers of the other processes (a Postgres advisory lock).
-
-        Without it, two API processes selling the same hot offer would keep invalidating each
-        other's batches (each save makes the other's loaded versions stale); with it, each
-        writer's queue simply grows into a bigger batch while the other one commits.
-        """
+    def _attempt(
+        self, batch: list[ClaimRequest], attempted: set[UUID]
+    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any], dict[UUID, tuple[str, str]], int | None]:
+        """One try: in one transaction, take turns with the claim writers of other processes (a
+        Postgres advisory lock), decide every order, and insert the batch's events; committed
+        when this returns. Without the lock, two API processes selling the same hot offer would
+        keep invalidating each other's batches (each save makes the other's loaded versions
+        stale); with it, each writer's queue simply grows into a bigger batch while the other
+        one commits. Lock and batch share the transaction, so they succeed or fail as one."""
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        position = None
         with datastore.get_connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
-            yield
+            outcomes, changed = self._decide(batch, attempted)
+            names = _names(batch, self._last_ledger)
+            if changed:
+                recordings = self.app.save(*changed, connection=conn)
+                position = max((r.notification.id for r in recordings), default=None)
+        return outcomes, changed, names, position
+
+    def _drop_dead_connections(self) -> None:
+        """After a Postgres restart every idle pooled connection is dead; without this check the
+        pool would hand them out one per attempt (a restart cost ~1 s of retries per connection)."""
+        pool: Any = self.app.recorder.datastore.pool  # type: ignore[attr-defined]
+        try:
+            pool.check()
+        except Exception as error:  # noqa: BLE001 - the next attempt reports what matters
+            log.debug("checking the pool failed: %r", error)
 
     @staticmethod
     def _run_hook(hook: Callable[[list[Order]], None], orders: list[Order]) -> None:
@@ -224,12 +272,16 @@ class ClaimWriter:
         except Exception:
             log.exception("after-commit hook failed for %d orders", len(orders))
 
-    def _decide(self, batch: list[ClaimRequest]) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
+    def _decide(
+        self, batch: list[ClaimRequest], attempted: Collection[UUID] = ()
+    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
         ledger = self._last_ledger = Ledger(self.app)
         ledger.prefetch(
             [i.offer_id for r in batch for i in r.items]
             + [i.seat_id for r in batch for i in r.items if i.seat_id is not None]
-            + [r.order_id for r in batch if r.idempotent]
+            # Every order id: a repeated Idempotency-Key, an order an earlier attempt of this batch
+            # stored, or an id that is already something else (refused alone, not with its batch).
+            + [r.order_id for r in batch]
         )
         ledger.prefetch(o.event_id for o in ledger.loaded.values() if isinstance(o, Offer))
         outcomes: list[tuple[ClaimRequest, Any]] = []
@@ -238,10 +290,8 @@ class ClaimWriter:
         for request in batch:
             try:
                 existing = new_orders.get(request.order_id) or ledger.loaded.get(request.order_id)
-                if request.idempotent and isinstance(existing, Order):
-                    if existing.buyer_id != request.buyer_id:
-                        raise Conflict("this Idempotency-Key was used for another order", code="idempotency_conflict")
-                    outcomes.append((request, (existing, False)))
+                if existing is not None:
+                    outcomes.append((request, _already_there(request, existing, attempted)))
                     continue
                 order, touched = decide_order(self.app, ledger, request, request.at or utcnow())
             except DomainError as error:
@@ -254,6 +304,27 @@ class ClaimWriter:
             changed.update((a.id, a) for a in touched)
             outcomes.append((request, (order, True)))
         return outcomes, [*new_orders.values(), *changed.values()]
+
+
+def _already_there(request: ClaimRequest, existing: Any, attempted: Collection[UUID]) -> tuple[Order, bool]:
+    """The answer to a request whose order id is already taken: the order itself when it is this
+    request's (a repeated Idempotency-Key: not new; stored by an earlier attempt of this very
+    batch: new), a conflict otherwise."""
+    if not isinstance(existing, Order) or existing.buyer_id != request.buyer_id:
+        raise Conflict("this Idempotency-Key was used for another order", code="idempotency_conflict")
+    if not same_items(existing, request.items):
+        raise Conflict(
+            "this Idempotency-Key was used for an order with other items; use a new key for a new order",
+            code="idempotency_conflict",
+        )
+    return existing, request.order_id in attempted
+
+
+def same_items(order: Order, items: list[ItemRequest]) -> bool:
+    """Whether `order` is what these items would place (same offers, seats and quantities, in order)."""
+    return [(i["offer_id"], i["seat_id"], i["quantity"]) for i in order.items] == [
+        (i.offer_id, i.seat_id, i.quantity) for i in items
+    ]
 
 
 def _names(batch: list[ClaimRequest], ledger: Ledger) -> dict[UUID, tuple[str, str]]:

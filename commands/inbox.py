@@ -1,5 +1,11 @@
 """The Inbox application: provider webhooks, each stored once, in an event store of its own
-(so a burst of webhooks never queues behind ticket sales for the same table lock)."""
+(so a burst of webhooks never queues behind ticket sales for the same table lock).
+
+The inbox is an outbox too: a delivery is stored first and queued for a worker after, and
+queueing can fail (Redis down). A stored delivery without an outcome is therefore queued again
+on every redelivery of it and by a periodic reconciler (`unapplied`), and applying it is
+idempotent, so no captured payment is ever left without its tickets or its refund.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
+from psycopg.sql import SQL, Identifier
 
 from commands.base import BaseApplication, utcnow
 from domain.provider_event import ProviderEvent, provider_event_id
@@ -31,6 +38,9 @@ class Inbox(BaseApplication):
     def get(self, delivery_id: UUID) -> ProviderEvent:
         return self.load(delivery_id, "provider event", ProviderEvent)
 
+    def is_applied(self, delivery_id: UUID) -> bool:
+        return self.get(delivery_id).outcome is not None
+
     def mark_applied(self, delivery_id: UUID, outcome: str) -> None:
         def attempt() -> None:
             delivery = self.get(delivery_id)
@@ -39,3 +49,22 @@ class Inbox(BaseApplication):
                 self.save(delivery)
 
         self.retrying(attempt)
+
+    def head(self) -> int:
+        """The position of the last stored delivery event (0 for an empty inbox)."""
+        return self.recorder.max_notification_id() or 0
+
+    def unapplied(self, *, after: int, up_to: int, limit: int = 1000) -> list[tuple[int, UUID]]:
+        """Deliveries stored at positions in (after, up_to] that have no outcome yet, oldest
+        first, as (position, delivery id). A delivery's outcome is its second event."""
+        recorder: Any = self.recorder
+        query = SQL(
+            "SELECT e.notification_id, e.originator_id FROM {schema}.{table} e "
+            "WHERE e.originator_version = 1 AND e.notification_id > %s AND e.notification_id <= %s "
+            "AND NOT EXISTS (SELECT 1 FROM {schema}.{table} a "
+            "                WHERE a.originator_id = e.originator_id AND a.originator_version = 2) "
+            "ORDER BY e.notification_id LIMIT %s"
+        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (after, up_to, limit))
+            return [(row["notification_id"], row["originator_id"]) for row in curs.fetchall()]

@@ -25,6 +25,7 @@ the commands and events applied by the read models all go through it.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from eventsourcing.persistence import (
     find_id_convertor,
 )
 from eventsourcing.utils import resolve_topic
+
+from domain.errors import Invalid
 
 # How the transcoder writes UUIDs and datetimes: `{"_type_":"uuid_hex","_data_":"<32 hex>"}`,
 # `{"_type_":"datetime_iso","_data_":"<isoformat>"}`. Inside a JSON string a quote is always
@@ -249,12 +252,53 @@ def _each(finish: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda values: [finish(v) for v in values]
 
 
+# A NUL character as the transcoder writes it (`\u0000`), not preceded by an escaping backslash
+# (`\\u0000` is a backslash and the letters u0000, harmless text).
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+class UnstorableText(Invalid):
+    """Text with a NUL character: Postgres refuses it in `text` and `jsonb`, so a read model
+    could never apply the event. Refused before it is stored (the API refuses it earlier still)."""
+
+    code = "unstorable_text"
+
+
+def without_nul(state: bytes) -> bytes:
+    """Stored event state with every NUL character replaced by U+FFFD."""
+    return _NUL.sub(rb"\1\\ufffd", state)
+
+
 class FastMapper(Mapper[UUID]):
-    """`Mapper` whose `to_domain_event` takes the `EventDecoder` fast path (same events)."""
+    """`Mapper` whose `to_domain_event` takes the `EventDecoder` fast path (same events).
+
+    It also keeps NUL characters out of the store, both ways: an event carrying one is refused
+    (`UnstorableText`), and one stored before that check existed is read back with U+FFFD in its
+    place, by the aggregates and every read model alike, so it can never stop a projector.
+    """
 
     def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None, cipher: Cipher | None = None):
         super().__init__(transcoder, compressor, cipher)
         self.decoder = EventDecoder(self, fallback=super().to_domain_event)
 
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        if b"\\u0000" in stored.state and _NUL.search(stored.state):
+            raise UnstorableText("text must not contain NUL characters")
+        return stored
+
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        if b"\\u0000" in stored_event.state:
+            return self.decoder.decode(_Sanitised(stored_event, without_nul(stored_event.state)))
         return self.decoder.decode(stored_event)
+
+
+class _Sanitised:
+    """A stored event (or notification) with its state replaced; every other field as it was."""
+
+    def __init__(self, stored: Any, state: bytes) -> None:
+        self._stored = stored
+        self.state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stored, name)

@@ -36,8 +36,10 @@ class PaymentStart:
 
 @dataclass(frozen=True)
 class PaymentPolicy:
-    # While the buyer is paying, the hold is kept at least this long.
+    # While the buyer is paying, the hold is kept at least this long...
     payment_hold_seconds: int = 600
+    # ... but never longer than this after the order was placed.
+    max_hold_seconds: int = 1800
     # Buyers may refund themselves until this long before the show starts.
     refund_cutoff_hours: int = 48
 
@@ -79,16 +81,18 @@ class PaymentCommands(SalesCommands):
         return PaymentStart(order, intent)
 
     def _keep_hold(self, order_id: UUID, intent_id: str, now: datetime) -> Order:
-        until = now + timedelta(seconds=self.payment_policy.payment_hold_seconds)
+        policy = self.payment_policy
+        extend_by = timedelta(seconds=policy.payment_hold_seconds)
+        cap = timedelta(seconds=policy.max_hold_seconds)
 
         def attempt() -> Order:
             order = self.get_order(order_id)
             if order.payment_intent_id not in (None, intent_id):
                 return order
-            if order.payment_intent_id == intent_id and order.hold_expires_at >= until:
-                return order
-            order.start_payment(intent_id, until, now)
-            self.save(order)
+            before = order.version
+            order.start_payment(intent_id, now, extend_by=extend_by, cap=cap)
+            if order.version != before:
+                self.save(order)
             return order
 
         return self.retrying(attempt)

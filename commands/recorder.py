@@ -19,13 +19,35 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 
 class ColumnarRecorder(PostgresApplicationRecorder):
-    """`PostgresApplicationRecorder` inserting events as four typed arrays."""
+    """`PostgresApplicationRecorder` inserting events as four typed arrays.
+
+    Given `connection=` (through `Application.save(..., connection=conn)`), the events are
+    inserted in that connection's open transaction, which the caller commits: the claim writer
+    takes its advisory lock, decides and inserts in one transaction, so its batch and its lock
+    commit (or fail) together.
+    """
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        conn: Connection[DictRow] | None = kwargs.pop("connection", None)
+        if conn is None:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        if not stored_events:
+            return []
+        # As the library does: the lock and NOTIFY pipelined ahead of the insert, on their own cursor.
+        with conn.pipeline() as pipeline:
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+            with conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                pipeline.sync()
+                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)

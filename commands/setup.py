@@ -27,7 +27,9 @@ def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOff
     app = BoxOffice(env=settings.eventsourcing_env(create_tables=create_tables))
     app.policy = sales_policy(settings)
     app.payment_policy = PaymentPolicy(
-        payment_hold_seconds=settings.payment_hold_seconds, refund_cutoff_hours=settings.refund_cutoff_hours
+        payment_hold_seconds=settings.payment_hold_seconds,
+        max_hold_seconds=settings.max_hold_seconds,
+        refund_cutoff_hours=settings.refund_cutoff_hours,
     )
     if settings.stripe_api_key:
         app.gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)

@@ -6,7 +6,7 @@ releasing or selling it is driven from here and can happen only once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypedDict
 from uuid import UUID, uuid5
 
@@ -215,12 +215,17 @@ class Order(Aggregate):
 
     # Payment ----------------------------------------------------------------------------
 
-    def start_payment(self, payment_intent_id: str, hold_until: datetime, at: datetime) -> None:
-        """Record the provider's intent and keep the hold while the buyer pays."""
+    def start_payment(self, payment_intent_id: str, at: datetime, *, extend_by: timedelta, cap: timedelta) -> None:
+        """Record the provider's intent and keep the hold while the buyer pays: until `extend_by`
+        from now, but never later than `cap` after the order was placed (starting to pay again and
+        again must not keep tickets from everyone else), and never shorter than it already was."""
         self.check_payable(at)
         if self.payment_intent_id not in (None, payment_intent_id):
             raise WrongOrderState("this order already has a payment in progress")
-        self._start_payment(payment_intent_id=payment_intent_id, until=max(hold_until, self.hold_expires_at))
+        until = max(self.hold_expires_at, min(at + extend_by, self.placed_at + cap))
+        if self.payment_intent_id == payment_intent_id and until == self.hold_expires_at:
+            return
+        self._start_payment(payment_intent_id=payment_intent_id, until=until)
 
     class PaymentStarted(Aggregate.Event):
         payment_intent_id: str

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -20,12 +21,23 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
-from psycopg.rows import tuple_row
+from psycopg import Cursor
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from commands import heap
 from commands.boxoffice import BoxOffice
-from projections.base import SCHEMA, ReadModel, ReadModelView, apply_batch
+from projections.base import (
+    ERRORS_TABLE,
+    SCHEMA,
+    TRANSIENT,
+    ReadModel,
+    ReadModelView,
+    apply_batch,
+    errors_of,
+    record_error,
+    retry_set_aside,
+)
 from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
@@ -130,33 +142,74 @@ class Runner:
 
 
 def run_forever(settings: Settings) -> None:
-    """Run every read model until SIGTERM/SIGINT; exit non-zero if one of them fails."""
+    """Run every read model until SIGTERM/SIGINT.
+
+    Events a model cannot apply are set aside by `apply_batch` and never stop it; if the runner
+    itself fails (Postgres restarting, the connection lost), it is started again from the
+    positions the models recorded, after a pause that grows up to 30 s while failures repeat.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = BoxOffice(env=settings.eventsourcing_env())
-    # One runner for all read models: one subscription, one decode and one transaction per batch.
-    runners = [Runner(app, [open_projection(settings, name) for name in READ_MODELS])]
+    projections = [open_projection(settings, name) for name in READ_MODELS]
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     heap.settle()
-    for runner in runners:
+    pause = 0.5
+    while not done.is_set():
+        try:
+            # One runner for all read models: one subscription, one decode and one transaction per batch.
+            runner = Runner(app, projections)
+        except TRANSIENT as error:
+            log.warning("read models cannot start yet (%r); trying again in %.1f s", error, pause)
+            done.wait(pause)
+            pause = min(pause * 2, 30.0)
+            continue
         runner.start()
-    log.info("projection runners started: %s", ", ".join(READ_MODELS))
-    failed: Runner | None = None
-    while not done.wait(0.5):
-        failed = next((r for r in runners if r.error is not None), None)
-        if failed is not None:
-            break
-    for runner in runners:
+        log.info("projection runner started: %s", ", ".join(READ_MODELS))
+        started = time.monotonic()
+        while not done.wait(0.5) and runner.error is None:
+            pass
         runner.stop()
-    for runner in runners:
         runner.join()
-    errors = [r for r in runners if r.error is not None]
+        if runner.error is None:
+            break
+        if time.monotonic() - started > 60:
+            pause = 0.5  # it ran fine for a while: this is a new failure, not the same one again
+        log.error("read models stopped (%r); starting again in %.1f s", runner.error, pause, exc_info=runner.error)
+        done.wait(pause)
+        pause = min(pause * 2, 30.0)
     app.close()
-    if errors:
-        for runner in errors:
-            log.error("read models %s failed", runner.name, exc_info=runner.error)
-        raise SystemExit(1)
+
+
+def list_errors(settings: Settings) -> list[dict[str, Any]]:
+    """The events read models have set aside, oldest first."""
+    view = open_view(settings, next(iter(READ_MODELS.values())))
+    try:
+        with view.datastore.transaction() as curs:
+            return [dict(row) for row in errors_of(curs)]
+    finally:
+        view.datastore.close()
+
+
+def retry_errors(settings: Settings, name: str | None = None) -> dict[str, tuple[int, int]]:
+    """Apply again the events set aside by one read model or all; per model (applied, still failing)."""
+    names = [name] if name else list(READ_MODELS)
+    unknown = [n for n in names if n not in READ_MODELS]
+    if unknown:
+        raise SystemExit(f"unknown read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
+    app = BoxOffice(env=settings.eventsourcing_env())
+    try:
+        out: dict[str, tuple[int, int]] = {}
+        for model in names:
+            projection = open_projection(settings, model)
+            try:
+                out[model] = retry_set_aside(projection, app)
+            finally:
+                projection.view.datastore.close()
+        return out
+    finally:
+        app.close()
 
 
 # Read models rebuilt side by side, one process per group, so a rebuild uses two cores: the
@@ -222,18 +275,14 @@ def replay(
             view.drop(curs)
             view.tracking_table_exists = False
             view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
+        # The rebuild replays every event again: what was set aside is tried afresh.
+        curs.execute(f"DELETE FROM {ERRORS_TABLE} WHERE model = ANY(%s)", ([p.name for p in projections],))
         locked()
         if max_id is None:
             max_id = app.recorder.max_notification_id() or 0
         for events in read_pages(app, topics, max_id, page):
             for projection in projections:
-                handlers = projection.handlers()
-                with projection.view.batch(curs):
-                    for n, domain_event in events:
-                        handler = handlers.get(n.topic)
-                        if handler is not None:
-                            handler(domain_event, Tracking(app.name, n.id))
-                            applied[projection.name] += 1
+                applied[projection.name] += _replay_page(curs, app, projection, events)
         for projection in projections:
             projection.view.create_deferred_indexes(curs)
         if max_id:
@@ -241,6 +290,43 @@ def replay(
                 projection.view.record_position(curs, Tracking(app.name, max_id))
         before_commit(applied)
     return applied
+
+
+def _replay_page(curs: Cursor[DictRow], app: BoxOffice, projection: ReadModel[Any], events: list[Any]) -> int:
+    """Apply one page of a rebuild to one model under a savepoint; if it fails, event by event,
+    setting aside (in the rebuild's transaction) each event the model cannot apply."""
+    handlers = projection.handlers()
+    mine = [(n, e) for n, e in events if n.topic in handlers]
+    if not mine:
+        return 0
+    try:
+        with curs.connection.transaction(), projection.view.batch(curs):
+            for n, domain_event in mine:
+                handlers[n.topic](_event(domain_event), Tracking(app.name, n.id))
+        return len(mine)
+    except TRANSIENT:
+        raise
+    except Exception:  # noqa: BLE001 - isolated event by event below
+        log.warning("rebuilding %s: a page failed; applying it event by event", projection.name)
+    applied = 0
+    for n, domain_event in mine:
+        try:
+            with curs.connection.transaction(), projection.view.batch(curs):
+                handlers[n.topic](_event(domain_event), Tracking(app.name, n.id))
+            applied += 1
+        except TRANSIENT:
+            raise
+        except Exception as error:  # noqa: BLE001 - set aside and reported, as the live runner does
+            record_error(curs, projection.name, n, error)
+            log.error("rebuilding %s: set aside the event at position %d: %r", projection.name, n.id, error)
+    return applied
+
+
+def _event(decoded: Any) -> Any:
+    """The decoded event, or the error decoding it raised (raised here, for the model it concerns)."""
+    if isinstance(decoded, BaseException):
+        raise decoded
+    return decoded
 
 
 class Siblings:
@@ -381,7 +467,15 @@ def read_pages(app: BoxOffice, topics: list[str], max_id: int, page: int) -> Ite
         if not rows:
             return
         last = rows[-1].id
-        yield [(n, decode(n)) for n in rows]
+        yield [(n, _decoded(decode, n)) for n in rows]
+
+
+def _decoded(decode: Callable[[Any], Any], stored: Stored) -> Any:
+    """The event, or the exception decoding it raised (it only fails the models that handle it)."""
+    try:
+        return decode(stored)
+    except Exception as error:  # noqa: BLE001 - handed on, and raised where it matters
+        return error
 
 
 def list_positions(settings: Settings) -> dict[str, int]:

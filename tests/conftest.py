@@ -38,6 +38,9 @@ def stack_env() -> Iterator[dict[str, str]]:
             "RATE_LIMIT_FORGOT_PASSWORD": "100000/minute",
             "RATE_LIMIT_RESEND_VERIFICATION": "100000/minute",
             "RATE_LIMIT_ORDERS": "100000/minute",
+            # The scheduler's periodic jobs (hold sweep, payment reconciler) every 2 s, so tests
+            # that rely on them do not wait half a minute.
+            "SWEEP_INTERVAL_SECONDS": "2",
         }
 
 

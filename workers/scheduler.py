@@ -1,4 +1,5 @@
-"""Periodic jobs: enqueue the hold sweep every SWEEP_INTERVAL_SECONDS."""
+"""Periodic jobs, every SWEEP_INTERVAL_SECONDS: the hold sweep, the payment reconciler and the
+sweep of cancelled shows; each is the safety net of a message that may have been lost."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import logging
 import signal
 import threading
 from typing import TYPE_CHECKING
+
+import dramatiq
+from redis.exceptions import RedisError
 
 from workers.tasks import build_broker, declare_actors, make_runtime
 
@@ -22,8 +26,18 @@ def run_scheduler(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    log.info("scheduler started: hold sweep every %ss", settings.sweep_interval_seconds)
+    log.info(
+        "scheduler started: hold sweep, payment reconciler and cancelled-show sweep every %ss",
+        settings.sweep_interval_seconds,
+    )
+    periodic = (actors.sweep_holds, actors.reconcile_payments, actors.sweep_cancelled_events)
     while not stop.is_set():
-        actors.sweep_holds.send()
+        for actor in periodic:
+            try:
+                actor.send()
+            except (RedisError, dramatiq.errors.BrokerConnectionError) as error:
+                # The queue is down: nothing to hand work to; try again next period.
+                log.warning("could not queue %s: %r", actor.actor_name, error)
+                break
         stop.wait(settings.sweep_interval_seconds)
     broker.close()

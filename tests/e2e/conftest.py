@@ -94,7 +94,13 @@ class Show:
 
 
 def publish_show(
-    client: httpx.Client, admin: str, *, ga_quantity: int = 50, seats: int = 20, max_per_order: int = 10
+    client: httpx.Client,
+    admin: str,
+    *,
+    ga_quantity: int = 50,
+    seats: int = 20,
+    max_per_order: int = 10,
+    organizer: str | None = None,
 ) -> Show:
     """Organizer flow over HTTP: venue with a seat map (admin), event, two tiers, two offers, publish."""
     venue = client.post(
@@ -105,7 +111,7 @@ def publish_show(
     r = client.put(f"/venues/{venue['id']}/layout", headers=bearer(admin), json=layout)
     assert r.status_code == 200, r.text
     section = r.json()["sections"][0]["id"]
-    organizer = register(client, "organizer")
+    organizer = organizer or register(client, "organizer")
     h = bearer(organizer)
     body = {"title": f"Show {uuid4().hex[:6]}", "description": "A night out", "venue_id": venue["id"],
             "start_time": "2031-05-01T19:00:00Z", "end_time": "2031-05-01T22:00:00Z"}  # fmt: skip

@@ -115,6 +115,28 @@ def test_repeated_idempotency_key_gives_byte_identical_answers(
     assert_alike(slow, fast)
 
 
+def test_an_idempotency_key_reused_for_another_order_is_a_conflict_in_both_lanes(
+    express: tuple[ExpressOrders, TestClient[Any]], show: Show, buyer: str
+) -> None:
+    lane, test_client = express
+    key = f"checkout-{uuid4()}"
+    first = {"items": [{"offer_id": show.ga_offer, "quantity": 1}]}
+    placed = test_client.post(PATH, headers={**bearer(buyer), "Idempotency-Key": key}, json=first)
+    assert placed.status_code == 201, placed.text
+    for other in (
+        {"items": [{"offer_id": show.ga_offer, "quantity": 2}]},
+        {"items": [{"offer_id": show.seat_offer, "seat_id": show.seats[2]}]},
+        {"items": [{"offer_id": str(uuid4()), "quantity": 1}]},  # another show's offer, or none at all
+    ):
+        slow, fast = both_lanes(lane, test_client, buyer, other, **{"Idempotency-Key": key})
+        assert fast.extensions["express"]
+        assert slow.status_code == 409, slow.text
+        assert slow.json()["code"] == "idempotency_conflict"
+        assert_alike(slow, fast)
+    same = test_client.post(PATH, headers={**bearer(buyer), "Idempotency-Key": key}, json=first)
+    assert same.status_code == 200 and same.json()["id"] == placed.json()["id"]
+
+
 @pytest.mark.parametrize(
     ("case", "status", "code"),
     [

@@ -232,3 +232,67 @@ def test_cancelling_an_event_refunds_paid_orders_and_releases_holds(
         assert {t["status"] for t in done["tickets"]} == {"voided"}
     wait_for(lambda: get_order(client, buyers[2], held["id"])["status"] == "cancelled")
     assert client.post(f"/events/{show.id}/publish", headers=bearer(show.organizer)).status_code == 409
+
+
+def _stored_unqueued_success(settings: Settings, intent: dict[str, Any]) -> dict[str, Any]:
+    """A `payment_intent.succeeded` stored in the inbox but never queued, as when Redis was down
+    at the moment Stripe delivered it."""
+    from commands.setup import open_inbox
+
+    event_id = f"evt_{uuid4().hex}"
+    event = {"id": event_id, "object": "event", "type": "payment_intent.succeeded",
+             "created": int(time.time()), "data": {"object": intent}}  # fmt: skip
+    inbox = open_inbox(settings)
+    try:
+        _, new = inbox.receive("stripe", event_id, "payment_intent.succeeded", event)
+    finally:
+        inbox.close()
+    assert new
+    return event
+
+
+def _succeeded_intent(stripe_client: stripe.StripeClient, intent_id: str) -> dict[str, Any]:
+    """Pay at localstripe without its webhook reaching us: the intent's final state, as Stripe
+    would put it in the event."""
+    stripe_client.v1.payment_intents.update(intent_id, params={"payment_method": "pm_card_visa"})
+    intent = stripe_client.v1.payment_intents.confirm(intent_id).to_dict()
+    assert intent["status"] == "succeeded"
+    return intent
+
+
+def test_a_redelivered_event_that_was_stored_but_never_applied_is_applied(
+    client: httpx.Client, settings: Settings, stripe_client: stripe.StripeClient, show: Show
+) -> None:
+    buyer = register(client)
+    placed = order(client, buyer, [{"offer_id": show.ga_offer, "quantity": 1}]).json()
+    payment = start(client, buyer, placed["id"])
+    # Nothing is paid at localstripe: the event is of our making and exists only in the inbox,
+    # as if queueing it had failed when Stripe first delivered it.
+    intent = {**stripe_client.v1.payment_intents.retrieve(payment["payment_intent_id"]).to_dict(),
+              "status": "succeeded", "amount_received": 2500}  # fmt: skip
+    event = _stored_unqueued_success(settings, intent)
+    r = deliver(client, settings, event)
+    assert r.status_code == 200 and r.json()["duplicate"] is True
+    paid = wait_for(lambda: (o := get_order(client, buyer, placed["id"]))["status"] == "paid" and o)
+    assert len(paid["tickets"]) == 1
+    with psycopg.connect(settings.database_url) as conn:
+        applied = conn.execute(
+            "SELECT count(*) FROM public.inbox_events WHERE originator_id = "
+            "(SELECT originator_id FROM public.inbox_events WHERE convert_from(state, 'UTF8') LIKE %s LIMIT 1) "
+            "AND originator_version > 1",
+            (f"%{event['id']}%",),
+        ).fetchone()
+    assert applied is not None and applied[0] == 1  # applied once, outcome recorded once
+
+
+def test_the_reconciler_applies_a_stored_event_nobody_redelivers(
+    client: httpx.Client, settings: Settings, stripe_client: stripe.StripeClient, show: Show
+) -> None:
+    buyer = register(client)
+    placed = order(client, buyer, [{"offer_id": show.ga_offer, "quantity": 2}]).json()
+    payment = start(client, buyer, placed["id"])
+    intent = {**stripe_client.v1.payment_intents.retrieve(payment["payment_intent_id"]).to_dict(),
+              "status": "succeeded", "amount_received": 5000}  # fmt: skip
+    _stored_unqueued_success(settings, intent)
+    paid = wait_for(lambda: (o := get_order(client, buyer, placed["id"]))["status"] == "paid" and o, timeout=40)
+    assert len(paid["tickets"]) == 2

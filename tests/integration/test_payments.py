@@ -9,8 +9,9 @@ import pytest
 
 from commands.boxoffice import BoxOffice
 from commands.claims import ItemRequest
-from domain.errors import Forbidden, NotFound
+from domain.errors import Forbidden, Gone, NotFound
 from domain.order import compute_fee
+from ticketing import Settings
 
 
 def free_show(app: BoxOffice, starts_in: timedelta) -> tuple[UUID, UUID, UUID]:
@@ -65,3 +66,32 @@ def test_fees_are_part_of_the_total_and_spread_over_the_tickets(boxoffice: BoxOf
     boxoffice.capture_payment(order.id, None, order.total)
     paid = boxoffice.get_order(order.id)
     assert sum(t["price"] for t in paid.tickets) == paid.total
+
+
+def test_restarting_a_payment_cannot_hold_tickets_forever(settings: Settings) -> None:
+    """Each start extends the hold for PAYMENT_HOLD_SECONDS, but never past HOLD_MAX_SECONDS
+    after the order was placed; then the hold lapses like any other."""
+    from commands.setup import open_boxoffice
+
+    app = open_boxoffice(settings)  # with the Stripe gateway (localstripe)
+    try:
+        show, _, _ = free_show(app, timedelta(days=5))
+        tier = next(iter(app.get_event(show).tiers))
+        offer = app.add_offer(show, tier, name="Paid", price=1500, currency="EUR", quantity_for_sale=10)
+        placed_at = datetime.now(UTC)
+        order, _ = app.place_order(uuid4(), [ItemRequest(offer.id, 1)], at=placed_at)
+        cap = placed_at + timedelta(seconds=app.payment_policy.max_hold_seconds)
+        at = placed_at
+        deadlines = []
+        while True:
+            at += timedelta(seconds=app.payment_policy.payment_hold_seconds - 60)
+            if at >= app.get_order(order.id).hold_expires_at:
+                break
+            deadlines.append(app.start_payment(order.id, at=at).order.hold_expires_at)
+        assert deadlines and max(deadlines) <= cap
+        assert deadlines[-1] == cap
+        with pytest.raises(Gone):
+            app.start_payment(order.id, at=cap)
+        assert app.expire_hold(order.id, at=cap)
+    finally:
+        app.close()

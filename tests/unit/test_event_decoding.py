@@ -89,7 +89,7 @@ def a_sale() -> list[Any]:
         )  # fmt: skip
         orders.append(order)
         if n == 0:
-            order.start_payment("pi_1", NOW + timedelta(minutes=30), NOW)
+            order.start_payment("pi_1", NOW, extend_by=timedelta(minutes=30), cap=timedelta(minutes=45))
             order.record_payment_failure("pi_1", "declined")
             order.pay("pi_1", order.total, NOW)
             seat.sell(order.id)

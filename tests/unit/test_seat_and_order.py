@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import Conflict, Invalid
+from domain.errors import Conflict, Gone, Invalid
 from domain.order import Order, OrderItem, WrongOrderState, compute_fee
 from domain.seat import Seat, SeatTaken
 
@@ -118,3 +118,32 @@ def test_an_order_cannot_hold_the_same_seat_twice_or_be_empty() -> None:
         place([seat_item, dict(seat_item)])  # type: ignore[list-item]
     with pytest.raises(Invalid):
         place([])
+
+
+@given(st.lists(st.integers(1, 20 * 60), min_size=1, max_size=30))
+def test_paying_never_keeps_a_hold_past_its_cap(gaps: list[int]) -> None:
+    """However often a buyer (re)starts paying, the hold ends at the latest `cap` after placing."""
+    order = place([item(1000, 1)])
+    extend, cap = timedelta(minutes=10), timedelta(minutes=30)
+    at = NOW
+    for gap in gaps:
+        at += timedelta(seconds=gap)
+        if order.is_hold_lapsed(at):
+            with pytest.raises(Gone):
+                order.start_payment("pi_1", at, extend_by=extend, cap=cap)
+            break
+        before = order.hold_expires_at
+        order.start_payment("pi_1", at, extend_by=extend, cap=cap)
+        assert before <= order.hold_expires_at <= NOW + cap
+    assert order.hold_expires_at <= NOW + cap
+
+
+def test_starting_a_payment_gives_the_buyer_time_once() -> None:
+    order = place([item(1000, 1)])  # held until NOW + 15 min
+    extend, cap = timedelta(minutes=10), timedelta(minutes=25)
+    order.start_payment("pi_1", NOW + timedelta(minutes=14), extend_by=extend, cap=cap)
+    assert order.hold_expires_at == NOW + timedelta(minutes=24)
+    order.start_payment("pi_1", NOW + timedelta(minutes=23), extend_by=extend, cap=cap)
+    assert order.hold_expires_at == NOW + timedelta(minutes=25)
+    with pytest.raises(Gone):
+        order.start_payment("pi_1", NOW + timedelta(minutes=25), extend_by=extend, cap=cap)

@@ -1,0 +1,94 @@
+"""What the API lets in: text without control characters, JSON of sane depth, clean query strings
+and paths.
+
+Everything a request body carries may end up in the event store, and the store is replayed by
+every read model forever: a NUL byte that Postgres refuses in a `text` or `jsonb` column, stored
+once, would stop a projector at every restart. So one rule, applied here to every JSON body and
+every query string and path before any handler sees them:
+
+- no control characters (C0, DEL, C1) in any string, except tab, line feed and carriage return
+  in the multi-line fields (`MULTILINE_FIELDS`): a 422 naming the field;
+- JSON nested deeper than `MAX_DEPTH` (no body of this API needs more than seven levels) is a 400,
+  before it can exhaust the decoder's recursion;
+- a query string or path with a control character, or whose percent-encoding is not UTF-8, is
+  a 400 (they reach SQL parameters and file names).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from domain.errors import DomainError, Invalid
+
+MAX_DEPTH = 32
+# Route option: the handler reads and checks its raw body itself (the Stripe webhook, whose
+# signature covers the exact bytes and whose payload is not ours to judge).
+RAW_BODY = "raw_body"
+# Free text where a line break belongs; every other string is a single line.
+MULTILINE_FIELDS = frozenset({"description", "reason", "message", "notes"})
+SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A control character in a (decoded) query string or path.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class BadRequest(DomainError):
+    """Malformed beyond validation (control characters in a URL, absurd nesting): 400."""
+
+    code = "bad_request"
+
+
+class TooDeeplyNested(BadRequest):
+    code = "too_deeply_nested"
+
+
+def check_json(value: Any, *, text: bool = True) -> None:
+    """Raise `TooDeeplyNested` or (with `text`) `Invalid` naming the first string with a control
+    character, for a decoded JSON body."""
+    # An explicit stack: a recursive walk is what deep nesting is meant to break.
+    stack: list[tuple[Any, str, int, bool]] = [(value, "", 0, False)]
+    while stack:
+        item, path, depth, multiline = stack.pop()
+        if depth > MAX_DEPTH:
+            raise TooDeeplyNested(f"the JSON body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, str):
+            if text and (MULTI_LINE if multiline else SINGLE_LINE).search(item):
+                raise Invalid(_message(multiline), field=path or "body", code="validation_error")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = str(key)
+                if text and SINGLE_LINE.search(name):
+                    raise Invalid(_message(False), field=path or "body", code="validation_error")
+                stack.append((child, f"{path}.{name}" if path else name, depth + 1, name in MULTILINE_FIELDS))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1, multiline) for i, child in enumerate(item))
+
+
+def _message(multiline: bool) -> str:
+    if multiline:
+        return "must not contain control characters (tab and line breaks are allowed)"
+    return "must not contain control characters or line breaks"
+
+
+def check_url(path: str, query_string: bytes) -> None:
+    """Raise `BadRequest` if the (decoded) path or the query string carries a control character
+    or percent-encodes something that is not UTF-8."""
+    if _CONTROL.search(path):
+        raise BadRequest("the path contains a control character")
+    if not query_string:
+        return
+    try:
+        decoded = unquote_to_bytes(query_string.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not UTF-8") from None
+    if _CONTROL.search(decoded):
+        raise BadRequest("the query string contains a control character")
+
+
+def clean_header(value: bytes) -> str | None:
+    """A header value as text, or None if it carries a control character (CR and LF cannot
+    arrive here; HTTP parsers refuse them)."""
+    text = value.decode("latin-1")
+    return None if _CONTROL.search(text) else text
