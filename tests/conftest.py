@@ -16,7 +16,8 @@ import pytest
 from ticketing import ROOT, Settings
 from workers.stack import STRIPE_WEBHOOK_PATH, EmbeddedServices, ServiceProcesses, register_localstripe_webhook
 
-TEST_DATA = ROOT / ".data" / "test"
+# TICKETING_TEST_DATA lets two suites run side by side on one machine (each needs its own).
+TEST_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test")
 
 
 @pytest.fixture(scope="session")

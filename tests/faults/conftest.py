@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from tests.e2e.conftest import stateless_client
 from ticketing import ROOT, Settings
 from workers.stack import STRIPE_WEBHOOK_PATH, EmbeddedServices, ServiceProcesses, register_localstripe_webhook
 
-FAULT_DATA = ROOT / ".data" / "test-faults"
+FAULT_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test") / "faults"
 # What the embedded services stand in for: none of it may leak in from the developer's shell.
 SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET",
                      "SMTP_HOST", "SMTP_PORT")  # fmt: skip
