@@ -4,7 +4,7 @@
 #   make run       start the whole service (embedded Postgres/Redis/Stripe/SMTP when not configured)
 #                  e.g. make run ARGS=--no-demo
 #   make test      lint, then the test suite (pytest options via PYTEST_ARGS)
-#   make lint      ruff check, ruff format --check, mypy
+#   make lint      ruff check, ruff format --check, mypy, import-linter (the layers)
 #   make clean     delete .data (databases, mail, logs of the embedded services)
 #   make bench     load benchmarks against a fresh production-configured stack, results in bench/results
 #                  e.g. make bench ARGS=--quick, make bench ARGS="hot-ga seat-map"
@@ -56,6 +56,7 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
+	.venv/bin/lint-imports
 
 test: install
 	$(MAKE) lint

@@ -1,6 +1,15 @@
-"""Composition root: typed settings from the environment, and the `ticketing` CLI.
+"""The composition root: typed settings from the environment, the wiring of every process, and
+the `ticketing` CLI.
 
-Nothing here runs at import time; every entry point builds `Settings.from_env()` first.
+It is the only module that knows every layer: it builds the applications (`commands/`) with
+their policies and adapters (Stripe, the claims port), the read models (`projections/`), the
+API (`api/`) and the worker processes (`workers/`) from `Settings`, and hands each process what
+it needs. The entry points of the service's processes are here: `ticketing ...` (CLI),
+`uvicorn ticketing:create_api --factory`, `dramatiq ticketing:worker`.
+
+Nothing runs at import time; every entry point builds `Settings.from_env()` first. It is one
+module (the design allows one beside the layers), so it is longer than the others: settings,
+wiring, CLI, in that order.
 """
 
 from __future__ import annotations
@@ -9,10 +18,19 @@ import argparse
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from api.services import Services
+    from commands.accounts import Accounts
+    from commands.boxoffice import BoxOffice
+    from commands.inbox import Inbox
+    from workers.tasks import Actors, Runtime
 
 ROOT = Path(__file__).resolve().parent
 
@@ -109,7 +127,16 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment != "production"
 
-    def eventsourcing_env(self, *, create_tables: bool = False) -> dict[str, str]:
+    @property
+    def base_url(self) -> str:
+        """Where links in mails point: PUBLIC_URL (a front end, or a proxy in front of the API),
+        else where the API listens."""
+        if self.public_url:
+            return self.public_url
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def eventsourcing_env(self, *, create_tables: bool = False, pool_size: int = 8) -> dict[str, str]:
         """The `eventsourcing` library's persistence settings, derived from DATABASE_URL.
 
         Only `ticketing migrate` creates tables: several processes starting at once must not
@@ -128,7 +155,8 @@ class Settings:
             "POSTGRES_PORT": str(url.port or query.get("port", "5432")),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": "8",
+            # Connections each application keeps open (more are opened up to 16 beyond, and closed).
+            "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_LOCK_TIMEOUT": "5",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
@@ -149,11 +177,198 @@ def _dev_secret(data_dir: Path) -> str:
     return value
 
 
+# Wiring ---------------------------------------------------------------------------------------
+
+
+def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOffice:
+    """The BoxOffice application with the sales and payment policies and the Stripe adapter."""
+    from commands.boxoffice import BoxOffice
+    from commands.payments import PaymentPolicy
+    from commands.payments_gateway import StripeGateway
+    from domain.placement import SalesPolicy
+
+    app = BoxOffice(env=settings.eventsourcing_env(create_tables=create_tables))
+    app.policy = SalesPolicy(
+        hold_seconds=settings.hold_seconds,
+        fee_basis_points=round(float(settings.service_fee_percent) * 100),
+        fee_fixed=settings.service_fee_fixed,
+    )
+    app.payment_policy = PaymentPolicy(
+        payment_hold_seconds=settings.payment_hold_seconds,
+        max_hold_seconds=settings.max_hold_seconds,
+        refund_cutoff_hours=settings.refund_cutoff_hours,
+    )
+    if settings.stripe_api_key:
+        app.gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    return app
+
+
+def open_inbox(settings: Settings, *, create_tables: bool = False) -> Inbox:
+    from commands.inbox import Inbox
+
+    # Webhooks and account changes are a trickle next to sales: a small pool each.
+    return Inbox(env=settings.eventsourcing_env(create_tables=create_tables, pool_size=2))
+
+
+def open_accounts(settings: Settings, *, create_tables: bool = False) -> Accounts:
+    from commands.accounts import Accounts
+
+    return Accounts(env=settings.eventsourcing_env(create_tables=create_tables, pool_size=2))
+
+
+def migrate(settings: Settings) -> None:
+    """Create the event stores and every read model's tables (idempotent)."""
+    from projections.models import READ_MODELS, open_view
+
+    apps = (
+        open_boxoffice(settings, create_tables=True),
+        open_accounts(settings, create_tables=True),
+        open_inbox(settings, create_tables=True),
+    )
+    for app in apps:
+        app.close()
+    for projection_class in READ_MODELS.values():
+        open_view(settings.eventsourcing_env(), projection_class, create_tables=True).datastore.close()
+
+
+def create_admin(settings: Settings, *, email: str, password: str, username: str) -> None:
+    accounts = open_accounts(settings)
+    try:
+        accounts.ensure_admin(email=email, password=password, username=username)
+    finally:
+        accounts.close()
+
+
+def load_demo(settings: Settings) -> list[str]:
+    from commands.demo import load_demo as load
+
+    boxoffice, accounts = open_boxoffice(settings), open_accounts(settings)
+    try:
+        return load(boxoffice, accounts)
+    finally:
+        boxoffice.close()
+        accounts.close()
+
+
+def declare_actors(settings: Settings) -> Actors:
+    """The dramatiq actors on a broker for REDIS_URL; what they need is built in the worker,
+    on first use."""
+    from workers.tasks import build_broker
+    from workers.tasks import declare_actors as declare
+
+    built: list[Runtime] = []
+    building = threading.Lock()
+
+    def runtime() -> Runtime:
+        with building:  # the worker's threads start at once: only the first one builds it
+            if not built:
+                built.append(worker_runtime(settings))
+            return built[0]
+
+    return declare(build_broker(settings.redis_url), runtime)
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """What the actors of a worker process use: the applications, the read side, mail."""
+    from redis import Redis
+
+    from commands.accounts import MailedSecrets
+    from workers.mail import Mailer, MailRuntime
+    from workers.tasks import Runtime
+
+    mail = MailRuntime(
+        accounts=open_accounts(settings),
+        redis=Redis.from_url(settings.redis_url),
+        mailer=Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from),
+        secrets=MailedSecrets(settings.jwt_secret),
+        base_url=settings.base_url,
+    )
+    return Runtime(open_boxoffice(settings), open_inbox(settings), settings.database_url, mail)
+
+
+def create_api(settings: Settings | None = None) -> Any:
+    """What uvicorn serves (`uvicorn ticketing:create_api --factory`): the API of `api/app.py`
+    on this deployment's applications, claims port and workers."""
+    from api.app import create_service
+    from api.services import Services
+    from commands.claims_client import ClaimClient
+    from commands.tickets_signing import TicketSigner
+    from workers import heap
+
+    settings = settings or Settings.from_env()
+    actors = declare_actors(settings)
+
+    async def open_services() -> Services:
+        boxoffice = open_boxoffice(settings)
+        if settings.claims_address:  # the claims service places every order
+            boxoffice.claims = ClaimClient(settings.claims_address)
+        # Holds placed through this process's writer expire at their deadline (the sweep is the
+        # safety net); the claims service does the same for its own.
+        boxoffice.writer.after_commit = actors.schedule_expiries
+        services = await Services.open(
+            settings,
+            boxoffice=boxoffice,
+            accounts=open_accounts(settings),
+            inbox=open_inbox(settings),
+            tasks=actors,
+            signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
+        )
+        heap.settle()  # once the services are open (see workers/heap.py)
+        return services
+
+    return create_service(settings, open_services)
+
+
+def worker() -> None:
+    """The dramatiq worker's broker and actors (`dramatiq ticketing:worker`)."""
+    import dramatiq
+
+    actors = declare_actors(Settings.from_env())
+    dramatiq.set_broker(actors.expire_hold.broker)
+
+
+def run_claims_service(settings: Settings) -> None:
+    import logging
+
+    from workers import heap
+    from workers.claims_service import run_claims_service as run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not settings.claims_address:
+        raise SystemExit("CLAIMS_ADDRESS is not set: say where the claims service listens (unix:/path or host:port)")
+    boxoffice = open_boxoffice(settings)
+    boxoffice.writer.after_commit = declare_actors(settings).schedule_expiries
+    heap.settle()
+    try:
+        run(boxoffice.writer, settings.claims_address)
+    finally:
+        boxoffice.close()
+
+
+def run(settings: Settings, *, demo: bool) -> int:
+    """`ticketing run`: the whole service with embedded defaults (workers/supervisor.py)."""
+    from workers.supervisor import run_service
+
+    def prepare(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        stack_settings = Settings.from_env(env)
+        migrate(stack_settings)
+        # Pin the development signing key so every child process agrees on it.
+        return {"JWT_SECRET": stack_settings.jwt_secret}, load_demo(stack_settings) if demo else []
+
+    return run_service(
+        data_dir=settings.data_dir,
+        host=settings.host,
+        port=settings.port,
+        web_workers=settings.web_concurrency,
+        prepare=prepare,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start the whole service (embedded defaults when no URLs are set)")
-    run.add_argument("--no-demo", action="store_true", help="skip loading the demo data set")
+    run_cmd = sub.add_parser("run", help="start the whole service (embedded defaults when no URLs are set)")
+    run_cmd.add_argument("--no-demo", action="store_true", help="skip loading the demo data set")
     sub.add_parser("migrate", help="create the event store and read-model tables")
     sub.add_parser("demo", help="load the demo data set (idempotent)")
     admin = sub.add_parser("create-admin", help="create (or promote) an admin account")
@@ -177,50 +392,41 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
 
     if args.command == "run":
-        from workers.stack import run_service
-
-        sys.exit(run_service(settings, demo=not args.no_demo))
+        sys.exit(run(settings, demo=not args.no_demo))
     elif args.command == "migrate":
-        from commands.setup import migrate
-
         migrate(settings)
     elif args.command == "demo":
-        from commands.demo import load_demo
-
         print("\n".join(load_demo(settings)))
     elif args.command == "create-admin":
-        from commands.setup import create_admin
-
         create_admin(settings, email=args.email, password=args.password, username=args.username)
         print(f"admin {args.email} ready")
     elif args.command == "projections":
-        from projections.runner import list_errors, list_positions, rebuild, retry_errors, run_forever
+        from workers.projector import list_errors, list_positions, rebuild, retry_errors, run_forever
 
+        env = settings.eventsourcing_env()
         if args.action == "run":
-            run_forever(settings)
+            run_forever(env)
         elif args.action == "rebuild":
-            for name, count in rebuild(settings, args.name).items():
+            for name, count in rebuild(env, args.name).items():
                 print(f"rebuilt {name}: {count} events")
         elif args.action == "errors":
-            rows = list_errors(settings)
+            rows = list_errors(env)
             for row in rows:
                 when = f"{row['last_failed_at']:%Y-%m-%d %H:%M:%S}"
                 print(f"{row['model']}\t{row['notification_id']}\t{row['topic']}\t{row['originator_id']}\t"
                       f"tries={row['attempts']}\tlast={when}\t{row['error']}")  # fmt: skip
             print(f"{len(rows)} events set aside" if rows else "no events set aside")
         elif args.action == "retry":
-            for name, (applied, failing) in retry_errors(settings, args.name).items():
+            for name, (applied, failing) in retry_errors(env, args.name).items():
                 print(f"{name}: applied {applied}, still failing {failing}")
         else:
-            for name, position in list_positions(settings).items():
+            for name, position in list_positions(env).items():
                 print(f"{name}\t{position}")
     elif args.command == "scheduler":
         from workers.scheduler import run_scheduler
 
-        run_scheduler(settings)
+        run_scheduler(declare_actors(settings), settings.sweep_interval_seconds)
     elif args.command == "claims":
-        from workers.claims import run_claims_service
-
         run_claims_service(settings)
 
 

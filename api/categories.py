@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get, post
 
-from api.auth import admin_only
+from api.security import admin_only
 from api.services import Services
 from domain.errors import NotFound
 from projections import queries

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -19,6 +20,8 @@ T = TypeVar("T")
 
 ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF"}
 
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 PageParam = Annotated[int, Parameter(ge=1, le=100_000, default=1)]
 PageSizeParam = Annotated[int, Parameter(ge=1, le=100, default=20)]
 
@@ -51,6 +54,17 @@ def to_minor(amount: str | int | float, currency: str, field: str = "price") -> 
     if minor > 10**12:
         raise Invalid("amount too large", field=field)
     return int(minor)
+
+
+def patch_changes(data: msgspec.Struct, convert: dict[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
+    """Fields the client actually sent (PATCH semantics; null means 'leave as is'), converted."""
+    convert = convert or {}
+    out: dict[str, Any] = {}
+    for name in data.__struct_fields__:
+        value = getattr(data, name)
+        if value is not None:
+            out[name] = convert[name](value) if name in convert else value
+    return out
 
 
 def utc(value: datetime | None) -> datetime | None:

@@ -9,8 +9,8 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, delete, get, post
 
-from api.auth import Principal
-from api.events import owned_event, visible_event
+from api.access import owned_event, visible_event
+from api.security import Principal
 from api.services import Services
 from commands.tickets_signing import InvalidTicketCode, human_code
 from domain.errors import Invalid, NotFound

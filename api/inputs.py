@@ -20,7 +20,15 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from litestar import Request
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException, SerializationException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
 from domain.errors import DomainError, Invalid
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 MAX_DEPTH = 32
 # Route option: the handler reads and checks its raw body itself (the Stripe webhook, whose
@@ -92,3 +100,46 @@ def clean_header(value: bytes) -> str | None:
     arrive here; HTTP parsers refuse them)."""
     text = value.decode("latin-1")
     return None if _CONTROL.search(text) else text
+
+
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Bodies of state-changing API calls must be JSON (415 otherwise), nested at most
+    `MAX_DEPTH` levels (400) and free of control characters (422); see `api/inputs.py`.
+
+    The body is decoded here the way Litestar decodes it for the handler's `data` (and cached
+    for it), so checking costs no second decode. Reads the raw ASGI headers: this runs on every
+    request, and parsing them all into `Headers` cost more than the check itself.
+    """
+    if request.method not in BODY_METHODS:
+        return
+    length = content_type = None
+    for name, value in request.scope["headers"]:
+        if name == b"content-length" and length is None:
+            length = value
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    if length is None or length == b"0":
+        return
+    media_type = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, detail="send application/json")
+    if request.route_handler.opt.get(RAW_BODY):
+        return
+    try:
+        data = await request.json()
+    except RecursionError:
+        raise TooDeeplyNested(f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
+    except (SerializationException, ValueError):
+        return  # malformed: the handler's own decoding answers 400 as usual
+    check_json(data)
+
+
+class RefuseBadUrls(ASGIMiddleware):
+    """400 for a path or query string with control characters or non-UTF-8 percent-encoding,
+    before any route sees it (they reach SQL parameters and file names)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        check_url(scope["path"], scope.get("query_string", b""))
+        await next_app(scope, receive, send)

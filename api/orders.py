@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any, cast
 from uuid import UUID
 
@@ -13,16 +13,15 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
-from api.auth import Principal, verified_only
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.errors import domain_error
 from api.inputs import BadRequest, clean_header
+from api.security import Principal, verified_only
 from api.services import ReadModelsLagging, Services, queue_follow_up
-from commands.claims import ItemRequest
-from commands.claims_remote import WireOrder
+from commands.claims import ClaimRequest, Placed, PlacedOrder
 from commands.tickets_signing import human_code
 from domain.errors import Conflict, NotFound
-from domain.order import Order as DomainOrder
+from domain.placement import ItemRequest
 from projections import queries
 
 ORDER_STATUSES = r"^(held|paid|cancelled|expired|refunded|partially_refunded)$"
@@ -83,67 +82,64 @@ class Order(msgspec.Struct):
     tickets: list[OrderTicket]
 
 
-def _uuid(value: Any) -> Any:
-    """Ids of order items: UUIDs in the domain order, strings in the read model's JSON."""
-    return value if value is None or isinstance(value, UUID) else UUID(value)
-
-
-def _response(field: Callable[[str], Any], names: Callable[[UUID], tuple[str | None, str | None]],
-              tickets: list[OrderTicket]) -> Order:  # fmt: skip
-    """The order as answered, from its fields (a read-model row or the domain order) and the
-    names of its offers and tiers."""
-    currency = field("currency")
-    items = []
-    for item in field("items"):
-        offer_id = _uuid(item["offer_id"])
-        offer_name, tier_name = names(offer_id)
-        items.append(
-            OrderItem(
-                offer_id=offer_id,
-                offer_name=offer_name,
-                tier_id=_uuid(item["tier_id"]),
-                tier_name=tier_name,
-                seat_id=_uuid(item["seat_id"]),
-                seat_label=item["seat_label"],
-                quantity=item["quantity"],
-                unit_price=money(item["unit_price"], currency) or "0",
-                line_total=money(item["unit_price"] * item["quantity"], currency) or "0",
-            )
-        )
-    amounts = {
-        name: money(field(name), currency) or "0"
-        for name in ("subtotal", "fees", "total", "amount_paid", "amount_refunded")
-    }
-    return Order(
-        id=field("id"),
-        status=field("status"),
-        payment_status=field("payment_status"),
-        event_id=field("event_id"),
-        buyer_id=field("buyer_id"),
-        items=items,
-        currency=currency,
-        ticket_count=field("ticket_count"),
-        placed_at=field("placed_at"),
-        hold_expires_at=field("hold_expires_at"),
-        closed_at=field("closed_at"),
-        payment_intent_id=field("payment_intent_id"),
-        paid_at=field("paid_at"),
-        last_payment_error=field("last_payment_error"),
-        tickets=tickets,
-        **amounts,
+def _item(item: Any, currency: str, names: Names) -> OrderItem:
+    offer_id = _uuid(item["offer_id"])
+    offer_name, tier_name = names.get(offer_id, (None, None))
+    return OrderItem(
+        offer_id=offer_id,
+        offer_name=offer_name,
+        tier_id=_uuid(item["tier_id"]),
+        tier_name=tier_name,
+        seat_id=_uuid(item["seat_id"]),
+        seat_label=item["seat_label"],
+        quantity=item["quantity"],
+        unit_price=money(item["unit_price"], currency) or "0",
+        line_total=money(item["unit_price"] * item["quantity"], currency) or "0",
     )
 
 
-def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
+def _uuid(value: Any) -> Any:
+    """Ids in order items: UUIDs when placed, strings in the read model's JSON."""
+    return value if value is None or isinstance(value, UUID) else UUID(value)
+
+
+Names = Mapping[UUID, tuple[str | None, str | None]]  # offer id -> (offer name, tier name)
+
+
+def order_answer(order: PlacedOrder, names: Names, tickets: list[OrderTicket]) -> Order:
+    """The order as answered: from the write that placed it, or from the read model's row
+    (`order_of_row`), through this one struct."""
+    c = order.currency
+    return Order(
+        id=order.id,
+        status=order.status,
+        payment_status=order.payment_status,
+        event_id=order.event_id,
+        buyer_id=order.buyer_id,
+        items=[_item(item, c, names) for item in order.items],
+        currency=c,
+        subtotal=money(order.subtotal, c) or "0",
+        fees=money(order.fees, c) or "0",
+        total=money(order.total, c) or "0",
+        ticket_count=order.ticket_count,
+        placed_at=order.placed_at,
+        hold_expires_at=order.hold_expires_at,
+        closed_at=order.closed_at,
+        amount_paid=money(order.amount_paid, c) or "0",
+        amount_refunded=money(order.amount_refunded, c) or "0",
+        payment_intent_id=order.payment_intent_id,
+        paid_at=order.paid_at,
+        last_payment_error=order.last_payment_error,
+        tickets=tickets,
+    )
+
+
+def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
     currency = row["currency"]
-
-    def name_of(offer_id: UUID) -> tuple[str | None, str | None]:
-        name = names.get(offer_id, {})
-        return name.get("name"), name.get("tier_name")
-
-    return _response(
-        row.__getitem__,
-        name_of,
+    fields = PlacedOrder(**{name: row[name] for name in PlacedOrder.__struct_fields__})
+    return order_answer(
+        fields,
+        {offer_id: (n.get("name"), n.get("tier_name")) for offer_id, n in names.items()},
         [
             OrderTicket(
                 id=t["id"],
@@ -159,27 +155,22 @@ def _order(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list
     )
 
 
-def placed_order(order: DomainOrder | WireOrder, names: dict[UUID, tuple[str, str]]) -> Order:
-    """A freshly placed order, answered from the write itself (the read model has the same):
-    the domain order, or its fields as the claims service sent them."""
-    return _response(partial(getattr, order), lambda offer_id: names.get(offer_id, (None, None)), [])
-
-
 async def place_order(
     services: Services, buyer_id: UUID, data: OrderCreate, idempotency_key: str | None
 ) -> tuple[int, Order]:
     """Place an order and wait (a bounded while) until the read models have it: (201 or, for a
-    repeated Idempotency-Key, 200; the order). Raises the domain's errors.
-
-    The claim writer batches this order with everyone else's; no worker thread waits.
-    """
+    repeated Idempotency-Key, 200; the order). Raises the domain's errors."""
     items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
-    placed = await services.boxoffice.submit_order_async(buyer_id, items, idempotency_key=idempotency_key)
+    placed: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
+    # The claims port batches this order with everyone else's; its outcome settles `placed` on
+    # this event loop (no worker thread waits).
+    services.boxoffice.claims.submit(ClaimRequest.new(buyer_id, items, idempotency_key, waiter=placed))
+    outcome = await placed
     with contextlib.suppress(ReadModelsLagging):
         # Stored either way, and answered from the write itself: a lagging projector delays
         # read-your-writes, never the order (a "retry" would make a client buy twice).
-        await services.watcher.wait(placed.position, services.settings.projection_wait_seconds)
-    return 201 if placed.created else 200, placed_order(placed.order, placed.names)
+        await services.watcher.wait(outcome.position, services.settings.projection_wait_seconds)
+    return 201 if outcome.created else 200, order_answer(outcome.order, outcome.names, [])
 
 
 async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
@@ -191,7 +182,7 @@ async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> lis
     by_order: dict[UUID, list[dict[str, Any]]] = {}
     for t in ticket_rows:
         by_order.setdefault(t["order_id"], []).append(t)
-    return [_order(r, names, by_order.get(r["id"], [])) for r in rows]
+    return [order_of_row(r, names, by_order.get(r["id"], [])) for r in rows]
 
 
 async def _visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
@@ -275,7 +266,7 @@ class OrderController(Controller):
             started = services.boxoffice.start_payment(order_id)
             if started.order.status == "held":
                 deadline = started.order.hold_expires_at
-                queue_follow_up(lambda: services.actors.schedule_expiry(order_id, deadline), "hold expiry")
+                queue_follow_up(lambda: services.tasks.schedule_expiry(order_id, deadline), "hold expiry")
             return started
 
         started = await services.command(start)

@@ -9,10 +9,10 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from api.auth import Principal
+from api.access import owned_event
 from api.common import Page, PageParam, PageSizeParam, money, page_of
-from api.events import owned_event
 from api.orders import ORDER_STATUSES, Order, orders_for_rows
+from api.security import Principal
 from api.services import Services
 from projections import queries
 

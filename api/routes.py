@@ -8,13 +8,15 @@ from typing import Any
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.auth import AuthController
+from api.accounts import AuthController
 from api.categories import CategoryController
 from api.door import DoorController
 from api.errors import ErrorBody
-from api.events import ROUTES as EVENT_ROUTES
+from api.events import EventController, OrganizerController
+from api.offers import OfferController, ShowOffersController, TierController
 from api.orders import OrderController
 from api.reports import ReportController
+from api.seatmaps import SeatMapController
 from api.tickets import MyTicketsController, TicketController
 from api.venues import VenueController
 from api.webhooks import WebhookController
@@ -52,7 +54,12 @@ API_ROUTES: list[Any] = document_errors(
         AuthController,
         VenueController,
         CategoryController,
-        *EVENT_ROUTES,
+        EventController,
+        OrganizerController,
+        ShowOffersController,
+        TierController,
+        OfferController,
+        SeatMapController,
         DoorController,
         ReportController,
         OrderController,

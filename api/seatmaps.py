@@ -1,132 +1,40 @@
-"""Seat maps kept encoded in each API process and patched with the seats that changed.
-
-A 20,000-seat map is about 4 MB of JSON; building it takes one query over every seat and costs
-~150 ms. During an on-sale its version moves with every hold, but only a handful of seats change
-between two versions. So each process keeps the map of a show as a list of byte chunks in which
-every seat's status has a chunk of its own: a newer version is the cached one with the statuses of
-the seats changed since (`read.seats.changed_at`, an index lookup) swapped in, then joined.
-Seats added or removed and price changes move the show's `layout_version`; the map is then
-built again from scratch.
-"""
+"""The seat map of a show: sections, rows and seats with status and price, with an ETag that
+moves only when seats or prices change (see api/seatmap_cache.py for how it stays cheap)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import msgspec
+from litestar import Controller, MediaType, Request, Response, get
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 
+from api.access import visible_row
+from api.seatmap_cache import SeatMap
+from api.security import optional_principal
+from api.services import Services
 from projections import queries
 
-_encode = msgspec.json.encode
-STATUS = {s: _encode(s) for s in ("available", "held", "sold", "blocked")}
 
+class SeatMapController(Controller):
+    path = "/events"
+    tags = ["Catalog"]
 
-def _status(value: str) -> bytes:
-    return STATUS.get(value) or _encode(value)
-
-
-@dataclass
-class SeatMapDocument:
-    """One show's seat map as chunks: `parts[1]` is the version, `slots[seat]` the index of a
-    seat's status; everything else is fixed until the layout changes."""
-
-    layout_version: int
-    version: int
-    parts: list[bytes]
-    slots: dict[UUID, int]
-    body: bytes = b""
-
-    @classmethod
-    def build(
-        cls, event_id: UUID, layout_version: int, version: int, currency: str | None, seats: Sequence[tuple[Any, ...]]
-    ) -> SeatMapDocument:
-        """Encode rows of `queries.seat_map_seats` (already in seat-map order) as the document
-        `{event_id, version, currency, sections: [{id, name, day, rows: [{label, seats}]}]}`."""
-        parts = [b'{"event_id":"' + str(event_id).encode() + b'","version":', b""]
-        slots: dict[UUID, int] = {}
-        glue = bytearray(b',"currency":' + _encode(currency) + b',"sections":[')
-        section: tuple[Any, ...] | None = None
-        row: str | None = None
-        for seat_id, section_id, name, day, row_label, label, x, y, status, accessible, offer_id, price, _ in seats:
-            if section != (section_id, name, day):
-                if section is not None:
-                    glue += b"]}]},"
-                glue += b'{"id":' + _encode(section_id) + b',"name":' + _encode(name) + b',"day":' + _encode(day)
-                glue += b',"rows":[{"label":' + _encode(row_label) + b',"seats":['
-                section, row = (section_id, name, day), row_label
-            elif row != row_label:
-                glue += b']},{"label":' + _encode(row_label) + b',"seats":['
-                row = row_label
-            else:
-                glue += b","
-            glue += b'{"id":"' + str(seat_id).encode() + b'","label":' + _encode(label)
-            glue += b',"x":' + _encode(x) + b',"y":' + _encode(y) + b',"status":'
-            parts.append(bytes(glue))
-            slots[seat_id] = len(parts)
-            parts.append(_status(status))
-            glue = bytearray(b',"accessible":' + (b"true" if accessible else b"false"))
-            glue += b',"offer_id":' + (b'"' + str(offer_id).encode() + b'"' if offer_id else b"null")
-            glue += b',"price":' + _encode(price) + b"}"
-        if section is not None:
-            glue += b"]}]}"
-        parts.append(bytes(glue + b"]}"))
-        document = cls(layout_version, version, parts, slots)
-        document.render()
-        return document
-
-    def patch(self, version: int, changes: Sequence[tuple[UUID, str]]) -> None:
-        for seat_id, status in changes:
-            slot = self.slots.get(seat_id)
-            if slot is not None:
-                self.parts[slot] = _status(status)
-        self.version = version
-        self.render()
-
-    def render(self) -> None:
-        self.parts[1] = str(self.version).encode()
-        self.body = b"".join(self.parts)
-
-
-class SeatMaps:
-    """The seat maps of the last few shows asked for, one document per show."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.documents: OrderedDict[UUID, SeatMapDocument] = OrderedDict()
-        self.locks: dict[UUID, asyncio.Lock] = {}
-
-    async def body(self, conn: queries.Conn, event_id: UUID, layout_version: int, version: int) -> bytes:
-        """The map at `version` or later (what a later snapshot shows): patched from the cached
-        document when only statuses changed, built from scratch otherwise."""
-        document = self._current(event_id, layout_version, version)
-        if document is None:
-            # One refresh at a time per show, so the statuses of an older snapshot never
-            # overwrite those of a newer one.
-            async with self.locks.setdefault(event_id, asyncio.Lock()):
-                document = self.documents.get(event_id)
-                if document is None or document.layout_version < layout_version:
-                    currency, seats = await queries.seat_map_seats(conn, event_id)
-                    document = SeatMapDocument.build(event_id, layout_version, version, currency, seats)
-                elif document.version < version:
-                    document.patch(version, await queries.seat_changes(conn, event_id, document.version))
-                self._keep(event_id, document)
-        return document.body
-
-    def _current(self, event_id: UUID, layout_version: int, version: int) -> SeatMapDocument | None:
-        document = self.documents.get(event_id)
-        if document is None or document.layout_version < layout_version or document.version < version:
-            return None
-        self.documents.move_to_end(event_id)
-        return document
-
-    def _keep(self, event_id: UUID, document: SeatMapDocument) -> None:
-        self.documents[event_id] = document
-        self.documents.move_to_end(event_id)
-        while len(self.documents) > self.size:
-            # Its lock stays: a refresh may still be waiting on it (a lock is a few hundred bytes).
-            self.documents.popitem(last=False)
+    @get(
+        "/{event_id:uuid}/seat-map",
+        operation_id="getSeatMap",
+        exclude_from_auth=True,
+        responses={200: ResponseSpec(data_container=SeatMap, description="The seat map")},
+        response_headers=[ResponseHeader(name="ETag", description="Version of the seat map", documentation_only=True)],
+    )
+    async def seat_map(self, event_id: UUID, request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+        """Sections, rows and seats with status and price; send If-None-Match for a 304."""
+        async with services.pool.connection() as conn:
+            head = visible_row(await queries.seat_map_version(conn, event_id), optional_principal(request))
+            etag = f'"{event_id.hex}-{head["version"]}"'
+            headers = {"ETag": etag, "Cache-Control": "no-cache"}
+            if request.headers.get("if-none-match") == etag:
+                return Response(content=b"", status_code=304, headers=headers)
+            body = await services.seat_maps.body(conn, event_id, head["layout_version"], head["version"])
+        return Response(content=body, media_type=MediaType.JSON, headers=headers)

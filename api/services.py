@@ -1,4 +1,5 @@
-"""The objects a running API process shares, built once by the app factory."""
+"""The objects a running API process shares, opened once at start-up; what the API needs from
+the settings and from the workers, as protocols the composition root fulfils."""
 
 from __future__ import annotations
 
@@ -7,33 +8,79 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 import dramatiq
 from litestar.concurrency import sync_to_thread
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from api.common import ResponseCache
-from api.seatmaps import SeatMaps
 from commands.accounts import Accounts
 from commands.boxoffice import BoxOffice
+from commands.claims import PlacedOrder
+from commands.claims_client import ClaimClient
 from commands.inbox import Inbox
 from commands.tickets_signing import TicketSigner
 from domain.errors import DomainError
 from projections.base import CHANNEL
-from projections.runner import READ_MODELS
-
-if TYPE_CHECKING:
-    from ticketing import Settings
-    from workers.tasks import Actors
+from projections.models import READ_MODELS
 
 log = logging.getLogger("api")
 T = TypeVar("T")
+
+
+class ApiSettings(Protocol):
+    """What the API reads of the settings (`ticketing.Settings` has all of it)."""
+
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def redis_url(self) -> str: ...
+    @property
+    def jwt_secret(self) -> str: ...
+    @property
+    def is_development(self) -> bool: ...
+    @property
+    def stripe_webhook_secret(self) -> str: ...
+    @property
+    def max_body_bytes(self) -> int: ...
+    @property
+    def projection_wait_seconds(self) -> float: ...
+    @property
+    def listing_cache_seconds(self) -> int: ...
+    @property
+    def express_orders(self) -> bool: ...
+    @property
+    def cors_origins(self) -> tuple[str, ...]: ...
+    @property
+    def rate_limits_enabled(self) -> bool: ...
+    @property
+    def rate_limit_login(self) -> str: ...
+    @property
+    def rate_limit_register(self) -> str: ...
+    @property
+    def rate_limit_forgot_password(self) -> str: ...
+    @property
+    def rate_limit_resend_verification(self) -> str: ...
+    @property
+    def rate_limit_orders(self) -> str: ...
+
+
+class Tasks(Protocol):
+    """Work the API hands to the workers (dramatiq on Redis; `workers/tasks.py`)."""
+
+    def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None: ...
+    def schedule_expiries(self, orders: list[PlacedOrder]) -> None: ...
+    def queue_payment(self, delivery_id: UUID) -> None: ...
+    def queue_settlement(self, event_id: UUID) -> None: ...
+    def queue_email(self, kind: str, email: str) -> None: ...
 
 
 class ReadModelsLagging(Exception):
@@ -63,9 +110,10 @@ class PositionWatcher:
     NOTIFY wakes exactly those whose position was reached, not every waiter in the process.
     """
 
-    def __init__(self, conninfo: str, app_name: str) -> None:
+    def __init__(self, conninfo: str, app_name: str, read_models: Iterable[str]) -> None:
         self.conninfo = conninfo
         self.app_name = app_name
+        self.read_models = list(read_models)
         self.positions: dict[str, int] = {}
         self.task: asyncio.Task[None] | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -88,7 +136,7 @@ class PositionWatcher:
 
     async def _load(self) -> None:
         async with await AsyncConnection.connect(self.conninfo, row_factory=dict_row) as conn:
-            for name in READ_MODELS:
+            for name in self.read_models:
                 table = f"{name}_tracking"
                 cur = await conn.execute(
                     f"SELECT notification_id FROM read.{table} WHERE application_name = %s",
@@ -106,7 +154,12 @@ class PositionWatcher:
                     self._wake()
                     async for notify in conn.notifies():
                         table, app_name, position = notify.payload.rsplit(":", 2)
-                        if app_name == self.app_name and int(position) > self.positions.get(table, 0):
+                        # Only the read models this process waits for (other views announce too).
+                        if (
+                            app_name == self.app_name
+                            and table in self.positions
+                            and int(position) > self.positions[table]
+                        ):
                             self.positions[table] = int(position)
                             self._wake()
             except asyncio.CancelledError:
@@ -152,34 +205,77 @@ def queue_follow_up(send: Callable[[], object], what: str) -> None:
 
 
 class Services:
-    """Not a dataclass on purpose: Litestar would try to validate it as request data."""
+    """What handlers share in one API process. Not a dataclass on purpose: Litestar would try
+    to validate it as request data."""
 
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: ApiSettings,
         boxoffice: BoxOffice,
         accounts: Accounts,
+        inbox: Inbox,
+        tasks: Tasks,
+        signer: TicketSigner,
         pool: AsyncConnectionPool[Any],
         redis: Redis,
         watcher: PositionWatcher,
-        actors: Actors,
-        inbox: Inbox,
-        signer: TicketSigner,
     ) -> None:
         self.settings = settings
         self.boxoffice = boxoffice
         self.accounts = accounts
+        self.inbox = inbox
+        self.tasks = tasks
+        self.signer = signer
         self.pool = pool
         self.redis = redis
         self.watcher = watcher
-        self.actors = actors
-        # Holds placed through the claim writer expire at their deadline (the sweep is the safety net).
-        boxoffice.claims.after_commit = actors.schedule_expiries
-        self.inbox = inbox
-        self.signer = signer
-        self.seat_maps = SeatMaps(size=8)
         self.listings = ResponseCache(redis, settings.listing_cache_seconds)
+        self.seat_maps: Any = None  # api/seatmaps.py keeps its cache here (set on first use)
+
+    @classmethod
+    async def open(
+        cls, settings: ApiSettings, *, boxoffice: BoxOffice, accounts: Accounts, inbox: Inbox, tasks: Tasks,
+        signer: TicketSigner,
+    ) -> Services:  # fmt: skip
+        """Open the read pool, Redis and the position watcher around the applications given."""
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            # Autocommit: the API only reads through this pool, and outside autocommit every
+            # checkout cost two extra round trips (BEGIN before the query, COMMIT when returned).
+            settings.database_url,
+            min_size=2,
+            max_size=20,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            open=False,
+        )
+        await pool.open(wait=True, timeout=30)
+        watcher = PositionWatcher(settings.database_url, boxoffice.name, READ_MODELS)
+        await watcher.start()
+        redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_url,
+                # Every limited request takes a connection; in a burst (hundreds of orders at
+                # once) callers wait (a few seconds at most) for a free one instead of failing.
+                max_connections=100,
+                # A frozen or unreachable Redis must cost a request a second, not forever.
+                timeout=3,
+                socket_timeout=1,
+                socket_connect_timeout=1,
+            )
+        )
+        return cls(
+            settings=settings, boxoffice=boxoffice, accounts=accounts, inbox=inbox, tasks=tasks, signer=signer,
+            pool=pool, redis=redis, watcher=watcher,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        if isinstance(self.boxoffice.claims, ClaimClient):
+            await self.boxoffice.claims.close()
+        await self.watcher.stop()
+        await self.pool.close()
+        await self.redis.aclose()
+        for app in (self.boxoffice, self.accounts, self.inbox):
+            app.close()
 
     async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
         """Run a (blocking) command in a worker thread and wait for the read models to apply it."""

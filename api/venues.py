@@ -9,8 +9,8 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get, patch, post, put
 
-from api.auth import admin_only
 from api.common import Page, PageParam, PageSizeParam, page_of
+from api.security import admin_only
 from api.services import Services
 from domain.errors import NotFound
 from projections import queries

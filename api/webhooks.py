@@ -63,7 +63,7 @@ class WebhookController(Controller):
         )
         if new or not await services.call(lambda: services.inbox.is_applied(delivery_id)):
             try:
-                await services.call(lambda: services.actors.apply_provider_event.send(str(delivery_id)))
+                await services.call(lambda: services.tasks.queue_payment(delivery_id))
             except Unavailable.CAUSES as error:
                 raise Unavailable("stored; it will be applied once the queue is back") from error
         return Acknowledged(received=True, duplicate=not new, event_id=body["id"])

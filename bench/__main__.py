@@ -137,7 +137,7 @@ def _setup(stack: BenchStack, scale: Any, seed: int, chosen: list[str], run: dic
     from bench import seed as seeding
     from bench.probe import PROBE_BYTES, pipeline_carries_large_parameters
     from bench.scenarios import Bench
-    from commands.setup import open_accounts, open_boxoffice
+    from ticketing import open_accounts, open_boxoffice
 
     log(f"stack up in {stack.started_s:.1f}s (.data/bench); probing psycopg pipelines with a large parameter")
     probe_started = time.monotonic()

@@ -1,7 +1,7 @@
 """`python -m bench.rebuild MODEL|all`: rebuild read models and print what it took, as JSON.
 
 `all` is what `ticketing projections rebuild` does: every model, its groups side by side in two
-processes (projections.runner.GROUPS), each in one pass over its events.
+processes (workers.projector.GROUPS), each in one pass over its events.
 
 Run as a child of the benchmark so the rebuild's CPU is measured on its own and a rebuild that
 outlasts the time budget can be stopped (its transaction then rolls back, leaving the old tables).
@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from projections.runner import rebuild
 from ticketing import Settings
+from workers.projector import rebuild
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     settings = Settings.from_env()
     cpu_before = os.times()
     started = time.monotonic()
-    counts = rebuild(settings, None if model == "all" else model)
+    counts = rebuild(settings.eventsourcing_env(), None if model == "all" else model)
     seconds = time.monotonic() - started
     cpu_after = os.times()
     # Ours and that of the processes the rebuild ran its other model groups in.

@@ -1,6 +1,6 @@
 """The service under test: embedded services plus the API, worker, projector and scheduler.
 
-Started the way `make run` starts them (`workers.stack`), but always fresh under `.data/bench`,
+Started the way `make run` starts them (`workers/supervisor.py`), but always fresh under `.data/bench`,
 always with the embedded Postgres/Redis/Stripe stand-in/mail sink (whatever the caller's
 environment points at is ignored, so a benchmark never writes into a real database), and
 configured as in production.
@@ -23,7 +23,8 @@ from typing import Any, Self
 
 from bench.cpu import CpuMeter, psutil
 from ticketing import ROOT, Settings
-from workers.stack import EmbeddedServices, ServiceProcesses
+from workers.embedded import EmbeddedServices
+from workers.supervisor import ServiceProcesses
 
 DATA_DIR = ROOT / ".data" / "bench"
 # A fixed key: every process of the stack and the benchmark agree on it, and nothing it signs
@@ -100,7 +101,7 @@ class BenchStack:
                 "RATE_LIMITS_ENABLED": "false",
             }
             self.settings = Settings.from_env(self.env)
-            from commands.setup import migrate
+            from ticketing import migrate
 
             migrate(self.settings)
         except BaseException:

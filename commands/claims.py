@@ -1,92 +1,109 @@
-"""Group commit for inventory claims: one writer per process folds many buyers' orders into
-one transaction.
+"""The claims port: where an order is placed, and what comes back.
 
-The event store serialises writers (a table lock per insert), and a hot offer is one aggregate,
-so placing orders one transaction at a time caps a show at a few hundred orders a second. Here
-every order placed in this process goes through one queue; a single writer thread takes whatever
-has queued up, loads the aggregates involved once (one query), decides every order in turn on
-that in-memory state (each order is checked completely before it changes anything, so a
-rejected order leaves no trace), and saves all accepted orders and the offers and seats they
-claimed in one `save()`. If another process wrote one of those aggregates meanwhile, the insert
-fails as a whole and the batch is decided again on fresh state, so nothing is ever oversold and
-no accepted order is lost.
+Placing an order is the one contended write of an on-sale, so it is not a plain command: every
+order goes through a `Claims` port, which batches many buyers' orders into one transaction. Two
+adapters implement it, and the composition root (`ticketing.py`) picks one per process:
+
+- `ClaimWriter` (`commands/claim_writer.py`): the group-commit writer, in this process;
+- `ClaimClient` (`commands/claims_client.py`): the claims service's client; the service
+  (`workers/claims_service.py`) runs the deployment's one `ClaimWriter`.
+
+A request carries its outcome back in `waiter` (an asyncio future, settled on its own event
+loop) or `future` (for callers in threads): a `Placed` with the order as a `PlacedOrder`, the
+same struct whichever adapter placed it, or the domain error that refused it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import random
-import threading
-import time
-from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
-from psycopg_pool import PoolTimeout
+import msgspec
 
-from commands.base import Busy, utcnow
-from domain.errors import Conflict, DomainError, Invalid, NotFound
-from domain.event import Event
-from domain.offer import Offer
+from commands.base import new_id
+from domain.ids import order_id_for_idempotency_key
 from domain.order import Order, OrderItem
-from domain.seat import Seat
-
-if TYPE_CHECKING:
-    from commands.claims_remote import WireOrder
-    from commands.sales import SalesCommands
+from domain.placement import ItemRequest
 
 log = logging.getLogger("claims")
-T = TypeVar("T")
-MAX_BATCH = 400
-CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
-# How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
-# a few seconds) before its orders are told to retry.
-COMMIT_DEADLINE = 15.0
-# The store's "connection lost / server gone" failures: the batch's outcome is unknown.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    PoolTimeout,
-)
 
 
-@dataclass(frozen=True)
-class ItemRequest:
-    offer_id: UUID
-    quantity: int = 1
-    seat_id: UUID | None = None
+class PlacedOrder(msgspec.Struct, array_like=True, frozen=True):
+    """A placed order as its answer shows it: the fields of the domain `Order` that an API
+    response needs, in the claims service's frames and in the API alike."""
+
+    id: UUID
+    status: str
+    payment_status: str
+    event_id: UUID
+    buyer_id: UUID
+    items: list[OrderItem]
+    currency: str
+    ticket_count: int
+    placed_at: datetime
+    hold_expires_at: datetime
+    closed_at: datetime | None
+    payment_intent_id: str | None
+    paid_at: datetime | None
+    last_payment_error: str | None
+    subtotal: int
+    fees: int
+    total: int
+    amount_paid: int
+    amount_refunded: int
+
+    @classmethod
+    def of(cls, order: Order) -> PlacedOrder:
+        return cls(**{name: getattr(order, name) for name in cls.__struct_fields__})
 
 
 @dataclass(frozen=True)
 class Placed:
-    order: Order | WireOrder  # a WireOrder when placed by the claims service (claims_remote.py)
-    created: bool
-    position: int | None
+    order: PlacedOrder
+    created: bool  # False: the order an earlier request with this Idempotency-Key placed
+    position: int | None  # the store position the read models must reach to show it
     # Offer id -> (offer name, tier name), as the writer saw them (saves the API a query).
     names: dict[UUID, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
 class ClaimRequest:
-    """One order waiting for the writer. Its outcome goes to `waiter` (an asyncio future, settled
-    on its own event loop) or, for callers in threads, to `future`."""
+    """One order waiting to be placed; its outcome goes to `waiter` or `future`."""
 
     buyer_id: UUID
     order_id: UUID
     items: list[ItemRequest]
     idempotent: bool
-    at: datetime | None
+    at: datetime | None = None
     future: Future[Placed] | None = None
     waiter: asyncio.Future[Placed] | None = None
+
+    @classmethod
+    def new(
+        cls,
+        buyer_id: UUID,
+        items: list[ItemRequest],
+        idempotency_key: str | None = None,
+        *,
+        at: datetime | None = None,
+        future: Future[Placed] | None = None,
+        waiter: asyncio.Future[Placed] | None = None,
+    ) -> ClaimRequest:
+        """A request for a new order: its id derived from the Idempotency-Key (so a retried
+        request finds the order it placed), or a fresh one."""
+        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
+        return cls(buyer_id, order_id, list(items), idempotency_key is not None, at, future, waiter)
+
+
+class Claims(Protocol):
+    """The port: queue a request; its outcome arrives in `request.waiter` or `request.future`."""
+
+    def submit(self, request: ClaimRequest) -> None: ...
 
 
 Outcome = Placed | BaseException
@@ -123,297 +140,3 @@ def deliver(results: list[tuple[ClaimRequest, Outcome]]) -> None:
             loop.call_soon_threadsafe(_settle, outcomes)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             log.warning("event loop closed before %d claim outcomes could be delivered", len(outcomes))
-
-
-class Ledger:
-    """The aggregates one batch works on, each loaded once."""
-
-    def __init__(self, app: SalesCommands) -> None:
-        self.app = app
-        self.loaded: dict[UUID, Any] = {}
-
-    def prefetch(self, ids: Iterable[UUID]) -> None:
-        missing = [i for i in dict.fromkeys(ids) if i not in self.loaded]
-        if missing:
-            self.loaded.update(self.app.load_many(missing))
-
-    def get(self, aggregate_id: UUID, what: str, cls: type[T]) -> T:
-        aggregate = self.loaded.get(aggregate_id)
-        if not isinstance(aggregate, cls):
-            raise NotFound(f"{what} not found", code=f"{what}_not_found")
-        return aggregate
-
-
-class ClaimWriter:
-    """The process's single writer of orders (started on first use)."""
-
-    def __init__(self, app: SalesCommands) -> None:
-        self.app = app
-        self.queue: queue.SimpleQueue[ClaimRequest] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self.batches = 0
-        self.conflicts = 0
-        # Called with the orders of each committed batch, after their buyers were answered.
-        self.after_commit: Callable[[list[Order]], None] | None = None
-        self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
-        self._last_ledger = Ledger(app)
-
-    def submit(self, request: ClaimRequest) -> None:
-        """Queue a request; its outcome arrives in `request.waiter` or `request.future`."""
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="claim-writer", daemon=True)
-                    self._thread.start()
-        self.queue.put(request)
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(batch)
-
-    def _commit(self, batch: list[ClaimRequest]) -> None:
-        """Decide and save the batch, retrying on conflicts and on lost connections, and answer.
-
-        A lost connection or a failed COMMIT leaves it unknown whether the batch was stored. The
-        next attempt therefore looks its orders up first (`_decide` with `attempted`): an order
-        already stored is answered as placed, not decided again (which would find its own seats
-        held and answer `seat_taken`). Only if the store stays unreachable past `COMMIT_DEADLINE`
-        do the orders get `Busy` (503, retry with the Idempotency-Key); never a 500.
-        """
-        deadline = time.monotonic() + COMMIT_DEADLINE
-        attempted: set[UUID] = set()  # orders an earlier attempt of this batch may have stored
-        conflicts = 0
-        pause = 0.05
-        while True:
-            try:
-                outcomes, changed, names, position = self._attempt(batch, attempted)
-            except IntegrityError:
-                # Another process wrote an offer or seat we used: decide the batch again.
-                self.conflicts += 1
-                conflicts += 1
-                if conflicts >= self.app.conflict_attempts * 2:
-                    break
-                time.sleep(random.uniform(0, 0.001 * conflicts))
-                continue
-            except TRANSIENT as error:
-                attempted.update(r.order_id for r in batch)
-                if time.monotonic() + pause > deadline:
-                    log.error("the event store stayed unreachable for %.0f s: %r", COMMIT_DEADLINE, error)
-                    break
-                log.warning("claim batch of %d: the event store failed (%r); trying again", len(batch), error)
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-                self._drop_dead_connections()
-                continue
-            except BaseException as error:
-                log.exception("claim batch failed")
-                deliver([(request, error) for request in batch])
-                return
-            self.app.refresh_cache(changed)
-            self.batches += 1
-            created: list[Order] = []
-            results: list[tuple[ClaimRequest, Outcome]] = []
-            for request, outcome in outcomes:
-                if isinstance(outcome, DomainError):
-                    results.append((request, outcome))
-                else:
-                    order, is_new = outcome
-                    results.append((request, Placed(order, is_new, position, names)))
-                    if is_new:
-                        created.append(order)
-            deliver(results)
-            if created and self.after_commit is not None:
-                # Off the writer thread: the next batch should not wait for a message broker.
-                self._hooks.submit(self._run_hook, self.after_commit, created)
-            return
-        busy = Busy("too many concurrent changes, or the store is unreachable; please retry")
-        deliver([(request, busy) for request in batch])
-
-    def _attempt(
-        self, batch: list[ClaimRequest], attempted: set[UUID]
-    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any], dict[UUID, tuple[str, str]], int | None]:
-        """One try: in one transaction, take turns with the claim writers of other processes (a
-        Postgres advisory lock), decide every order, and insert the batch's events; committed
-        when this returns. Without the lock, two API processes selling the same hot offer would
-        keep invalidating each other's batches (each save makes the other's loaded versions
-        stale); with it, each writer's queue simply grows into a bigger batch while the other
-        one commits. Lock and batch share the transaction, so they succeed or fail as one."""
-        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
-        position = None
-        with datastore.get_connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
-            outcomes, changed = self._decide(batch, attempted)
-            names = _names(batch, self._last_ledger)
-            if changed:
-                recordings = self.app.save(*changed, connection=conn)
-                position = max((r.notification.id for r in recordings), default=None)
-        return outcomes, changed, names, position
-
-    def _drop_dead_connections(self) -> None:
-        """After a Postgres restart every idle pooled connection is dead; without this check the
-        pool would hand them out one per attempt (a restart cost ~1 s of retries per connection)."""
-        pool: Any = self.app.recorder.datastore.pool  # type: ignore[attr-defined]
-        try:
-            pool.check()
-        except Exception as error:  # noqa: BLE001 - the next attempt reports what matters
-            log.debug("checking the pool failed: %r", error)
-
-    @staticmethod
-    def _run_hook(hook: Callable[[list[Order]], None], orders: list[Order]) -> None:
-        try:
-            hook(orders)
-        except Exception:
-            log.exception("after-commit hook failed for %d orders", len(orders))
-
-    def _decide(
-        self, batch: list[ClaimRequest], attempted: Collection[UUID] = ()
-    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
-        ledger = self._last_ledger = Ledger(self.app)
-        ledger.prefetch(
-            [i.offer_id for r in batch for i in r.items]
-            + [i.seat_id for r in batch for i in r.items if i.seat_id is not None]
-            # Every order id: a repeated Idempotency-Key, an order an earlier attempt of this batch
-            # stored, or an id that is already something else (refused alone, not with its batch).
-            + [r.order_id for r in batch]
-        )
-        ledger.prefetch(o.event_id for o in ledger.loaded.values() if isinstance(o, Offer))
-        outcomes: list[tuple[ClaimRequest, Any]] = []
-        new_orders: dict[UUID, Order] = {}
-        changed: dict[UUID, Any] = {}
-        for request in batch:
-            try:
-                existing = new_orders.get(request.order_id) or ledger.loaded.get(request.order_id)
-                if existing is not None:
-                    outcomes.append((request, _already_there(request, existing, attempted)))
-                    continue
-                order, touched = decide_order(self.app, ledger, request, request.at or utcnow())
-            except DomainError as error:
-                # Without its traceback: that would tie this frame (the batch, the ledger) into a
-                # reference cycle per refusal, freed only by the cyclic GC (846k objects in one
-                # hot-seats run, most of them surviving into its oldest generation).
-                outcomes.append((request, error.with_traceback(None)))
-                continue
-            new_orders[order.id] = order
-            changed.update((a.id, a) for a in touched)
-            outcomes.append((request, (order, True)))
-        return outcomes, [*new_orders.values(), *changed.values()]
-
-
-def _already_there(request: ClaimRequest, existing: Any, attempted: Collection[UUID]) -> tuple[Order, bool]:
-    """The answer to a request whose order id is already taken: the order itself when it is this
-    request's (a repeated Idempotency-Key: not new; stored by an earlier attempt of this very
-    batch: new), a conflict otherwise."""
-    if not isinstance(existing, Order) or existing.buyer_id != request.buyer_id:
-        raise Conflict("this Idempotency-Key was used for another order", code="idempotency_conflict")
-    if not same_items(existing, request.items):
-        raise Conflict(
-            "this Idempotency-Key was used for an order with other items; use a new key for a new order",
-            code="idempotency_conflict",
-        )
-    return existing, request.order_id in attempted
-
-
-def same_items(order: Order, items: list[ItemRequest]) -> bool:
-    """Whether `order` is what these items would place (same offers, seats and quantities, in order)."""
-    return [(i["offer_id"], i["seat_id"], i["quantity"]) for i in order.items] == [
-        (i.offer_id, i.seat_id, i.quantity) for i in items
-    ]
-
-
-def _names(batch: list[ClaimRequest], ledger: Ledger) -> dict[UUID, tuple[str, str]]:
-    names: dict[UUID, tuple[str, str]] = {}
-    for offer_id in {i.offer_id for r in batch for i in r.items}:
-        offer = ledger.loaded.get(offer_id)
-        show = ledger.loaded.get(offer.event_id) if isinstance(offer, Offer) else None
-        if isinstance(offer, Offer) and isinstance(show, Event) and offer.tier_id in show.tiers:
-            names[offer_id] = (offer.name, show.tiers[offer.tier_id].name)
-    return names
-
-
-def decide_order(app: SalesCommands, ledger: Ledger, request: ClaimRequest, now: datetime) -> tuple[Order, list[Any]]:
-    """Check one order completely against the ledger, then (only then) claim its inventory.
-
-    Returns the new order and the offers and seats it changed.
-    """
-    items = request.items
-    if not items:
-        raise Invalid("an order needs at least one item", field="items")
-    offers = {i.offer_id: ledger.get(i.offer_id, "offer", Offer) for i in items}
-    event_ids = {o.event_id for o in offers.values()}
-    if len(event_ids) != 1:
-        raise Invalid("all items of an order must be for one event", field="items")
-    show = ledger.get(event_ids.pop(), "event", Event)
-    show.check_on_sale()
-    currencies = {o.currency for o in offers.values()}
-    if len(currencies) != 1:
-        raise Invalid("all items of an order must share one currency", field="items")
-
-    per_offer: dict[UUID, int] = {}
-    seats: list[Seat] = []
-    for item in items:
-        offer = offers[item.offer_id]
-        if item.quantity <= 0:
-            raise Invalid("quantity must be positive", field="items")
-        if offer.is_seated and item.seat_id is None:
-            raise Invalid(f"offer {offer.name!r} is seated: choose a seat_id", field="items")
-        if not offer.is_seated and item.seat_id is not None:
-            raise Invalid(f"offer {offer.name!r} is general admission: no seat_id", field="items")
-        if item.seat_id is not None:
-            if item.quantity != 1:
-                raise Invalid("a seat item has quantity 1", field="items")
-            seat = ledger.get(item.seat_id, "seat", Seat)
-            if seat.event_id != offer.event_id or seat.tier_id != offer.tier_id:
-                raise Invalid(f"seat {seat.label} is not sold by offer {offer.name!r}", field="items")
-            if any(s.id == seat.id for s in seats):
-                raise Invalid("the same seat appears twice", field="items")
-            seat.check_hold()
-            seats.append(seat)
-        per_offer[item.offer_id] = per_offer.get(item.offer_id, 0) + item.quantity
-    for offer_id, quantity in per_offer.items():
-        offers[offer_id].check_order(quantity, now)
-        if offers[offer_id].has_quota:
-            offers[offer_id].check_claim(quantity)
-
-    hold_until = now + timedelta(seconds=app.policy.hold_seconds)
-    seat_by_id = {s.id: s for s in seats}
-    order_items: list[OrderItem] = []
-    for item in items:
-        offer = offers[item.offer_id]
-        seat_obj = seat_by_id.get(item.seat_id) if item.seat_id else None
-        order_items.append(
-            {
-                "offer_id": offer.id,
-                "tier_id": offer.tier_id,
-                "seat_id": item.seat_id,
-                "seat_label": f"{seat_obj.section} {seat_obj.row}-{seat_obj.label}" if seat_obj else None,
-                "quantity": item.quantity,
-                "unit_price": offer.price,
-            }
-        )
-    order = Order.place(
-        order_id=request.order_id,
-        buyer_id=request.buyer_id,
-        event_id=show.id,
-        items=order_items,
-        currency=currencies.pop(),
-        fee_basis_points=app.policy.fee_basis_points,
-        fee_fixed=app.policy.fee_fixed,
-        at=now,
-        hold_until=hold_until,
-    )
-    # Everything was checked above, so none of these can fail half-way through the order.
-    for seat in seats:
-        seat.hold(order.id, hold_until)
-    touched: list[Any] = list(seats)
-    for offer_id, quantity in per_offer.items():
-        if offers[offer_id].has_quota:
-            offers[offer_id].claim(order.id, quantity)
-            touched.append(offers[offer_id])
-    return order, touched

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, uuid5
 
 from commands.accounts import Accounts
-from commands.setup import open_accounts, open_boxoffice
 from domain.account import Account, EmailTaken
 from domain.ids import account_id
 
 if TYPE_CHECKING:
-    from ticketing import Settings
+    from commands.boxoffice import BoxOffice
 
 ADMIN = ("admin@example.com", "admin-pass-123")
 ORGANIZER = ("organizer@example.com", "organizer-pass-123")
@@ -56,61 +55,55 @@ def _account(accounts: Accounts, credentials: tuple[str, str], role: str) -> Acc
         return accounts.get_account(account_id(email))
 
 
-def load_demo(settings: Settings) -> list[str]:
+def load_demo(boxoffice: BoxOffice, accounts: Accounts) -> list[str]:
     """Load the demo data once (skipped when the demo event exists); returns lines to print."""
-    accounts = open_accounts(settings)
-    boxoffice = open_boxoffice(settings)
     lines = [
         f"admin      {ADMIN[0]} / {ADMIN[1]}",
         f"organizer  {ORGANIZER[0]} / {ORGANIZER[1]}",
         f"buyer      {BUYER[0]} / {BUYER[1]}",
     ]
-    try:
-        if boxoffice.exists(DEMO_EVENT):
-            return ["demo data already loaded", *lines]
-        accounts.ensure_admin(email=ADMIN[0], password=ADMIN[1], username="admin")
-        organizer = _account(accounts, ORGANIZER, "organizer")
-        buyer = _account(accounts, BUYER, "attendee")
-        for account in (organizer, buyer):  # demo addresses cannot receive the verification mail
-            accounts.mark_verified(account.id)
+    if boxoffice.exists(DEMO_EVENT):
+        return ["demo data already loaded", *lines]
+    accounts.ensure_admin(email=ADMIN[0], password=ADMIN[1], username="admin")
+    organizer = _account(accounts, ORGANIZER, "organizer")
+    buyer = _account(accounts, BUYER, "attendee")
+    for account in (organizer, buyer):  # demo addresses cannot receive the verification mail
+        accounts.mark_verified(account.id)
 
-        if not boxoffice.exists(DEMO_VENUE):
-            boxoffice.create_venue(
-            venue_id=DEMO_VENUE,
-            name="Demo Arena", address="1 Example Street", city="Berlin", country="DE", capacity=1600,
-            latitude=52.52, longitude=13.405, timezone="Europe/Berlin",
-        )  # fmt: skip
-        venue = boxoffice.set_venue_layout(DEMO_VENUE, demo_layout())
-        day = (datetime.now(UTC) + timedelta(days=30)).date()
-        start = datetime.combine(day, time(19, 0), tzinfo=UTC)
-        show = boxoffice.create_event(
-            organizer_id=organizer.id,
-            venue_id=venue.id,
-            title="The Demo Band — Live",
-            description="An evening of loud music. Standing floor plus numbered seats.",
-            start_time=start,
-            end_time=start + timedelta(hours=3),
-            timezone="Europe/Berlin",
-            event_id=DEMO_EVENT,
-        )
-        floor = boxoffice.add_tier(show.id, name="Standing floor", kind="general", section_ids=[])
-        seated = boxoffice.add_tier(
-            show.id,
-            name="Numbered seats",
-            kind="seated",
-            section_ids=[s["id"] for s in venue.sections],
-        )
-        ga = boxoffice.add_offer(show.id, floor, name="Standing", price=4500, currency="EUR",
-                                 quantity_for_sale=1000, max_per_order=8)  # fmt: skip
-        seat_offer = boxoffice.add_offer(show.id, seated, name="Seat", price=7950, currency="EUR",
-                                         quantity_for_sale=None, max_per_order=8)  # fmt: skip
-        boxoffice.publish_event(show.id)
-        lines += [
-            f"venue      {venue.name} ({venue.seat_count} seats)  id {venue.id}",
-            f"event      {show.title}  id {show.id}",
-            f"offers     GA {ga.id}  seated {seat_offer.id}",
-        ]
-        return lines
-    finally:
-        accounts.close()
-        boxoffice.close()
+    if not boxoffice.exists(DEMO_VENUE):
+        boxoffice.create_venue(
+        venue_id=DEMO_VENUE,
+        name="Demo Arena", address="1 Example Street", city="Berlin", country="DE", capacity=1600,
+        latitude=52.52, longitude=13.405, timezone="Europe/Berlin",
+    )  # fmt: skip
+    venue = boxoffice.set_venue_layout(DEMO_VENUE, demo_layout())
+    day = (datetime.now(UTC) + timedelta(days=30)).date()
+    start = datetime.combine(day, time(19, 0), tzinfo=UTC)
+    show = boxoffice.create_event(
+        organizer_id=organizer.id,
+        venue_id=venue.id,
+        title="The Demo Band — Live",
+        description="An evening of loud music. Standing floor plus numbered seats.",
+        start_time=start,
+        end_time=start + timedelta(hours=3),
+        timezone="Europe/Berlin",
+        event_id=DEMO_EVENT,
+    )
+    floor = boxoffice.add_tier(show.id, name="Standing floor", kind="general", section_ids=[])
+    seated = boxoffice.add_tier(
+        show.id,
+        name="Numbered seats",
+        kind="seated",
+        section_ids=[s["id"] for s in venue.sections],
+    )
+    ga = boxoffice.add_offer(show.id, floor, name="Standing", price=4500, currency="EUR",
+                             quantity_for_sale=1000, max_per_order=8)  # fmt: skip
+    seat_offer = boxoffice.add_offer(show.id, seated, name="Seat", price=7950, currency="EUR",
+                                     quantity_for_sale=None, max_per_order=8)  # fmt: skip
+    boxoffice.publish_event(show.id)
+    lines += [
+        f"venue      {venue.name} ({venue.seat_count} seats)  id {venue.id}",
+        f"event      {show.title}  id {show.id}",
+        f"offers     GA {ga.id}  seated {seat_offer.id}",
+    ]
+    return lines

@@ -1,29 +1,20 @@
-"""Sales commands: place an order (claiming GA quantity and seats atomically), cancel, expire."""
+"""Sales commands: place an order (through the claims port), cancel, expire."""
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands.base import BaseApplication, new_id, utcnow
-from commands.claims import ClaimRequest, ClaimWriter, ItemRequest, Placed
-from commands.claims_remote import ClaimClient
+from commands.base import BaseApplication, utcnow
+from commands.claim_writer import ClaimWriter
+from commands.claims import ClaimRequest, Claims, Placed
 from domain.errors import NotFound
-from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
 from domain.order import Order, WrongOrderState
+from domain.placement import ItemRequest, SalesPolicy
 from domain.seat import Seat
-
-
-@dataclass(frozen=True)
-class SalesPolicy:
-    hold_seconds: int = 900
-    fee_basis_points: int = 0
-    fee_fixed: int = 0
 
 
 class SalesCommands(BaseApplication):
@@ -31,46 +22,10 @@ class SalesCommands(BaseApplication):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
-        self.claims = ClaimWriter(self)
-        # Set in API processes when a claims service places the orders (CLAIMS_ADDRESS).
-        self.remote_claims: ClaimClient | None = None
-
-    def submit_order(
-        self,
-        buyer_id: UUID,
-        items: list[ItemRequest],
-        *,
-        idempotency_key: str | None = None,
-        at: datetime | None = None,
-    ) -> Future[Placed]:
-        """Queue an order for the claim writer; the future holds the outcome (see `place_order`)."""
-        future: Future[Placed] = Future()
-        self.claims.submit(self._claim_request(buyer_id, items, idempotency_key, at, future=future))
-        return future
-
-    def submit_order_async(
-        self, buyer_id: UUID, items: list[ItemRequest], *, idempotency_key: str | None = None
-    ) -> asyncio.Future[Placed]:
-        """`submit_order` for a caller on an event loop: the writer settles the returned asyncio
-        future on that loop (one wake-up per batch, no thread hand-off per order). With a claims
-        service configured, the order goes to its writer instead of this process's."""
-        waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
-        request = self._claim_request(buyer_id, items, idempotency_key, None, waiter=waiter)
-        (self.remote_claims or self.claims).submit(request)
-        return waiter
-
-    @staticmethod
-    def _claim_request(
-        buyer_id: UUID,
-        items: list[ItemRequest],
-        idempotency_key: str | None,
-        at: datetime | None,
-        *,
-        future: Future[Placed] | None = None,
-        waiter: asyncio.Future[Placed] | None = None,
-    ) -> ClaimRequest:
-        order_id = order_id_for_idempotency_key(buyer_id, idempotency_key) if idempotency_key else new_id()
-        return ClaimRequest(buyer_id, order_id, list(items), idempotency_key is not None, at, future, waiter)
+        # This process's own claim writer, and the port orders are placed through: the writer,
+        # unless the composition root points it at the claims service (a ClaimClient).
+        self.writer = ClaimWriter(self)
+        self.claims: Claims = self.writer
 
     def place_order(
         self,
@@ -80,17 +35,19 @@ class SalesCommands(BaseApplication):
         idempotency_key: str | None = None,
         at: datetime | None = None,
     ) -> tuple[Order, bool]:
-        """Hold the requested inventory for a new order; returns (order, created).
+        """Hold the requested inventory for a new order, from a thread (this process's writer);
+        returns (order, created).
 
         With an idempotency key the order id is derived from it, so a retried request finds
         the order it already placed (created=False) instead of placing a second one. Raises the
         domain error that rejected the order (sold out, seat taken, limits ...).
         """
-        placed = self.submit_order(buyer_id, items, idempotency_key=idempotency_key, at=at).result()
+        future: Future[Placed] = Future()
+        self.writer.submit(ClaimRequest.new(buyer_id, items, idempotency_key, at=at, future=future))
+        placed = future.result()
         if placed.position is not None:
             self._local.position = placed.position
-        assert isinstance(placed.order, Order)
-        return placed.order, placed.created
+        return self.get_order(placed.order.id), placed.created
 
     def get_order(self, order_id: UUID) -> Order:
         return self.load(order_id, "order", Order)

@@ -1,7 +1,8 @@
 """Order: what a buyer holds and pays for. held -> paid | cancelled | expired.
 
 The order remembers exactly which inventory it holds (quantities per offer, seats), so
-releasing or selling it is driven from here and can happen only once.
+releasing or selling it is driven from here and can happen only once. One module for the whole
+life of an order (hold, payment, refunds, its tickets at the door), as for every aggregate.
 """
 
 from __future__ import annotations

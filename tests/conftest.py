@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from ticketing import ROOT, Settings
-from workers.stack import STRIPE_WEBHOOK_PATH, EmbeddedServices, ServiceProcesses, register_localstripe_webhook
+from workers.embedded import EmbeddedServices
+from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
+from workers.supervisor import ServiceProcesses
 
 # TICKETING_TEST_DATA lets two suites run side by side on one machine (each needs its own).
 TEST_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test")
@@ -47,7 +49,7 @@ def stack_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def settings(stack_env: dict[str, str]) -> Settings:
-    from commands.setup import migrate
+    from ticketing import migrate
 
     settings = Settings.from_env(stack_env)
     migrate(settings)

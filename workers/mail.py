@@ -1,4 +1,5 @@
-"""Account mail, sent by the `send_email` actor: e-mail verification and password-reset codes.
+"""Account mail, sent by the `send_email` actor: e-mail verification and password-reset codes,
+through `Mailer`, a thin SMTP adapter.
 
 The worker, not the API, decides whether there is anything to send and creates the secret:
 the API only enqueues `(kind, e-mail)`, so its answer to register, resend-verification and
@@ -9,17 +10,16 @@ only ever exists in this process and in the message it mails (Redis keeps a dige
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import smtplib
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
 from commands.accounts import RESET_CODE_TTL, VERIFICATION_TTL, Accounts, MailedSecrets
-from commands.mailer import Mailer
 
 if TYPE_CHECKING:
     from redis import Redis
-
-    from ticketing import Settings
 
 log = logging.getLogger("workers.mail")
 
@@ -30,44 +30,39 @@ KINDS = (VERIFY_EMAIL, PASSWORD_RESET)
 
 @dataclass
 class MailRuntime:
-    """What the mail actor needs in a worker process, built once on first use."""
+    """What the mail actor needs in a worker process (built by the composition root)."""
 
-    settings: Settings
     accounts: Accounts
     redis: Redis
     mailer: Mailer
     secrets: MailedSecrets
-
-    @property
-    def base_url(self) -> str:
-        # Links go to the public address (a front end, or a proxy in front of the API), or
-        # else to where the API listens.
-        if self.settings.public_url:
-            return self.settings.public_url
-        host = "localhost" if self.settings.host in ("", "0.0.0.0", "::") else self.settings.host  # noqa: S104
-        return f"http://{host}:{self.settings.port}"
+    # Where links in mails point: the public address (a front end, or a proxy in front of
+    # the API), or else where the API listens.
+    base_url: str
 
 
-def make_mail_runtime(settings: Callable[[], Settings]) -> Callable[[], MailRuntime]:
-    cache: dict[str, MailRuntime] = {}
+class Mailer:
+    """Sends mail through an SMTP relay (the development sink, mailpit, or a real server)."""
 
-    def get() -> MailRuntime:
-        if "rt" not in cache:
-            from redis import Redis
+    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.timeout = timeout
 
-            from commands.setup import open_accounts
-
-            s = settings()
-            cache["rt"] = MailRuntime(
-                settings=s,
-                accounts=open_accounts(s),
-                redis=Redis.from_url(s.redis_url),
-                mailer=Mailer(s.smtp_host, s.smtp_port, s.mail_from),
-                secrets=MailedSecrets(s.jwt_secret),
-            )
-        return cache["rt"]
-
-    return get
+    def send(self, to: str, subject: str, text: str) -> str:
+        """Deliver one message; returns its Message-ID. SMTP errors propagate so the worker retries."""
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or "localhost")
+        message.set_content(text)
+        # local_hostname skips smtplib's socket.getfqdn(), a DNS lookup that can stall for seconds.
+        with smtplib.SMTP(self.host, self.port, local_hostname="localhost", timeout=self.timeout) as smtp:
+            smtp.send_message(message)
+        return str(message["Message-ID"])
 
 
 def send_account_email(rt: MailRuntime, kind: str, email: str) -> str:

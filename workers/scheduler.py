@@ -11,24 +11,20 @@ from typing import TYPE_CHECKING
 import dramatiq
 from redis.exceptions import RedisError
 
-from workers.tasks import build_broker, declare_actors, make_runtime
-
 if TYPE_CHECKING:
-    from ticketing import Settings
+    from workers.tasks import Actors
 
 log = logging.getLogger("scheduler")
 
 
-def run_scheduler(settings: Settings) -> None:
+def run_scheduler(actors: Actors, interval: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    broker = build_broker(settings)
-    actors = declare_actors(broker, make_runtime(settings))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
         "scheduler started: hold sweep, payment reconciler and cancelled-show sweep every %ss",
-        settings.sweep_interval_seconds,
+        interval,
     )
     periodic = (actors.sweep_holds, actors.reconcile_payments, actors.sweep_cancelled_events)
     while not stop.is_set():
@@ -39,5 +35,4 @@ def run_scheduler(settings: Settings) -> None:
                 # The queue is down: nothing to hand work to; try again next period.
                 log.warning("could not queue %s: %r", actor.actor_name, error)
                 break
-        stop.wait(settings.sweep_interval_seconds)
-    broker.close()
+        stop.wait(interval)

@@ -1,4 +1,9 @@
-"""Dramatiq actors: thin adapters that decode a message and call one idempotent command."""
+"""Dramatiq actors: thin adapters that decode a message and call one idempotent command.
+
+`declare_actors` declares them on a broker; `Actors` is also what the API and the claim writer
+hand work to (`queue_*`, `schedule_*`: the `Tasks` port of `api/services.py`). The worker
+process's entry point is the composition root (`dramatiq ticketing:worker`).
+"""
 
 from __future__ import annotations
 
@@ -15,29 +20,29 @@ from dramatiq.brokers.redis import RedisBroker
 
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
+    from commands.claims import PlacedOrder
     from commands.inbox import Inbox
-    from domain.order import Order
-    from ticketing import Settings
+    from workers.mail import MailRuntime
 
 log = logging.getLogger("workers")
 SYSTEM = UUID(int=0)  # the actor of refunds the service makes on its own (cancelled shows)
 
 
-def build_broker(settings: Settings) -> RedisBroker:
+def build_broker(redis_url: str) -> RedisBroker:
     # Timeouts: with Redis frozen, a send fails in seconds instead of hanging its caller.
     return RedisBroker(  # type: ignore[no-untyped-call]
-        url=settings.redis_url, namespace="ticketing", socket_timeout=5, socket_connect_timeout=2
+        url=redis_url, namespace="ticketing", socket_timeout=5, socket_connect_timeout=2
     )
 
 
 @dataclass
 class Runtime:
-    """What actors need in a worker process, built once on first use."""
+    """What actors need in a worker process (built by the composition root on first use)."""
 
-    settings: Settings
     boxoffice: BoxOffice
     inbox: Inbox
     read_dsn: str
+    mail: MailRuntime
     # The payment reconciler's marks in this process: the inbox head at its previous run, and
     # the position below which every delivery is known to be applied.
     reconcile_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -61,7 +66,7 @@ class Actors:
         delay_ms = max(0, int((deadline - datetime.now(UTC)).total_seconds() * 1000) + 250)
         self.expire_hold.send_with_options(args=(str(order_id),), delay=delay_ms)
 
-    def schedule_expiries(self, orders: list[Order]) -> None:
+    def schedule_expiries(self, orders: list[PlacedOrder]) -> None:
         """One delayed message for a batch of new holds (they lapse within moments of each other);
         the claim writer's `after_commit` hook."""
         if not orders:
@@ -69,6 +74,15 @@ class Actors:
         latest = max(order.hold_expires_at for order in orders)
         delay_ms = max(0, int((latest - datetime.now(UTC)).total_seconds() * 1000) + 250)
         self.expire_holds.send_with_options(args=([str(order.id) for order in orders],), delay=delay_ms)
+
+    def queue_payment(self, delivery_id: UUID) -> None:
+        self.apply_provider_event.send(str(delivery_id))
+
+    def queue_settlement(self, event_id: UUID) -> None:
+        self.settle_cancelled_event.send(str(event_id))
+
+    def queue_email(self, kind: str, email: str) -> None:
+        self.send_email.send(kind, email)
 
 
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:
@@ -179,16 +193,12 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         if due:
             log.warning("reconciler: %d stored provider events were not applied; queued them again", len(due))
 
-    from workers.mail import make_mail_runtime
-
-    mail_runtime = make_mail_runtime(lambda: runtime().settings)
-
     @dramatiq.actor(broker=broker, actor_name="send_email", queue_name="mail", max_retries=10)
     def send_email(kind: str, email: str) -> None:
         """Account mail (`verify_email`, `password_reset`): the secret is made and mailed here."""
         from workers.mail import send_account_email
 
-        send_account_email(mail_runtime(), kind, email)
+        send_account_email(runtime().mail, kind, email)
 
     return Actors(
         expire_hold=expire_hold,
@@ -200,21 +210,3 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         reconcile_payments=reconcile_payments,
         send_email=send_email,
     )
-
-
-def make_runtime(settings: Settings) -> Callable[[], Runtime]:
-    cache: dict[str, Runtime] = {}
-
-    def get() -> Runtime:
-        if "rt" not in cache:
-            from commands.setup import open_boxoffice, open_inbox
-
-            cache["rt"] = Runtime(
-                settings=settings,
-                boxoffice=open_boxoffice(settings),
-                inbox=open_inbox(settings),
-                read_dsn=settings.database_url,
-            )
-        return cache["rt"]
-
-    return get

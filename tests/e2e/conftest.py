@@ -10,8 +10,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from commands.setup import create_admin, open_accounts
-from ticketing import Settings
+from ticketing import Settings, create_admin, open_accounts
 
 PASSWORD = "correct-horse-battery"
 

@@ -10,12 +10,11 @@ from uuid import UUID
 
 import httpx
 
-from commands.setup import open_boxoffice
 from domain.offer import Offer
 from domain.order import Order
 from domain.seat import Seat
 from tests.e2e.conftest import bearer, publish_show, verified_token
-from ticketing import Settings
+from ticketing import Settings, open_boxoffice
 
 BUYERS = 20
 ATTEMPTS = 200
@@ -56,7 +55,7 @@ def test_200_concurrent_orders_never_oversell_and_every_201_has_its_order(
 ) -> None:
     show = publish_show(client, admin_token, ga_quantity=50, seats=20, max_per_order=4)
     # Tokens minted after verification, as a buyer's are in an on-sale: most of these orders take
-    # the express lane (api/express.py), the first of each token in each process Litestar's path.
+    # the fast lane (api/fastlane.py), the first of each token in each process Litestar's path.
     tokens = [verified_token(client) for _ in range(BUYERS)]
     rng = random.Random(7)
     ga_bodies = [{"items": [{"offer_id": show.ga_offer, "quantity": 1}]} for _ in range(ATTEMPTS)]

@@ -237,7 +237,7 @@ def test_cancelling_an_event_refunds_paid_orders_and_releases_holds(
 def _stored_unqueued_success(settings: Settings, intent: dict[str, Any]) -> dict[str, Any]:
     """A `payment_intent.succeeded` stored in the inbox but never queued, as when Redis was down
     at the moment Stripe delivered it."""
-    from commands.setup import open_inbox
+    from ticketing import open_inbox
 
     event_id = f"evt_{uuid4().hex}"
     event = {"id": event_id, "object": "event", "type": "payment_intent.succeeded",

@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from api.app import RateLimits, create_app
-from api.auth import verified_only
-from commands.setup import open_accounts
+from api.app import create_app
+from api.limits import RateLimits
+from api.security import verified_only
+from api.services import Services
 from tests.conftest import start_service
 from tests.e2e.conftest import PASSWORD, bearer, publish_show, register, stateless_client
 from tests.e2e.test_identity import Mailbox, mailbox, verification_token  # noqa: F401 - fixture
-from ticketing import Settings
+from ticketing import Settings, open_accounts
 
 FRONTEND = "https://app.example.test"
 LIMITS = {"login": 3, "register": 3, "forgot-password": 2, "orders": 3}
@@ -197,8 +198,11 @@ def test_order_creation_is_limited_per_client(hardened: str, client: httpx.Clien
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_rate_limits_can_be_switched_off(stack_env: dict[str, str]) -> None:
-    on = create_app(Settings.from_env(stack_env))
-    off = create_app(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "false"}))
+    async def no_services() -> Services:
+        raise AssertionError("not started")
+
+    on = create_app(Settings.from_env(stack_env), no_services)
+    off = create_app(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "false"}), no_services)
     assert any(isinstance(m, RateLimits) for m in on.middleware)
     assert not any(isinstance(m, RateLimits) for m in off.middleware)
 

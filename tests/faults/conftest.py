@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from commands.setup import migrate
 from tests.conftest import start_service
 from tests.e2e.conftest import stateless_client
-from ticketing import ROOT, Settings
-from workers.stack import STRIPE_WEBHOOK_PATH, EmbeddedServices, ServiceProcesses, register_localstripe_webhook
+from ticketing import ROOT, Settings, migrate
+from workers.embedded import EmbeddedServices
+from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
+from workers.supervisor import ServiceProcesses
 
 FAULT_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test") / "faults"
 # What the embedded services stand in for: none of it may leak in from the developer's shell.
@@ -82,8 +83,8 @@ def verified_buyer(stack: FaultStack, role: str = "attendee") -> str:
     """A new account of this stack with a verified address; its access token."""
     from uuid import UUID, uuid4
 
-    from commands.setup import open_accounts
     from tests.e2e.conftest import PASSWORD
+    from ticketing import open_accounts
 
     email = f"{role}-{uuid4().hex[:10]}@example.com"
     r = stack.client.post("/auth/register", json={"email": email, "username": email[:20], "password": PASSWORD,
@@ -103,8 +104,8 @@ def verified_buyer(stack: FaultStack, role: str = "attendee") -> str:
 def admin(stack: FaultStack) -> str:
     from uuid import uuid4
 
-    from commands.setup import create_admin
     from tests.e2e.conftest import PASSWORD
+    from ticketing import create_admin
 
     email = f"admin-{uuid4().hex[:8]}@example.com"
     create_admin(stack.settings, email=email, password=PASSWORD, username="admin")

@@ -12,12 +12,11 @@ from uuid import UUID, uuid4
 import psycopg
 from eventsourcing.persistence import Mapper
 
-from commands.setup import open_boxoffice
 from domain.event import Event
 from domain.venue import Venue
 from tests.e2e.conftest import bearer
 from tests.faults.conftest import FaultStack, admin, eventually, verified_buyer
-from ticketing import ROOT
+from ticketing import ROOT, open_boxoffice
 
 
 def store_as_before_the_fix(stack: FaultStack, aggregate: Any) -> None:

@@ -85,7 +85,7 @@ def _stored_orders(stack: FaultStack, offer_id: str) -> set[UUID]:
 
 
 def _offer_claims(stack: FaultStack, offer_id: str) -> int:
-    from commands.setup import open_boxoffice
+    from ticketing import open_boxoffice
 
     app = open_boxoffice(stack.settings)
     try:

@@ -102,8 +102,8 @@ def test_a_payment_captured_while_redis_is_down_ends_with_tickets(faults: FaultS
 
 
 def test_a_late_payment_for_a_resold_seat_is_refunded_once_redis_is_back(faults: FaultStack) -> None:
-    from commands.claims import ItemRequest
-    from commands.setup import open_boxoffice
+    from domain.placement import ItemRequest
+    from ticketing import open_boxoffice
 
     stack, sdk = faults, _sdk(faults)
     show = publish_show(stack.client, admin(stack), seats=2, organizer=verified_buyer(stack, "organizer"))

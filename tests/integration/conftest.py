@@ -8,9 +8,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.boxoffice import BoxOffice
-from commands.setup import open_boxoffice
 from domain.ids import seat_id
-from ticketing import Settings
+from ticketing import Settings, open_boxoffice
 
 
 @pytest.fixture

@@ -14,14 +14,15 @@ import pytest
 
 from commands.base import Busy
 from commands.boxoffice import BoxOffice
-from commands.claims import ClaimRequest, ItemRequest, Placed
-from commands.claims_remote import ClaimClient, ClaimServer, WireOrder
-from commands.setup import open_boxoffice
+from commands.claims import ClaimRequest, Placed, PlacedOrder
+from commands.claims_client import ClaimClient
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
+from domain.placement import ItemRequest
 from tests.integration.conftest import OnSale, put_on_sale
-from ticketing import Settings
+from ticketing import Settings, open_boxoffice
+from workers.claims_service import ClaimServer
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def service(settings: Settings) -> Iterator[str]:
     ready = threading.Event()
 
     async def serve() -> None:
-        serving = asyncio.ensure_future(ClaimServer(app).serve(address, stop))
+        serving = asyncio.ensure_future(ClaimServer(app.writer).serve(address, stop))
         while not Path(folder, "claims.sock").exists():
             await asyncio.sleep(0.01)
         ready.set()
@@ -54,7 +55,7 @@ def service(settings: Settings) -> Iterator[str]:
 def place(client: ClaimClient, buyer: UUID, items: list[ItemRequest], key: str | None = None) -> asyncio.Future[Placed]:
     order_id = order_id_for_idempotency_key(buyer, key) if key else uuid4()
     waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
-    client.submit(ClaimRequest(buyer, order_id, items, key is not None, None, waiter=waiter))
+    client.submit(ClaimRequest(buyer, order_id, items, key is not None, waiter=waiter))
     return waiter
 
 
@@ -70,9 +71,9 @@ def test_orders_placed_through_the_service_are_the_orders_its_writer_placed(
             place(client, buyer, [ItemRequest(on_sale.ga_offer, 2)], key="k-1"),
         )
         for placed in (ga, seated):
-            assert isinstance(placed.order, WireOrder) and placed.position is not None
+            assert isinstance(placed.order, PlacedOrder) and placed.position is not None
             stored = boxoffice.get_order(placed.order.id)
-            assert placed.order == WireOrder.of(stored)
+            assert placed.order == PlacedOrder.of(stored)
             assert stored.status == "held" and stored.buyer_id == buyer
         # The same Idempotency-Key in the same batch: one order, the repeat not created.
         assert {ga.created, again.created} == {True, False}

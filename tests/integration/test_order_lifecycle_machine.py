@@ -19,14 +19,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from commands.base import utcnow
 from commands.boxoffice import BoxOffice
-from commands.claims import ItemRequest
-from commands.setup import open_boxoffice
 from domain.errors import Conflict, Gone, Invalid
 from domain.offer import Offer
 from domain.order import Order
+from domain.placement import ItemRequest
 from domain.seat import Seat
 from tests.integration.conftest import OnSale, put_on_sale
-from ticketing import Settings
+from ticketing import Settings, open_boxoffice
 
 SETTINGS: Settings | None = None
 

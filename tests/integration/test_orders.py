@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from uuid import uuid4
 
@@ -10,12 +10,12 @@ import pytest
 
 from commands.base import utcnow
 from commands.boxoffice import BoxOffice
-from commands.claims import ItemRequest
-from commands.setup import open_boxoffice
+from commands.claims import ClaimRequest, Placed
 from domain.offer import Offer, SoldOut
+from domain.placement import ItemRequest
 from domain.seat import Seat, SeatTaken
 from tests.integration.conftest import OnSale
-from ticketing import Settings
+from ticketing import Settings, open_boxoffice
 
 
 def test_second_buyer_of_a_held_seat_gets_seat_taken(boxoffice: BoxOffice, on_sale: OnSale) -> None:
@@ -88,6 +88,8 @@ def test_a_refusal_reaches_its_buyer_without_the_writers_frames(boxoffice: BoxOf
     on-sale (two refusals in three orders) kept the cyclic collector's oldest generation busy."""
     seat = on_sale.seats[0]
     boxoffice.place_order(uuid4(), [ItemRequest(on_sale.seat_offer, 1, seat)])
-    refusal = boxoffice.submit_order(uuid4(), [ItemRequest(on_sale.seat_offer, 1, seat)]).exception(timeout=10)
+    future: Future[Placed] = Future()
+    boxoffice.writer.submit(ClaimRequest.new(uuid4(), [ItemRequest(on_sale.seat_offer, 1, seat)], future=future))
+    refusal = future.exception(timeout=10)
     assert isinstance(refusal, SeatTaken)
     assert refusal.__traceback__ is None

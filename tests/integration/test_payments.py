@@ -8,9 +8,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.boxoffice import BoxOffice
-from commands.claims import ItemRequest
 from domain.errors import Forbidden, Gone, NotFound
 from domain.order import compute_fee
+from domain.placement import ItemRequest
 from ticketing import Settings
 
 
@@ -51,7 +51,7 @@ def test_buyers_refund_only_before_the_cutoff_organizers_any_time(boxoffice: Box
 
 
 def test_fees_are_part_of_the_total_and_spread_over_the_tickets(boxoffice: BoxOffice) -> None:
-    from commands.sales import SalesPolicy
+    from domain.placement import SalesPolicy
 
     boxoffice.policy = SalesPolicy(hold_seconds=900, fee_basis_points=250, fee_fixed=99)
     venue = boxoffice.create_venue(name="Fee hall", address="", city="Rome", country="IT", capacity=10)
@@ -71,7 +71,7 @@ def test_fees_are_part_of_the_total_and_spread_over_the_tickets(boxoffice: BoxOf
 def test_restarting_a_payment_cannot_hold_tickets_forever(settings: Settings) -> None:
     """Each start extends the hold for PAYMENT_HOLD_SECONDS, but never past HOLD_MAX_SECONDS
     after the order was placed; then the hold lapses like any other."""
-    from commands.setup import open_boxoffice
+    from ticketing import open_boxoffice
 
     app = open_boxoffice(settings)  # with the Stripe gateway (localstripe)
     try:

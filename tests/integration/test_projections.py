@@ -12,11 +12,13 @@ import psycopg
 from eventsourcing.persistence import Tracking
 
 from commands.boxoffice import BoxOffice
-from commands.claims import ItemRequest
-from projections.base import ReadModel, ReadModelView, Upkeep, apply_batch
-from projections.runner import READ_MODELS, Runner, open_projection, open_view, rebuild
+from domain.placement import ItemRequest
+from projections.apply import apply_batch
+from projections.base import ReadModel, ReadModelView, Upkeep
+from projections.models import READ_MODELS, open_projection, open_view
 from tests.integration.conftest import OnSale, put_on_sale
 from ticketing import Settings
+from workers.projector import Runner, rebuild
 
 TABLES = {
     "catalog": ["venues", "events", "tiers", "offers", "seats", "categories", "attractions", "scanners"],
@@ -40,7 +42,7 @@ def dump(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def catch_up(settings: Settings, app: BoxOffice) -> None:
-    runners = [Runner(app, [open_projection(settings, name) for name in READ_MODELS])]
+    runners = [Runner(app, [open_projection(settings.eventsourcing_env(), name) for name in READ_MODELS])]
     for runner in runners:
         runner.start()
     head = app.recorder.max_notification_id() or 0
@@ -119,7 +121,7 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: 
 
     # However the log is cut into batches (one event each, a few, one page), the result is the same.
     for page in (1, 7, 5000):
-        counts = rebuild(settings, page=page)
+        counts = rebuild(settings.eventsourcing_env(), page=page)
         assert set(counts) == set(READ_MODELS)
         rebuilt = dump(settings)
         for table in live:
@@ -153,7 +155,8 @@ class CommitsProjection(ReadModel[CommitsView]):
 
 def test_views_hear_of_the_batches_that_committed(settings: Settings, boxoffice: BoxOffice) -> None:
     put_on_sale(boxoffice)
-    projection = CommitsProjection(view=cast(CommitsView, open_view(settings, CommitsProjection, create_tables=True)))
+    view = open_view(settings.eventsourcing_env(), CommitsProjection, create_tables=True)
+    projection = CommitsProjection(view=cast(CommitsView, view))
     notifications = boxoffice.recorder.select_notifications(1, 50)
     assert apply_batch([projection], boxoffice, notifications) == len(notifications)
     assert projection.view.commits == 1
@@ -174,7 +177,7 @@ def test_a_table_is_vacuumed_once_enough_of_it_was_written(settings: Settings, b
             at: datetime | None = row[0]
             return at
 
-    catalog = open_projection(settings, "catalog")
+    catalog = open_projection(settings.eventsourcing_env(), "catalog")
     upkeep = Upkeep(catalog.view.datastore, "read.events", min_rows=10)
     before = last_vacuum()
     upkeep.note(6)

@@ -11,10 +11,10 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg.rows import dict_row
 
-from api.seatmaps import SeatMaps
+from api.seatmap_cache import SeatMaps
 from commands.boxoffice import BoxOffice
-from commands.claims import ItemRequest
 from domain.ids import seat_id
+from domain.placement import ItemRequest
 from projections import queries
 from tests.integration.test_projections import catch_up
 from ticketing import Settings

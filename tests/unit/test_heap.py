@@ -1,4 +1,4 @@
-"""The serving processes' collector settings (commands/heap.py)."""
+"""The serving processes' collector settings (workers/heap.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commands import heap
+from workers import heap
 
 
 @pytest.fixture(autouse=True)

@@ -1,16 +1,16 @@
-"""The API's response writes (api/http.py) and access log (api/accesslog.py)."""
+"""The API's response writes (api/http.py) and access log (api/observability.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
+import json
 import logging
 import re
 from typing import Any
 
-from api.accesslog import AccessLog
 from api.http import CoalescingTransport
+from api.observability import JsonLinesHandler
 
 
 class Recorder:
@@ -83,29 +83,33 @@ def test_other_transport_calls_pass_through() -> None:
 
 
 def logged_at(level: int, *requests: tuple[str, str, str, int, float]) -> list[str]:
-    """What the access log writes for `requests` while `api.access` is at `level`."""
-    logger = logging.getLogger("api.access")
-    before = logger.level
+    """What the access log writes for `requests` while `api.access` is at `level`: the records
+    Observe makes, through the handler it installs."""
+    logger = logging.getLogger("test.access")
+    output = io.StringIO()
+    handler = JsonLinesHandler(output)
+    logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False
     try:
-        access = AccessLog()
-        for request in requests:
-            access.write(*request)
-        output = io.StringIO()
-        with contextlib.redirect_stderr(output):
-            access.flush()
+        for request_id, method, path, status, elapsed in requests:
+            logger.info("%s %s %s", method, path, status,
+                        extra={"request_id": request_id, "status": status, "ms": round(elapsed * 1000, 2)})  # fmt: skip
+        handler.flush()
     finally:
-        logger.setLevel(before)
+        logger.removeHandler(handler)
     return output.getvalue().splitlines()
 
 
-def test_access_lines_are_written_in_the_log_format() -> None:
+def test_access_lines_are_json_with_the_request_id() -> None:
     lines = logged_at(
         logging.INFO, ("abc-1", "POST", "/api/v1/orders", 201, 0.01234), ("abc-2", "GET", "/api/v1/events", 200, 0.0005)
     )
-    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
-    assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-1 POST /api/v1/orders 201 12\.34ms", lines[0])
-    assert re.fullmatch(rf"INFO - {stamp} - api\.access - app - abc-2 GET /api/v1/events 200 0\.50ms", lines[1])
+    first, second = (json.loads(line) for line in lines)
+    assert first["request_id"] == "abc-1" and first["message"] == "POST /api/v1/orders 201"
+    assert first["status"] == 201 and first["ms"] == 12.34 and first["level"] == "info"
+    assert first["logger"] == "test.access" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
+    assert second["request_id"] == "abc-2" and second["ms"] == 0.5
     assert len(lines) == 2
 
 

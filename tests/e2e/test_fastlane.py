@@ -1,40 +1,49 @@
-"""The express lane for POST /orders answers exactly as the Litestar handler does.
+"""The fast lane for POST /orders answers exactly as the Litestar handler does.
 
 The app is run in this process (the service's own factory, the test stack's Postgres, Redis and
-projector), so each request's lane is known: `ExpressOrders.enabled` switches the lane off for
-the Litestar answer, and its counters say which lane answered.
+projector), so each request's lane is known: `FastLane.enabled` switches the lane off for the
+Litestar answer, and its counters say which lane answered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
 import httpx
 import pytest
+from litestar.params import Parameter
 from litestar.testing import TestClient
 
-from api.express import ExpressOrders, create_service
+from api.fastlane import FastLane
+from api.orders import OrderCreate
 from tests.e2e.conftest import Show, bearer, publish_show, register, verified_token
-from ticketing import Settings
+from ticketing import Settings, create_api
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PATH = "/api/v1/orders"
 VARYING = {"x-request-id", "date"}
 
 
+def lane_of(app: Any) -> FastLane:
+    """The fast lane inside the service's outer layers (Observe, SecurityHeaders)."""
+    while not isinstance(app, FastLane):
+        app = app.app
+    return app
+
+
 @pytest.fixture(scope="module")
-def express(service: str, stack_env: dict[str, str]) -> Iterator[tuple[ExpressOrders, TestClient[Any]]]:
-    app = create_service(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "false"}))
+def express(service: str, stack_env: dict[str, str]) -> Iterator[tuple[FastLane, TestClient[Any]]]:
+    app = create_api(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "false"}))
     with TestClient(app=app) as test_client:
         # An API client, as the e2e clients are: Bearer tokens only, no cookies kept.
         test_client.event_hooks["response"].append(lambda _: test_client.cookies.clear())
-        yield app, test_client
+        yield lane_of(app), test_client
 
 
 def both_lanes(
-    lane: ExpressOrders, test_client: TestClient[Any], token: str, body: Any, **headers: str
+    lane: FastLane, test_client: TestClient[Any], token: str, body: Any, **headers: str
 ) -> tuple[httpx.Response, httpx.Response]:
     """The Litestar handler's answer, then the express lane's, to the same request."""
     sent = {**bearer(token), **headers}
@@ -68,7 +77,7 @@ def show(client: httpx.Client, admin_token: str) -> Show:
 
 
 @pytest.fixture
-def buyer(client: httpx.Client, express: tuple[ExpressOrders, TestClient[Any]]) -> str:
+def buyer(client: httpx.Client, express: tuple[FastLane, TestClient[Any]]) -> str:
     """A verified buyer whose token this process has verified once (through Litestar)."""
     lane, test_client = express
     token = verified_token(client)
@@ -79,7 +88,7 @@ def buyer(client: httpx.Client, express: tuple[ExpressOrders, TestClient[Any]]) 
 
 
 def test_first_order_of_a_token_goes_through_litestar_then_the_lane(
-    client: httpx.Client, express: tuple[ExpressOrders, TestClient[Any]], show: Show
+    client: httpx.Client, express: tuple[FastLane, TestClient[Any]], show: Show
 ) -> None:
     lane, test_client = express
     token = verified_token(client)  # never seen by this process
@@ -102,7 +111,7 @@ def test_first_order_of_a_token_goes_through_litestar_then_the_lane(
 
 
 def test_repeated_idempotency_key_gives_byte_identical_answers(
-    express: tuple[ExpressOrders, TestClient[Any]], show: Show, buyer: str
+    express: tuple[FastLane, TestClient[Any]], show: Show, buyer: str
 ) -> None:
     lane, test_client = express
     key = f"checkout-{uuid4()}"
@@ -116,7 +125,7 @@ def test_repeated_idempotency_key_gives_byte_identical_answers(
 
 
 def test_an_idempotency_key_reused_for_another_order_is_a_conflict_in_both_lanes(
-    express: tuple[ExpressOrders, TestClient[Any]], show: Show, buyer: str
+    express: tuple[FastLane, TestClient[Any]], show: Show, buyer: str
 ) -> None:
     lane, test_client = express
     key = f"checkout-{uuid4()}"
@@ -148,7 +157,7 @@ def test_an_idempotency_key_reused_for_another_order_is_a_conflict_in_both_lanes
     ],
 )
 def test_domain_answers_are_the_same_in_both_lanes(
-    express: tuple[ExpressOrders, TestClient[Any]], show: Show, buyer: str, case: str, status: int, code: str | None
+    express: tuple[FastLane, TestClient[Any]], show: Show, buyer: str, case: str, status: int, code: str | None
 ) -> None:
     lane, test_client = express
     items: list[dict[str, Any]]
@@ -186,7 +195,7 @@ def test_domain_answers_are_the_same_in_both_lanes(
     ],
 )
 def test_bad_requests_are_left_to_litestar(
-    express: tuple[ExpressOrders, TestClient[Any]], buyer: str, body: Any, headers: dict[str, str], status: int
+    express: tuple[FastLane, TestClient[Any]], buyer: str, body: Any, headers: dict[str, str], status: int
 ) -> None:
     lane, test_client = express
     passed = lane.passed
@@ -198,7 +207,7 @@ def test_bad_requests_are_left_to_litestar(
 
 
 def test_unverified_buyers_and_browsers_are_left_to_litestar(
-    client: httpx.Client, express: tuple[ExpressOrders, TestClient[Any]], show: Show
+    client: httpx.Client, express: tuple[FastLane, TestClient[Any]], show: Show
 ) -> None:
     lane, test_client = express
     body = {"items": [{"offer_id": show.ga_offer, "quantity": 1}]}
@@ -219,13 +228,14 @@ def test_unverified_buyers_and_browsers_are_left_to_litestar(
 def test_rate_limits_count_both_lanes(
     client: httpx.Client, service: str, stack_env: dict[str, str], show: Show
 ) -> None:
-    limited = create_service(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "true",
+    service_app = create_api(Settings.from_env({**stack_env, "RATE_LIMITS_ENABLED": "true",
                                                 "RATE_LIMIT_ORDERS": f"{3 + uuid4().int % 1000}/hour"}))  # fmt: skip
+    limited = lane_of(service_app)
     limit = limited.limit
     assert limit is not None
     token = verified_token(client)
     body = {"items": [{"offer_id": show.seat_offer, "seat_id": str(uuid4())}]}  # 404 seat: nothing is held
-    with TestClient(app=limited) as test_client:
+    with TestClient(app=service_app) as test_client:
         answers = [test_client.post(PATH, headers=bearer(token), json=body) for _ in range(limit.count + 1)]
     assert limited.passed == 1 and limited.served == limit.count  # the first one verified the token
     assert [a.status_code for a in answers] == [404] * limit.count + [429]
@@ -234,3 +244,23 @@ def test_rate_limits_count_both_lanes(
     assert [a.headers["x-ratelimit-remaining"] for a in answers[1:]] == [
         str(max(limit.count - n, 0)) for n in range(2, limit.count + 2)
     ]
+
+
+def test_a_middleware_the_lane_does_not_know_switches_it_off() -> None:
+    """A middleware added later is never silently skipped: the lane stands down instead."""
+    from litestar import Litestar, post
+    from litestar.middleware import ASGIMiddleware
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
+    class Audit(ASGIMiddleware):
+        async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+            await next_app(scope, receive, send)
+
+    @post("/api/v1/orders", operation_id="placeOrder")
+    async def place(
+        data: OrderCreate, idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None
+    ) -> None:
+        return None
+
+    assert FastLane(Litestar([place])).enabled
+    assert not FastLane(Litestar([place], middleware=[Audit()])).enabled

@@ -1,4 +1,10 @@
-"""Long-running projection runners, rebuilds, and the registry of read models."""
+"""The read models' processes: the live runner (`ticketing projections run`), rebuilds
+(`ticketing projections rebuild`), and the operator's view of events set aside.
+
+Everything takes the event store's settings as an `eventsourcing` env dict (`env`), which the
+composition root derives from DATABASE_URL; the read models are opened by name
+(`projections.models`).
+"""
 
 from __future__ import annotations
 
@@ -12,63 +18,21 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
-from uuid import UUID
+from typing import Any
 
-from eventsourcing.persistence import Notification, Tracking
-from eventsourcing.postgres import PostgresFactory
-from eventsourcing.utils import Environment
-from psycopg import Cursor
-from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from eventsourcing.persistence import Notification
 
-from commands import heap
 from commands.boxoffice import BoxOffice
-from projections.base import (
-    ERRORS_TABLE,
-    SCHEMA,
-    TRANSIENT,
-    ReadModel,
-    ReadModelView,
-    apply_batch,
-    errors_of,
-    record_error,
-    retry_set_aside,
-)
-from projections.catalog import CatalogProjection
-from projections.holds import HoldsProjection
-from projections.orders import OrdersProjection
-from projections.tickets import TicketsProjection
-
-if TYPE_CHECKING:
-    from ticketing import Settings
+from projections.apply import TRANSIENT, apply_batch, errors_of, retry_set_aside
+from projections.base import ReadModel
+from projections.models import READ_MODELS, open_projection, open_view
+from projections.replay import replay
+from workers import heap
 
 log = logging.getLogger("projections")
-
-READ_MODELS: dict[str, type[ReadModel[Any]]] = {
-    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection, TicketsProjection)
-}
 BATCH_SIZE = 2000
-
-
-def open_view(
-    settings: Settings, projection_class: type[ReadModel[Any]], *, create_tables: bool = False
-) -> ReadModelView:
-    env = {
-        **settings.eventsourcing_env(create_tables=create_tables),
-        "POSTGRES_SCHEMA": SCHEMA,
-        "POSTGRES_POOL_SIZE": "2",
-    }
-    factory = PostgresFactory(Environment(projection_class.name, env))
-    return factory.tracking_recorder(projection_class.view_class)
-
-
-def open_projection(settings: Settings, name: str) -> ReadModel[Any]:
-    projection_class = READ_MODELS[name]
-    return projection_class(view=open_view(settings, projection_class))
 
 
 class Runner:
@@ -141,7 +105,7 @@ class Runner:
             self.stopping.set()
 
 
-def run_forever(settings: Settings) -> None:
+def run_forever(env: dict[str, str]) -> None:
     """Run every read model until SIGTERM/SIGINT.
 
     Events a model cannot apply are set aside by `apply_batch` and never stop it; if the runner
@@ -149,8 +113,8 @@ def run_forever(settings: Settings) -> None:
     positions the models recorded, after a pause that grows up to 30 s while failures repeat.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = BoxOffice(env=settings.eventsourcing_env())
-    projections = [open_projection(settings, name) for name in READ_MODELS]
+    app = BoxOffice(env=env)
+    projections = [open_projection(env, name) for name in READ_MODELS]
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -182,9 +146,9 @@ def run_forever(settings: Settings) -> None:
     app.close()
 
 
-def list_errors(settings: Settings) -> list[dict[str, Any]]:
+def list_errors(env: dict[str, str]) -> list[dict[str, Any]]:
     """The events read models have set aside, oldest first."""
-    view = open_view(settings, next(iter(READ_MODELS.values())))
+    view = open_view(env, next(iter(READ_MODELS.values())))
     try:
         with view.datastore.transaction() as curs:
             return [dict(row) for row in errors_of(curs)]
@@ -192,17 +156,17 @@ def list_errors(settings: Settings) -> list[dict[str, Any]]:
         view.datastore.close()
 
 
-def retry_errors(settings: Settings, name: str | None = None) -> dict[str, tuple[int, int]]:
+def retry_errors(env: dict[str, str], name: str | None = None) -> dict[str, tuple[int, int]]:
     """Apply again the events set aside by one read model or all; per model (applied, still failing)."""
     names = [name] if name else list(READ_MODELS)
     unknown = [n for n in names if n not in READ_MODELS]
     if unknown:
         raise SystemExit(f"unknown read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
-    app = BoxOffice(env=settings.eventsourcing_env())
+    app = BoxOffice(env=env)
     try:
         out: dict[str, tuple[int, int]] = {}
         for model in names:
-            projection = open_projection(settings, model)
+            projection = open_projection(env, model)
             try:
                 out[model] = retry_set_aside(projection, app)
             finally:
@@ -217,7 +181,7 @@ def retry_errors(settings: Settings, name: str | None = None) -> dict[str, tuple
 GROUPS: tuple[tuple[str, ...], ...] = (("catalog",), ("orders", "holds", "tickets"))
 
 
-def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000, parallel: bool = True) -> dict[str, int]:
+def rebuild(env: dict[str, str], name: str | None = None, *, page: int = 5000, parallel: bool = True) -> dict[str, int]:
     """Drop and rebuild read models from the event store; returns events applied per model.
 
     Each group of models (GROUPS) is rebuilt in one pass over its events (each event read and
@@ -236,11 +200,11 @@ def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000, pa
     groups[0] += [n for n in names if not any(n in group for group in GROUPS)]  # models of no group
     if not parallel:
         groups = [names]
-    app = BoxOffice(env=settings.eventsourcing_env())
-    projections = [open_projection(settings, model) for model in groups[0]]
+    app = BoxOffice(env=env)
+    projections = [open_projection(env, model) for model in groups[0]]
     try:
         max_id = app.recorder.max_notification_id() or 0
-        with Siblings(settings, groups[1:], page, max_id) as siblings:
+        with Siblings(env, groups[1:], page, max_id) as siblings, heap.bulk():
             applied = replay(app, projections, page, max_id, locked=siblings.start, before_commit=siblings.finish)
         applied.update(siblings.applied)
         return {n: applied[n] for n in names}
@@ -250,95 +214,16 @@ def rebuild(settings: Settings, name: str | None = None, *, page: int = 5000, pa
         app.close()
 
 
-def replay(
-    app: BoxOffice,
-    projections: list[ReadModel[Any]],
-    page: int = 5000,
-    max_id: int | None = None,
-    *,
-    locked: Callable[[], None] = lambda: None,
-    before_commit: Callable[[dict[str, int]], None] = lambda applied: None,
-) -> dict[str, int]:
-    """Rebuild these models from the events up to `max_id` (default: the last) in one transaction.
-
-    `locked` is called once their locks are held and their tables recreated; `before_commit`
-    with the counts just before the commit (raising there rolls everything back).
-    """
-    topics = sorted({t for p in projections for t in p.handled_topics()})
-    applied = dict.fromkeys((p.name for p in projections), 0)
-    with heap.bulk(), projections[0].view.datastore.transaction(commit=True) as curs:
-        # A rebuild may wait for its siblings in other processes before committing.
-        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        for projection in projections:
-            view = projection.view
-            view.lock(curs)
-            view.drop(curs)
-            view.tracking_table_exists = False
-            view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
-        # The rebuild replays every event again: what was set aside is tried afresh.
-        curs.execute(f"DELETE FROM {ERRORS_TABLE} WHERE model = ANY(%s)", ([p.name for p in projections],))
-        locked()
-        if max_id is None:
-            max_id = app.recorder.max_notification_id() or 0
-        for events in read_pages(app, topics, max_id, page):
-            for projection in projections:
-                applied[projection.name] += _replay_page(curs, app, projection, events)
-        for projection in projections:
-            projection.view.create_deferred_indexes(curs)
-        if max_id:
-            for projection in projections:
-                projection.view.record_position(curs, Tracking(app.name, max_id))
-        before_commit(applied)
-    return applied
-
-
-def _replay_page(curs: Cursor[DictRow], app: BoxOffice, projection: ReadModel[Any], events: list[Any]) -> int:
-    """Apply one page of a rebuild to one model under a savepoint; if it fails, event by event,
-    setting aside (in the rebuild's transaction) each event the model cannot apply."""
-    handlers = projection.handlers()
-    mine = [(n, e) for n, e in events if n.topic in handlers]
-    if not mine:
-        return 0
-    try:
-        with curs.connection.transaction(), projection.view.batch(curs):
-            for n, domain_event in mine:
-                handlers[n.topic](_event(domain_event), Tracking(app.name, n.id))
-        return len(mine)
-    except TRANSIENT:
-        raise
-    except Exception:  # noqa: BLE001 - isolated event by event below
-        log.warning("rebuilding %s: a page failed; applying it event by event", projection.name)
-    applied = 0
-    for n, domain_event in mine:
-        try:
-            with curs.connection.transaction(), projection.view.batch(curs):
-                handlers[n.topic](_event(domain_event), Tracking(app.name, n.id))
-            applied += 1
-        except TRANSIENT:
-            raise
-        except Exception as error:  # noqa: BLE001 - set aside and reported, as the live runner does
-            record_error(curs, projection.name, n, error)
-            log.error("rebuilding %s: set aside the event at position %d: %r", projection.name, n.id, error)
-    return applied
-
-
-def _event(decoded: Any) -> Any:
-    """The decoded event, or the error decoding it raised (raised here, for the model it concerns)."""
-    if isinstance(decoded, BaseException):
-        raise decoded
-    return decoded
-
-
 class Siblings:
     """Groups of read models rebuilt in child processes, committed together with ours.
 
-    Protocol on each child's socket: we send (settings, models, page, max_id); the child sends
+    Protocol on each child's socket: we send (env, models, page, max_id); the child sends
     ("ready", applied) when only its commit is left, or ("error", text); we answer "commit" or
     "abort"; after committing it sends ("committed", None).
     """
 
-    def __init__(self, settings: Settings, groups: list[list[str]], page: int, max_id: int) -> None:
-        self.settings = settings
+    def __init__(self, env: dict[str, str], groups: list[list[str]], page: int, max_id: int) -> None:
+        self.env = env
         self.groups = groups
         self.page = page
         self.max_id = max_id
@@ -360,14 +245,14 @@ class Siblings:
                 [
                     sys.executable,
                     "-c",
-                    f"from projections.runner import _rebuild_child; _rebuild_child({theirs.fileno()})",
+                    f"from workers.projector import _rebuild_child; _rebuild_child({theirs.fileno()})",
                 ],
                 pass_fds=[theirs.fileno()],
                 cwd=Path(__file__).resolve().parent.parent,  # where `projections` is importable from
             )
             theirs.close()
             pipe = Connection(ours.detach())
-            pipe.send((self.settings, group, self.page, self.max_id))
+            pipe.send((self.env, group, self.page, self.max_id))
             self.children.append((process, pipe, "+".join(group)))
 
     def finish(self, applied: dict[str, int]) -> None:
@@ -407,17 +292,18 @@ def _receive(process: subprocess.Popen[bytes], pipe: Connection) -> tuple[str, A
 def _rebuild_child(fd: int) -> None:
     """A child of `rebuild`: rebuild the models it is sent up to `max_id`, commit when told to."""
     pipe = Connection(fd)
-    settings, names, page, max_id = pipe.recv()
+    env, names, page, max_id = pipe.recv()
 
     def ready(applied: dict[str, int]) -> None:
         pipe.send(("ready", applied))
         if pipe.recv() != "commit":
             raise _Aborted
 
-    app = BoxOffice(env=settings.eventsourcing_env())
-    projections = [open_projection(settings, model) for model in names]
+    app = BoxOffice(env=env)
+    projections = [open_projection(env, model) for model in names]
     try:
-        replay(app, projections, page, max_id, before_commit=ready)
+        with heap.bulk():
+            replay(app, projections, page, max_id, before_commit=ready)
         pipe.send(("committed", None))
     except _Aborted:
         pass
@@ -435,53 +321,10 @@ class _Aborted(Exception):
     """Another group failed: roll this one back."""
 
 
-class Stored(NamedTuple):
-    """A notification as the replay reads it (the fields of the library's `Notification`)."""
-
-    id: int
-    originator_id: UUID
-    originator_version: int
-    topic: str
-    state: bytes
-
-
-def read_pages(app: BoxOffice, topics: list[str], max_id: int, page: int) -> Iterator[list[tuple[Stored, Any]]]:
-    """The store's events with these topics up to `max_id`, decoded, a page at a time.
-
-    Each page is one short query (keyset pagination on the notification id; binary results in
-    tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
-    stays open on the reading connection.
-    """
-    recorder: Any = app.recorder
-    decode: Callable[[Any], Any] = app.mapper.to_domain_event  # commands.mapper.FastMapper
-    query = SQL(
-        "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
-        "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
-        "ORDER BY notification_id LIMIT %s"
-    ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-    last = 0
-    while last < max_id:
-        with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
-            read.execute(query, (last, max_id, topics, page), prepare=True)
-            rows = [Stored(*row) for row in read.fetchall()]
-        if not rows:
-            return
-        last = rows[-1].id
-        yield [(n, _decoded(decode, n)) for n in rows]
-
-
-def _decoded(decode: Callable[[Any], Any], stored: Stored) -> Any:
-    """The event, or the exception decoding it raised (it only fails the models that handle it)."""
-    try:
-        return decode(stored)
-    except Exception as error:  # noqa: BLE001 - handed on, and raised where it matters
-        return error
-
-
-def list_positions(settings: Settings) -> dict[str, int]:
+def list_positions(env: dict[str, str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for model, projection_class in READ_MODELS.items():
-        view = open_view(settings, projection_class)
+        view = open_view(env, projection_class)
         out[model] = view.max_tracking_id(BoxOffice.name) or 0
         view.datastore.close()
     return out

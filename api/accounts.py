@@ -1,299 +1,34 @@
-"""Authentication (JWT in the `auth-token` cookie or as Bearer), sessions, roles, CSRF, and /auth routes.
-
-Tokens:
-- access JWT, 15 min: `sub` = account id; extras `type=access`, `role`, `email`, `email_verified`,
-  `sid` (its session). Not revocable: it lives until it expires.
-- refresh JWT, 7 days: `jti` = token id; extras `type=refresh`, `sid`, `gen` (the account's token
-  generation). Honoured only while it is its session's current token (see `commands.accounts.Sessions`)
-  and the account's generation is still `gen` (a password change or reset moves it on).
-
-CSRF (double submit, Litestar's signed token format and `CSRFConfig`): a request that a browser
-authenticates by cookie and that changes state must send `X-CSRF-Token` equal to the `csrf-token`
-cookie. Bearer requests carry a credential a foreign page cannot attach, so they are exempt; so is
-the Stripe webhook. Routes that take credentials in the body (register, login, refresh with a body
-token, verify, resend, forgot, reset) have no ambient credential to abuse, but a foreign page could
-still post the attacker's credentials to sign a victim into the attacker's account (login CSRF), so
-for them a browser's `Origin`, when sent, must be this service or a configured CORS origin.
-"""
+"""Accounts: the /auth routes (register, verify, sign in and out, refresh, profile, passwords,
+CSRF token). How tokens and CSRF work is described in `api/security.py`."""
 
 from __future__ import annotations
 
-import hmac
-import time
-from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.config.csrf import CSRFConfig
-from litestar.connection import ASGIConnection
-from litestar.datastructures import Cookie, Headers
-from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import ASGIMiddleware
-from litestar.middleware._utils import should_bypass_middleware
-from litestar.middleware.authentication import AuthenticationResult
-from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash, generate_csrf_token
-from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.datastructures import Cookie
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.csrf import generate_csrf_token
+from litestar.security.jwt import JWTCookieAuth, Token
 
+from api.security import (
+    ACCESS_COOKIE,
+    ACCESS_TTL,
+    CSRF_COOKIE,
+    REFRESH_COOKIE,
+    REFRESH_COOKIE_PATH,
+    Principal,
+    require_csrf,
+    signed_by_us,
+)
 from api.services import Services, queue_follow_up
 from commands.accounts import REFRESH_TTL, InvalidRefreshToken, MailedSecrets, Sessions
 from domain.account import Account
-from domain.errors import Forbidden, Invalid, NotFound
-
-ACCESS_TTL = timedelta(minutes=15)
-ACCESS_COOKIE = "auth-token"
-REFRESH_COOKIE = "refresh-token"
-REFRESH_COOKIE_PATH = "/api/v1/auth"  # the refresh token only travels to the routes that use it
-CSRF_COOKIE = "csrf-token"
-CSRF_HEADER = "x-csrf-token"
-PUBLIC_PATHS = ["^/health", "^/ready", "^/metrics", "^/schema"]
-# Paths whose callers authenticate by other means (Stripe signs its webhook).
-CSRF_EXEMPT_PATHS = ("^/api/v1/webhooks/stripe$",)
-# Route option marking routes that take their credentials in the body (see the module doc).
-CREDENTIALS_IN_BODY = "exclude_from_csrf"
-
-
-class Principal(msgspec.Struct, frozen=True):
-    """The authenticated caller, taken from the access token's claims."""
-
-    id: UUID
-    role: str
-    email: str
-    email_verified: bool = False
-    session: str = ""
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-def _principal(token: Token) -> Principal | None:
-    if token.extras.get("type") != "access":
-        return None
-    try:
-        return Principal(
-            id=UUID(token.sub),
-            role=str(token.extras["role"]),
-            email=str(token.extras["email"]),
-            email_verified=token.extras.get("email_verified") is True,
-            session=str(token.extras.get("sid") or ""),
-        )
-    except (KeyError, ValueError):
-        return None
-
-
-async def principal_from_token(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-    return _principal(token)
-
-
-class CachedJWTMiddleware(JWTCookieAuthenticationMiddleware):
-    """Litestar's cookie-or-Bearer JWT middleware, remembering tokens it has verified.
-
-    Verifying a token (HMAC, base64, claims) is pure: the same string with the same secret
-    always gives the same result, so a token seen before is looked up instead, until it
-    expires. A buyer sends the same token with every request of a checkout.
-    """
-
-    cache: ClassVar[dict[str, tuple[float, AuthenticationResult]]] = {}
-    max_entries: ClassVar[int] = 50_000
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A Bearer token verified before is found from the raw header, without building a
-        connection and its parsed headers; anything else takes Litestar's path unchanged."""
-        hit = self.cached(_bearer_token(scope))
-        if hit is not None and not should_bypass_middleware(
-            exclude_http_methods=self.exclude_http_methods,
-            exclude_opt_key=self.exclude_opt_key,
-            exclude_path_pattern=self.exclude,
-            scope=scope,
-            scopes=self.scopes,
-        ):
-            scope["user"] = hit.user
-            scope["auth"] = hit.auth
-            await self.app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-    @classmethod
-    def cached(cls, token: str) -> AuthenticationResult | None:
-        """The result of verifying `token`, if it was verified before and has not expired."""
-        hit = cls.cache.get(token) if token else None
-        return hit[1] if hit is not None and hit[0] > time.time() else None
-
-    async def authenticate_token(
-        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        hit = self.cached(encoded_token)
-        if hit is not None:
-            return hit
-        now = time.time()
-        result = await super().authenticate_token(encoded_token, connection)
-        if len(self.cache) >= self.max_entries:
-            self.cache.clear()
-        token = result.auth
-        expires = token.exp.timestamp() if isinstance(token, Token) else now
-        self.cache[encoded_token] = (expires, result)
-        return result
-
-
-def build_jwt_auth(secret: str, secure: bool) -> JWTCookieAuth[Principal, Token]:
-    return JWTCookieAuth[Principal, Token](
-        authentication_middleware_class=CachedJWTMiddleware,
-        retrieve_user_handler=principal_from_token,
-        token_secret=secret,
-        key=ACCESS_COOKIE,
-        default_token_expiration=ACCESS_TTL,
-        exclude=PUBLIC_PATHS,
-        secure=secure,
-        samesite="lax",
-        description="Access JWT from POST /api/v1/auth/login, as a Bearer token or the auth-token cookie.",
-    )
-
-
-def optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
-    """The caller on a public route, if they sent a valid token (else anonymous)."""
-    jwt_auth: JWTCookieAuth[Principal, Token] = request.app.state.jwt_auth
-    encoded = request.headers.get("authorization", "").partition(" ")[-1] or request.cookies.get(ACCESS_COOKIE, "")
-    if not encoded:
-        return None
-    try:
-        token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithm=jwt_auth.algorithm)
-    except NotAuthorizedException:
-        return None
-    return _principal(token)
-
-
-def requires(*roles: str) -> Any:
-    """A guard letting only the given roles (admins always) through: 403 otherwise."""
-
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        user = connection.user
-        if not isinstance(user, Principal):
-            raise NotAuthorizedException("authentication required")
-        if user.role != "admin" and user.role not in roles:
-            raise PermissionDeniedException(f"this needs the {' or '.join(roles) or 'admin'} role")
-
-    return guard
-
-
-admin_only = requires()
-organizers = requires("organizer")
-
-
-async def verified_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A guard for buying and publishing: the caller's e-mail address must be verified (403
-    `email_not_verified` otherwise).
-
-    The access token says so when it was minted; a token minted before the address was verified
-    is checked against the account, so nobody has to sign in again after verifying.
-    """
-    user = connection.user
-    if not isinstance(user, Principal):
-        raise NotAuthorizedException("authentication required")
-    if user.email_verified:
-        return
-    services: Services = connection.app.state.services
-    try:
-        account = await services.call(lambda: services.accounts.get_account(user.id))
-    except NotFound:
-        account = None
-    if account is None or not account.email_verified:
-        raise Forbidden("verify your e-mail address first", code="email_not_verified")
-
-
-# CSRF ----------------------------------------------------------------------------------------
-
-
-class CsrfFailed(Forbidden):
-    """No or a wrong double-submitted CSRF token, or a foreign Origin on a credentials route (403)."""
-
-    code = "csrf_failed"
-
-
-def build_csrf_config(secret: str, secure: bool) -> CSRFConfig:
-    """Litestar's CSRF settings; the cookie is readable by scripts on purpose (double submit)."""
-    key = hmac.new(secret.encode(), b"csrf", "sha256").hexdigest()
-    return CSRFConfig(
-        secret=key,
-        cookie_name=CSRF_COOKIE,
-        header_name=CSRF_HEADER,
-        cookie_secure=secure,
-        cookie_httponly=False,
-        cookie_samesite="lax",
-    )
-
-
-def _signed_by_us(config: CSRFConfig, token: str) -> bool:
-    """Whether `token` has Litestar's CSRF format (random hex + HMAC of it) under our secret."""
-    if len(token) <= CSRF_SECRET_LENGTH:
-        return False
-    expected = generate_csrf_hash(token=token[:CSRF_SECRET_LENGTH], secret=config.secret)
-    return hmac.compare_digest(token[CSRF_SECRET_LENGTH:], expected)
-
-
-def _double_submitted(config: CSRFConfig, header: str | None, cookie: str | None) -> bool:
-    return (
-        bool(header and cookie) and hmac.compare_digest(str(header), str(cookie)) and _signed_by_us(config, str(cookie))
-    )
-
-
-def require_csrf(request: Request[Any, Any, Any]) -> None:
-    """Raise 403 `csrf_failed` unless the request double-submits the CSRF cookie."""
-    config: CSRFConfig = request.app.state.csrf_config
-    if not _double_submitted(config, request.headers.get(config.header_name), request.cookies.get(config.cookie_name)):
-        raise CsrfFailed("missing or wrong X-CSRF-Token (GET /api/v1/auth/csrf issues one)")
-
-
-def _bearer_token(scope: Scope) -> str:
-    """The token of the first `Authorization` header (after its scheme), or "": the value the JWT
-    middleware takes, read from the raw ASGI headers."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return value.decode("latin-1").partition(" ")[-1]
-    return ""
-
-
-class CookieCSRF(ASGIMiddleware):
-    """Enforces the double-submit rule on state-changing requests authenticated by cookie.
-
-    Litestar's own CSRFMiddleware checks every unsafe request however it is authenticated (so
-    Bearer clients would need a cookie) and sets a cookie on every GET; here the check applies
-    only where a browser's ambient cookie is the credential, with the same config and tokens.
-    """
-
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, config: CSRFConfig, trusted_origins: tuple[str, ...]) -> None:
-        self.config = config
-        self.trusted_origins = frozenset(o.rstrip("/") for o in trusted_origins)
-        self.exclude_path_pattern = CSRF_EXEMPT_PATHS
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        # Cheap exits first: safe methods, then Bearer requests (the API's usual client), both
-        # decided without building a Request.
-        if scope.get("method", "GET") not in self.config.safe_methods:
-            credentials_in_body = scope["route_handler"].opt.get(CREDENTIALS_IN_BODY)
-            if credentials_in_body or not _bearer_token(scope):
-                request: Request[Any, Any, Any] = scope["litestar_app"].request_class(scope)
-                if credentials_in_body:
-                    if not self._origin_trusted(request.headers):
-                        raise CsrfFailed("requests from this origin are not accepted")
-                elif ACCESS_COOKIE in request.cookies:
-                    require_csrf(request)
-        await next_app(scope, receive, send)
-
-    def _origin_trusted(self, headers: Headers) -> bool:
-        origin = headers.get("origin")
-        if origin is None:
-            return True  # not a browser, or a same-origin request from an old one
-        origin = origin.rstrip("/")
-        return origin in self.trusted_origins or urlsplit(origin).netloc == headers.get("host")
-
+from domain.errors import Invalid, NotFound
 
 # Payloads ------------------------------------------------------------------------------
 
@@ -431,7 +166,7 @@ class AuthController(Controller):
                 phone=data.phone,
             )
             # A queue that is down must not undo the registration: the mail can be asked for again.
-            queue_follow_up(lambda: services.actors.send_email.send("verify_email", account.email), "mail")
+            queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
             return account
 
         account = await services.command(register, app=services.accounts)
@@ -458,7 +193,7 @@ class AuthController(Controller):
         Always 202 with the same body: whether an account exists is decided by the mail worker,
         so neither the answer nor its timing tells."""
         email = data.email.strip().lower()
-        await services.call(lambda: services.actors.send_email.send("verify_email", email))
+        await services.call(lambda: services.tasks.queue_email("verify_email", email))
         return Accepted(
             status="accepted", detail="if this address belongs to an unverified account, a mail is on its way"
         )
@@ -568,7 +303,7 @@ class AuthController(Controller):
 
         Always 202 with the same body, in the same time: the mail worker decides."""
         email = data.email.strip().lower()
-        await services.call(lambda: services.actors.send_email.send("password_reset", email))
+        await services.call(lambda: services.tasks.queue_email("password_reset", email))
         return Accepted(status="accepted", detail="if this address has an account, a code is on its way")
 
     @post(
@@ -595,7 +330,7 @@ class AuthController(Controller):
         is returned again, so several tabs share one."""
         config: CSRFConfig = request.app.state.csrf_config
         current = request.cookies.get(config.cookie_name, "")
-        token = current if _signed_by_us(config, current) else generate_csrf_token(config.secret)
+        token = current if signed_by_us(config, current) else generate_csrf_token(config.secret)
         cookie = Cookie(
             key=config.cookie_name,
             value=token,

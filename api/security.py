@@ -1,0 +1,378 @@
+"""Security: authentication (JWT in the `auth-token` cookie or as Bearer), roles and guards, CSRF,
+security headers and CORS. The /auth routes that issue tokens are in `api/accounts.py`.
+
+Tokens:
+- access JWT, 15 min: `sub` = account id; extras `type=access`, `role`, `email`, `email_verified`,
+  `sid` (its session). Not revocable: it lives until it expires.
+- refresh JWT, 7 days: `jti` = token id; extras `type=refresh`, `sid`, `gen` (the account's token
+  generation). Honoured only while it is its session's current token (see `commands.accounts.Sessions`)
+  and the account's generation is still `gen` (a password change or reset moves it on).
+
+CSRF (double submit, Litestar's signed token format and `CSRFConfig`): a request that a browser
+authenticates by cookie and that changes state must send `X-CSRF-Token` equal to the `csrf-token`
+cookie. Bearer requests carry a credential a foreign page cannot attach, so they are exempt; so is
+the Stripe webhook. Routes that take credentials in the body (register, login, refresh with a body
+token, verify, resend, forgot, reset) have no ambient credential to abuse, but a foreign page could
+still post the attacker's credentials to sign a victim into the attacker's account (login CSRF), so
+for them a browser's `Origin`, when sent, must be this service or a configured CORS origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import msgspec
+from litestar import Request
+from litestar.config.cors import CORSConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import ASGIMiddleware
+from litestar.middleware._utils import should_bypass_middleware
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.services import Services
+from domain.errors import Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from api.services import ApiSettings
+
+ACCESS_TTL = timedelta(minutes=15)
+ACCESS_COOKIE = "auth-token"
+REFRESH_COOKIE = "refresh-token"
+REFRESH_COOKIE_PATH = "/api/v1/auth"  # the refresh token only travels to the routes that use it
+CSRF_COOKIE = "csrf-token"
+CSRF_HEADER = "x-csrf-token"
+PUBLIC_PATHS = ["^/health", "^/ready", "^/metrics", "^/schema"]
+# Paths whose callers authenticate by other means (Stripe signs its webhook).
+CSRF_EXEMPT_PATHS = ("^/api/v1/webhooks/stripe$",)
+# Route option marking routes that take their credentials in the body (see the module doc).
+CREDENTIALS_IN_BODY = "exclude_from_csrf"
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The authenticated caller, taken from the access token's claims."""
+
+    id: UUID
+    role: str
+    email: str
+    email_verified: bool = False
+    session: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _principal(token: Token) -> Principal | None:
+    if token.extras.get("type") != "access":
+        return None
+    try:
+        return Principal(
+            id=UUID(token.sub),
+            role=str(token.extras["role"]),
+            email=str(token.extras["email"]),
+            email_verified=token.extras.get("email_verified") is True,
+            session=str(token.extras.get("sid") or ""),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+async def principal_from_token(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    return _principal(token)
+
+
+class CachedJWTMiddleware(JWTCookieAuthenticationMiddleware):
+    """Litestar's cookie-or-Bearer JWT middleware, remembering tokens it has verified.
+
+    Verifying a token (HMAC, base64, claims) is pure: the same string with the same secret
+    always gives the same result, so a token seen before is looked up instead, until it
+    expires. A buyer sends the same token with every request of a checkout.
+    """
+
+    cache: ClassVar[dict[str, tuple[float, AuthenticationResult]]] = {}
+    max_entries: ClassVar[int] = 50_000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A Bearer token verified before is found from the raw header, without building a
+        connection and its parsed headers; anything else takes Litestar's path unchanged."""
+        hit = self.cached(_bearer_token(scope))
+        if hit is not None and not should_bypass_middleware(
+            exclude_http_methods=self.exclude_http_methods,
+            exclude_opt_key=self.exclude_opt_key,
+            exclude_path_pattern=self.exclude,
+            scope=scope,
+            scopes=self.scopes,
+        ):
+            scope["user"] = hit.user
+            scope["auth"] = hit.auth
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    @classmethod
+    def cached(cls, token: str) -> AuthenticationResult | None:
+        """The result of verifying `token`, if it was verified before and has not expired."""
+        hit = cls.cache.get(token) if token else None
+        return hit[1] if hit is not None and hit[0] > time.time() else None
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        hit = self.cached(encoded_token)
+        if hit is not None:
+            return hit
+        now = time.time()
+        result = await super().authenticate_token(encoded_token, connection)
+        if len(self.cache) >= self.max_entries:
+            self.cache.clear()
+        token = result.auth
+        expires = token.exp.timestamp() if isinstance(token, Token) else now
+        self.cache[encoded_token] = (expires, result)
+        return result
+
+
+def build_jwt_auth(secret: str, secure: bool) -> JWTCookieAuth[Principal, Token]:
+    return JWTCookieAuth[Principal, Token](
+        authentication_middleware_class=CachedJWTMiddleware,
+        retrieve_user_handler=principal_from_token,
+        token_secret=secret,
+        key=ACCESS_COOKIE,
+        default_token_expiration=ACCESS_TTL,
+        exclude=PUBLIC_PATHS,
+        secure=secure,
+        samesite="lax",
+        description="Access JWT from POST /api/v1/auth/login, as a Bearer token or the auth-token cookie.",
+    )
+
+
+def optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
+    """The caller on a public route, if they sent a valid token (else anonymous)."""
+    jwt_auth: JWTCookieAuth[Principal, Token] = request.app.state.jwt_auth
+    encoded = request.headers.get("authorization", "").partition(" ")[-1] or request.cookies.get(ACCESS_COOKIE, "")
+    if not encoded:
+        return None
+    try:
+        token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithm=jwt_auth.algorithm)
+    except NotAuthorizedException:
+        return None
+    return _principal(token)
+
+
+def requires(*roles: str) -> Any:
+    """A guard letting only the given roles (admins always) through: 403 otherwise."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        user = connection.user
+        if not isinstance(user, Principal):
+            raise NotAuthorizedException("authentication required")
+        if user.role != "admin" and user.role not in roles:
+            raise PermissionDeniedException(f"this needs the {' or '.join(roles) or 'admin'} role")
+
+    return guard
+
+
+admin_only = requires()
+organizers = requires("organizer")
+
+
+async def verified_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard for buying and publishing: the caller's e-mail address must be verified (403
+    `email_not_verified` otherwise).
+
+    The access token says so when it was minted; a token minted before the address was verified
+    is checked against the account, so nobody has to sign in again after verifying.
+    """
+    user = connection.user
+    if not isinstance(user, Principal):
+        raise NotAuthorizedException("authentication required")
+    if user.email_verified:
+        return
+    services: Services = connection.app.state.services
+    try:
+        account = await services.call(lambda: services.accounts.get_account(user.id))
+    except NotFound:
+        account = None
+    if account is None or not account.email_verified:
+        raise Forbidden("verify your e-mail address first", code="email_not_verified")
+
+
+# CSRF ----------------------------------------------------------------------------------------
+
+
+class CsrfFailed(Forbidden):
+    """No or a wrong double-submitted CSRF token, or a foreign Origin on a credentials route (403)."""
+
+    code = "csrf_failed"
+
+
+def build_csrf_config(secret: str, secure: bool) -> CSRFConfig:
+    """Litestar's CSRF settings; the cookie is readable by scripts on purpose (double submit)."""
+    key = hmac.new(secret.encode(), b"csrf", "sha256").hexdigest()
+    return CSRFConfig(
+        secret=key,
+        cookie_name=CSRF_COOKIE,
+        header_name=CSRF_HEADER,
+        cookie_secure=secure,
+        cookie_httponly=False,
+        cookie_samesite="lax",
+    )
+
+
+def signed_by_us(config: CSRFConfig, token: str) -> bool:
+    """Whether `token` has Litestar's CSRF format (random hex + HMAC of it) under our secret."""
+    if len(token) <= CSRF_SECRET_LENGTH:
+        return False
+    expected = generate_csrf_hash(token=token[:CSRF_SECRET_LENGTH], secret=config.secret)
+    return hmac.compare_digest(token[CSRF_SECRET_LENGTH:], expected)
+
+
+def _double_submitted(config: CSRFConfig, header: str | None, cookie: str | None) -> bool:
+    return (
+        bool(header and cookie) and hmac.compare_digest(str(header), str(cookie)) and signed_by_us(config, str(cookie))
+    )
+
+
+def require_csrf(request: Request[Any, Any, Any]) -> None:
+    """Raise 403 `csrf_failed` unless the request double-submits the CSRF cookie."""
+    config: CSRFConfig = request.app.state.csrf_config
+    if not _double_submitted(config, request.headers.get(config.header_name), request.cookies.get(config.cookie_name)):
+        raise CsrfFailed("missing or wrong X-CSRF-Token (GET /api/v1/auth/csrf issues one)")
+
+
+def _bearer_token(scope: Scope) -> str:
+    """The token of the first `Authorization` header (after its scheme), or "": the value the JWT
+    middleware takes, read from the raw ASGI headers."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return value.decode("latin-1").partition(" ")[-1]
+    return ""
+
+
+class CookieCSRF(ASGIMiddleware):
+    """Enforces the double-submit rule on state-changing requests authenticated by cookie.
+
+    Litestar's own CSRFMiddleware checks every unsafe request however it is authenticated (so
+    Bearer clients would need a cookie) and sets a cookie on every GET; here the check applies
+    only where a browser's ambient cookie is the credential, with the same config and tokens.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, config: CSRFConfig, trusted_origins: tuple[str, ...]) -> None:
+        self.config = config
+        self.trusted_origins = frozenset(o.rstrip("/") for o in trusted_origins)
+        self.exclude_path_pattern = CSRF_EXEMPT_PATHS
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        # Cheap exits first: safe methods, then Bearer requests (the API's usual client), both
+        # decided without building a Request.
+        if scope.get("method", "GET") not in self.config.safe_methods:
+            credentials_in_body = scope["route_handler"].opt.get(CREDENTIALS_IN_BODY)
+            if credentials_in_body or not _bearer_token(scope):
+                request: Request[Any, Any, Any] = scope["litestar_app"].request_class(scope)
+                if credentials_in_body:
+                    if not self._origin_trusted(request.headers):
+                        raise CsrfFailed("requests from this origin are not accepted")
+                elif ACCESS_COOKIE in request.cookies:
+                    require_csrf(request)
+        await next_app(scope, receive, send)
+
+    def _origin_trusted(self, headers: Headers) -> bool:
+        origin = headers.get("origin")
+        if origin is None:
+            return True  # not a browser, or a same-origin request from an old one
+        origin = origin.rstrip("/")
+        return origin in self.trusted_origins or urlsplit(origin).netloc == headers.get("host")
+
+
+# An API answers JSON, images and PDFs: nothing in them may load, run or be framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Swagger UI and ReDoc (local assets under /schema/assets) boot from inline scripts and styles,
+# ReDoc runs its search index in a blob: worker and its bundled JSON-schema validator compiles code.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+class SecurityHeaders:
+    """Every response gets the security headers (errors, unknown paths and the fast lane's
+    answers too): an outer ASGI layer, so there is one place that sets them.
+
+    The headers are set (replacing any value a handler gave), as raw ASGI header pairs: one pass
+    over the response's few headers instead of a lookup per header.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        fixed = {
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "Cross-Origin-Opener-Policy": "same-origin",
+        }
+        if hsts:
+            fixed["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        common = [(name.lower().encode(), value.encode()) for name, value in fixed.items()]
+        csp = b"content-security-policy"
+
+        def header_set(*pairs: tuple[bytes, bytes]) -> tuple[list[tuple[bytes, bytes]], frozenset[bytes]]:
+            headers = [*common, *pairs]
+            return headers, frozenset(name for name, _ in headers)
+
+        self.api = header_set((csp, API_CSP.encode()))
+        self.docs = header_set((csp, DOCS_CSP.encode()))
+        # Tokens and account data must not linger in shared or browser caches.
+        self.auth = header_set((csp, API_CSP.encode()), (b"cache-control", b"no-store"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        ours = self.docs if path.startswith("/schema") else self.auth if path.startswith("/api/v1/auth/") else self.api
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() not in ours[1]]
+                headers.extend(ours[0])
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def cors_config(settings: ApiSettings) -> CORSConfig | None:
+    """CORS for the configured front-end origins (with credentials: cookies); none if unset."""
+    origins = [o.strip().rstrip("/") for o in settings.cors_origins if o.strip()]
+    if not origins:
+        return None
+    rate_headers = ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"]
+    return CORSConfig(
+        allow_origins=origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            CSRF_HEADER,
+            "Idempotency-Key",
+            "If-None-Match",
+            "X-Request-ID",
+        ],
+        expose_headers=["ETag", "X-Request-ID", "Content-Disposition", *rate_headers],
+    )

@@ -1,0 +1,268 @@
+"""The in-process adapter of the claims port: group commit of many buyers' orders.
+
+The event store serialises writers (a table lock per insert), and a hot offer is one aggregate,
+so placing orders one transaction at a time caps a show at a few hundred orders a second. Here
+every order of the process goes through one queue; a single writer thread takes whatever has
+queued up, loads the aggregates involved once (one query), decides every order in turn on that
+in-memory state (`domain.placement.place_order`: an order is checked completely before it
+changes anything, so a refused order leaves no trace), and saves all accepted orders and the
+offers and seats they claimed in one transaction. If another process wrote one of those
+aggregates meanwhile, the insert fails as a whole and the batch is decided again on fresh state,
+so nothing is ever oversold and no accepted order is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
+
+from commands.base import Busy, utcnow
+from commands.claims import ClaimRequest, Outcome, Placed, PlacedOrder, deliver
+from domain.errors import Conflict, DomainError, NotFound
+from domain.event import Event
+from domain.offer import Offer
+from domain.order import Order
+from domain.placement import place_order, same_items
+
+if TYPE_CHECKING:
+    from commands.sales import SalesCommands
+
+log = logging.getLogger("claims")
+T = TypeVar("T")
+MAX_BATCH = 400
+CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
+# How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
+# a few seconds) before its orders are told to retry.
+COMMIT_DEADLINE = 15.0
+# The store's "connection lost / server gone" failures: the batch's outcome is unknown.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
+
+
+class Ledger:
+    """The aggregates one batch works on, each loaded once."""
+
+    def __init__(self, app: SalesCommands) -> None:
+        self.app = app
+        self.loaded: dict[UUID, Any] = {}
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        missing = [i for i in dict.fromkeys(ids) if i not in self.loaded]
+        if missing:
+            self.loaded.update(self.app.load_many(missing))
+
+    def get(self, aggregate_id: UUID, what: str, cls: type[T]) -> T:
+        aggregate = self.loaded.get(aggregate_id)
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"{what} not found", code=f"{what}_not_found")
+        return aggregate
+
+
+class ClaimWriter:
+    """The process's single writer of orders (its thread starts on first use): the `Claims`
+    port in this process."""
+
+    def __init__(self, app: SalesCommands) -> None:
+        self.app = app
+        self.queue: queue.SimpleQueue[ClaimRequest] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.batches = 0
+        self.conflicts = 0
+        # Called with the orders of each committed batch, after their buyers were answered.
+        self.after_commit: Callable[[list[PlacedOrder]], None] | None = None
+        self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
+        self._last_ledger = Ledger(app)
+
+    def submit(self, request: ClaimRequest) -> None:
+        """Queue a request; its outcome arrives in `request.waiter` or `request.future`."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="claim-writer", daemon=True)
+                    self._thread.start()
+        self.queue.put(request)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[ClaimRequest]) -> None:
+        """Decide and save the batch, retrying on conflicts and on lost connections, and answer.
+
+        A lost connection or a failed COMMIT leaves it unknown whether the batch was stored. The
+        next attempt therefore looks its orders up first (`_decide` with `attempted`): an order
+        already stored is answered as placed, not decided again (which would find its own seats
+        held and answer `seat_taken`). Only if the store stays unreachable past `COMMIT_DEADLINE`
+        do the orders get `Busy` (503, retry with the Idempotency-Key); never a 500.
+        """
+        deadline = time.monotonic() + COMMIT_DEADLINE
+        attempted: set[UUID] = set()  # orders an earlier attempt of this batch may have stored
+        conflicts = 0
+        pause = 0.05
+        while True:
+            try:
+                outcomes, changed, names, position = self._attempt(batch, attempted)
+            except IntegrityError:
+                # Another process wrote an offer or seat we used: decide the batch again.
+                self.conflicts += 1
+                conflicts += 1
+                if conflicts >= self.app.conflict_attempts * 2:
+                    break
+                time.sleep(random.uniform(0, 0.001 * conflicts))
+                continue
+            except TRANSIENT as error:
+                attempted.update(r.order_id for r in batch)
+                if time.monotonic() + pause > deadline:
+                    log.error("the event store stayed unreachable for %.0f s: %r", COMMIT_DEADLINE, error)
+                    break
+                log.warning("claim batch of %d: the event store failed (%r); trying again", len(batch), error)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                self._drop_dead_connections()
+                continue
+            except BaseException as error:
+                log.exception("claim batch failed")
+                deliver([(request, error) for request in batch])
+                return
+            self.app.refresh_cache(changed)
+            self.batches += 1
+            created: list[PlacedOrder] = []
+            results: list[tuple[ClaimRequest, Outcome]] = []
+            for request, outcome in outcomes:
+                if isinstance(outcome, DomainError):
+                    results.append((request, outcome))
+                else:
+                    order, is_new = outcome
+                    results.append((request, Placed(order, is_new, position, names)))
+                    if is_new:
+                        created.append(order)
+            deliver(results)
+            if created and self.after_commit is not None:
+                # Off the writer thread: the next batch should not wait for a message broker.
+                self._hooks.submit(self._run_hook, self.after_commit, created)
+            return
+        busy = Busy("too many concurrent changes, or the store is unreachable; please retry")
+        deliver([(request, busy) for request in batch])
+
+    def _attempt(
+        self, batch: list[ClaimRequest], attempted: set[UUID]
+    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any], dict[UUID, tuple[str, str]], int | None]:
+        """One try: in one transaction, take turns with the claim writers of other processes (a
+        Postgres advisory lock), decide every order, and insert the batch's events; committed
+        when this returns. Without the lock, two API processes selling the same hot offer would
+        keep invalidating each other's batches (each save makes the other's loaded versions
+        stale); with it, each writer's queue simply grows into a bigger batch while the other
+        one commits. Lock and batch share the transaction, so they succeed or fail as one."""
+        datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
+        position = None
+        with datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
+            outcomes, changed = self._decide(batch, attempted)
+            names = _names(batch, self._last_ledger)
+            if changed:
+                recordings = self.app.save(*changed, connection=conn)
+                position = max((r.notification.id for r in recordings), default=None)
+        return outcomes, changed, names, position
+
+    def _drop_dead_connections(self) -> None:
+        """After a Postgres restart every idle pooled connection is dead; without this check the
+        pool would hand them out one per attempt (a restart cost ~1 s of retries per connection)."""
+        pool: Any = self.app.recorder.datastore.pool  # type: ignore[attr-defined]
+        try:
+            pool.check()
+        except Exception as error:  # noqa: BLE001 - the next attempt reports what matters
+            log.debug("checking the pool failed: %r", error)
+
+    @staticmethod
+    def _run_hook(hook: Callable[[list[PlacedOrder]], None], orders: list[PlacedOrder]) -> None:
+        try:
+            hook(orders)
+        except Exception:
+            log.exception("after-commit hook failed for %d orders", len(orders))
+
+    def _decide(
+        self, batch: list[ClaimRequest], attempted: Collection[UUID] = ()
+    ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
+        ledger = self._last_ledger = Ledger(self.app)
+        ledger.prefetch(
+            [i.offer_id for r in batch for i in r.items]
+            + [i.seat_id for r in batch for i in r.items if i.seat_id is not None]
+            # Every order id: a repeated Idempotency-Key, an order an earlier attempt of this batch
+            # stored, or an id that is already something else (refused alone, not with its batch).
+            + [r.order_id for r in batch]
+        )
+        ledger.prefetch(o.event_id for o in ledger.loaded.values() if isinstance(o, Offer))
+        outcomes: list[tuple[ClaimRequest, Any]] = []
+        new_orders: dict[UUID, Order] = {}
+        changed: dict[UUID, Any] = {}
+        for request in batch:
+            try:
+                existing = new_orders.get(request.order_id) or ledger.loaded.get(request.order_id)
+                if existing is not None:
+                    outcomes.append((request, _already_there(request, existing, attempted)))
+                    continue
+                order, touched = place_order(
+                    order_id=request.order_id,
+                    buyer_id=request.buyer_id,
+                    items=request.items,
+                    find=ledger.get,
+                    policy=self.app.policy,
+                    now=request.at or utcnow(),
+                )
+            except DomainError as error:
+                # Without its traceback: that would tie this frame (the batch, the ledger) into a
+                # reference cycle per refusal, freed only by the cyclic GC (846k objects in one
+                # hot-seats run, most of them surviving into its oldest generation).
+                outcomes.append((request, error.with_traceback(None)))
+                continue
+            new_orders[order.id] = order
+            changed.update((a.id, a) for a in touched)
+            outcomes.append((request, (PlacedOrder.of(order), True)))
+        return outcomes, [*new_orders.values(), *changed.values()]
+
+
+def _already_there(request: ClaimRequest, existing: Any, attempted: Collection[UUID]) -> tuple[PlacedOrder, bool]:
+    """The answer to a request whose order id is already taken: the order itself when it is this
+    request's (a repeated Idempotency-Key: not new; stored by an earlier attempt of this very
+    batch: new), a conflict otherwise."""
+    if not isinstance(existing, Order) or existing.buyer_id != request.buyer_id:
+        raise Conflict("this Idempotency-Key was used for another order", code="idempotency_conflict")
+    if not same_items(existing, request.items):
+        raise Conflict(
+            "this Idempotency-Key was used for an order with other items; use a new key for a new order",
+            code="idempotency_conflict",
+        )
+    return PlacedOrder.of(existing), request.order_id in attempted
+
+
+def _names(batch: list[ClaimRequest], ledger: Ledger) -> dict[UUID, tuple[str, str]]:
+    names: dict[UUID, tuple[str, str]] = {}
+    for offer_id in {i.offer_id for r in batch for i in r.items}:
+        offer = ledger.loaded.get(offer_id)
+        show = ledger.loaded.get(offer.event_id) if isinstance(offer, Offer) else None
+        if isinstance(offer, Offer) and isinstance(show, Event) and offer.tier_id in show.tiers:
+            names[offer_id] = (offer.name, show.tiers[offer.tier_id].name)
+    return names

@@ -1,0 +1,159 @@
+"""Child processes of the development stack: start one in its own session, tied to our life
+(Linux kills it when we die, so a killed test run leaves no servers behind), wait for it to be
+ready, stop it and whatever it started, read the end of its log."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Longest Unix socket path we create ourselves (sun_path is 108 bytes including the NUL).
+MAX_SOCKET_PATH = 100
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """A service or application process failed to start or died."""
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """Return a preexec function asking Linux to SIGTERM the child when this process dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up here, before the fork, so the child does nothing but the call itself.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        # The parent may have died between fork and prctl; then nobody would ever signal us.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """Start argv in its own session, with stdout and stderr appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log_file.write(f"\n==== {stamp} starting: {shlex.join(argv)}\n".encode())
+        log_file.flush()
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only a prctl call runs in the child
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process, wait, then SIGKILL its whole process group if anything is left."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d ignored SIGTERM for %.0fs; killing it", proc.pid, timeout)
+    # The child is a session leader, so its pid is the group id of any grandchildren (uvicorn and
+    # dramatiq worker processes) that outlived it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 16_384))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll ready() until it returns True; fail early if proc exits."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while True:
+        if proc is not None and proc.poll() is not None:
+            end = tail(log_path) if log_path else ""
+            raise StackError(f"{what} exited with code {proc.returncode} while starting:\n{end}")
+        try:
+            if ready():
+                return
+        except OSError as exc:  # refused / reset / no such socket: not up yet
+            last_error = repr(exc)
+        if time.monotonic() > deadline:
+            end = tail(log_path) if log_path else ""
+            raise StackError(f"{what} not ready after {timeout:.0f}s ({last_error})\n{end}")
+        time.sleep(0.05)
+
+
+def socket_path(preferred: Path) -> Path:
+    """preferred, or a short per-directory path under the temp dir when preferred is too long."""
+    if len(os.fsencode(preferred)) <= MAX_SOCKET_PATH:
+        return preferred
+    digest = hashlib.sha256(os.fsencode(preferred)).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"ticketing-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / preferred.name
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def http_ok(url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 2.0) -> bool:
+    # Only ever called with http:// URLs we built ourselves.
+    request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
