@@ -14,8 +14,12 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Invalid, NotFound
+from domain.legacy import LegacyChanges
 
 TIER_KINDS = ("general", "seated")
+SCHEDULE = ("start_time", "end_time", "days", "timezone")
+CATEGORY = ("segment_id", "genre_id", "sub_genre_id")
+EDITABLE = ("title", "description", "venue_id", *SCHEDULE, *CATEGORY)
 
 
 class WrongEventState(Conflict):
@@ -100,6 +104,10 @@ class Event(Aggregate):
     # Lifecycle -------------------------------------------------------------------------
 
     def update(self, **changes: Any) -> None:
+        """Change what was sent (PATCH semantics): one event per kind of change, none if nothing changes."""
+        unknown = changes.keys() - EDITABLE
+        if unknown:
+            raise Invalid(f"cannot change {sorted(unknown)}")
         if self.status in ("cancelled", "completed", "deleted"):
             raise WrongEventState(f"a {self.status} event cannot be changed")
         if self.status == "published" and "venue_id" in changes and changes["venue_id"] != self.venue_id:
@@ -108,16 +116,70 @@ class Event(Aggregate):
         end = changes.get("end_time", self.end_time)
         if end <= start:
             raise Invalid("end_time must be after start_time", field="end_time")
-        if changes:
-            self._update(changes=changes)
+        changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        new = {k: changes.get(k, getattr(self, k)) for k in EDITABLE}
+        if "title" in changed:
+            self._retitle(title=new["title"])
+        if "description" in changed:
+            self._describe(description=new["description"])
+        if changed.keys() & SCHEDULE:
+            self._reschedule(
+                start_time=new["start_time"], end_time=new["end_time"], days=list(new["days"]), timezone=new["timezone"]
+            )
+        if "venue_id" in changed:
+            self._relocate(venue_id=new["venue_id"])
+        if changed.keys() & CATEGORY:
+            self._categorise(segment_id=new["segment_id"], genre_id=new["genre_id"], sub_genre_id=new["sub_genre_id"])
 
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
+    class Retitled(Aggregate.Event):
+        title: str
 
-    @event(Updated)
-    def _update(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+    @event(Retitled)
+    def _retitle(self, title: str) -> None:
+        self.title = title
+
+    class Described(Aggregate.Event):
+        description: str
+
+    @event(Described)
+    def _describe(self, description: str) -> None:
+        self.description = description
+
+    class Rescheduled(Aggregate.Event):
+        """The whole new schedule, whichever part of it changed."""
+
+        start_time: datetime
+        end_time: datetime
+        days: list[str]
+        timezone: str
+
+    @event(Rescheduled)
+    def _reschedule(self, start_time: datetime, end_time: datetime, days: list[str], timezone: str) -> None:
+        self.start_time = start_time
+        self.end_time = end_time
+        self.days = list(days)
+        self.timezone = timezone
+
+    class Relocated(Aggregate.Event):
+        venue_id: UUID
+
+    @event(Relocated)
+    def _relocate(self, venue_id: UUID) -> None:
+        self.venue_id = venue_id
+
+    class Categorised(Aggregate.Event):
+        segment_id: UUID | None
+        genre_id: UUID | None
+        sub_genre_id: UUID | None
+
+    @event(Categorised)
+    def _categorise(self, segment_id: UUID | None, genre_id: UUID | None, sub_genre_id: UUID | None) -> None:
+        self.segment_id = segment_id
+        self.genre_id = genre_id
+        self.sub_genre_id = sub_genre_id
+
+    class Updated(LegacyChanges):
+        """Any edit, as recorded before the intent events above; only read from older stores."""
 
     def publish(self) -> None:
         if self.status != "draft":

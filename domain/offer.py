@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Invalid
+from domain.legacy import LegacyChanges
 
 CURRENCIES = {
     "USD",
@@ -35,6 +36,10 @@ CURRENCIES = {
     "ZAR",
 }
 STATUSES = ("on_sale", "paused")
+EDITABLE = (
+    "name", "price", "currency", "quantity_for_sale", "sale_start_time", "sale_end_time",
+    "min_per_order", "max_per_order", "status",
+)  # fmt: skip
 
 
 class SoldOut(Conflict):
@@ -131,6 +136,12 @@ class Offer(Aggregate):
     # Terms -----------------------------------------------------------------------------
 
     def update(self, **changes: Any) -> None:
+        """Change what was sent (PATCH semantics): one event per kind of change, none if nothing changes.
+
+        `status` pauses (`paused`) or resumes (`on_sale`) the sale."""
+        unknown = changes.keys() - EDITABLE
+        if unknown:
+            raise Invalid(f"cannot change {sorted(unknown)}")
         if "status" in changes and changes["status"] not in STATUSES:
             raise Invalid(f"status must be one of {STATUSES}", field="status")
         terms: dict[str, Any] = {
@@ -155,16 +166,79 @@ class Offer(Aggregate):
                 code="quantity_below_claimed",
                 field="quantity_for_sale",
             )
-        if changes:
-            self._update(changes=changes)
+        changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if "name" in changed:
+            self._rename(name=terms["name"])
+        if changed.keys() & {"price", "currency"}:
+            self._reprice(price=terms["price"], currency=terms["currency"])
+        if "quantity_for_sale" in changed:
+            self._change_quantity(quantity_for_sale=quantity)
+        if changed.keys() & {"sale_start_time", "sale_end_time"}:
+            self._change_sale_window(sale_start_time=terms["sale_start_time"], sale_end_time=terms["sale_end_time"])
+        if changed.keys() & {"min_per_order", "max_per_order"}:
+            self._change_limits(min_per_order=terms["min_per_order"], max_per_order=terms["max_per_order"])
+        if changed.get("status") == "paused":
+            self._pause()
+        elif changed.get("status") == "on_sale":
+            self._resume()
 
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
+    class Renamed(Aggregate.Event):
+        name: str
 
-    @event(Updated)
-    def _update(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+    @event(Renamed)
+    def _rename(self, name: str) -> None:
+        self.name = name
+
+    class Repriced(Aggregate.Event):
+        price: int
+        currency: str
+
+    @event(Repriced)
+    def _reprice(self, price: int, currency: str) -> None:
+        self.price = price
+        self.currency = currency
+
+    class QuantityChanged(Aggregate.Event):
+        quantity_for_sale: int | None
+
+    @event(QuantityChanged)
+    def _change_quantity(self, quantity_for_sale: int | None) -> None:
+        self.quantity_for_sale = quantity_for_sale
+
+    class SaleWindowChanged(Aggregate.Event):
+        sale_start_time: datetime | None
+        sale_end_time: datetime | None
+
+    @event(SaleWindowChanged)
+    def _change_sale_window(self, sale_start_time: datetime | None, sale_end_time: datetime | None) -> None:
+        self.sale_start_time = sale_start_time
+        self.sale_end_time = sale_end_time
+
+    class LimitsChanged(Aggregate.Event):
+        min_per_order: int
+        max_per_order: int
+
+    @event(LimitsChanged)
+    def _change_limits(self, min_per_order: int, max_per_order: int) -> None:
+        self.min_per_order = min_per_order
+        self.max_per_order = max_per_order
+
+    class Paused(Aggregate.Event):
+        pass
+
+    @event(Paused)
+    def _pause(self) -> None:
+        self.status = "paused"
+
+    class Resumed(Aggregate.Event):
+        pass
+
+    @event(Resumed)
+    def _resume(self) -> None:
+        self.status = "on_sale"
+
+    class Updated(LegacyChanges):
+        """Any change of terms, as recorded before the intent events above; only read from older stores."""
 
     # Inventory -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Invalid
 from domain.ids import seat_key, section_id
+from domain.legacy import LegacyChanges
 
 MAX_COORDINATE = 100_000.0
 MAX_SEATS = 200_000
@@ -138,20 +139,86 @@ class Venue(Aggregate):
         self.sections: list[SectionSpec] = []
 
     def update(self, **changes: Any) -> None:
+        """Change what was sent (PATCH semantics): one event per kind of change, none if nothing changes."""
         allowed = {"name", "address", "city", "country", "capacity", "latitude", "longitude", "timezone", "active"}
         unknown = set(changes) - allowed
         if unknown:
             raise Invalid(f"cannot change {sorted(unknown)}")
-        if changes:
-            self._update(changes=changes)
+        changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        new = {k: changes.get(k, getattr(self, k)) for k in allowed}
+        if "name" in changed:
+            self._rename(name=new["name"])
+        if changed.keys() & {"address", "city", "country"}:
+            self._change_address(address=new["address"], city=new["city"], country=new["country"])
+        if "capacity" in changed:
+            self._change_capacity(capacity=new["capacity"])
+        if changed.keys() & {"latitude", "longitude"}:
+            self._locate(latitude=new["latitude"], longitude=new["longitude"])
+        if "timezone" in changed:
+            self._change_timezone(timezone=new["timezone"])
+        if "active" in changed:
+            if changed["active"]:
+                self._reactivate()
+            else:
+                self._deactivate()
 
-    class Updated(Aggregate.Event):
-        changes: dict[str, Any]
+    class Renamed(Aggregate.Event):
+        name: str
 
-    @event(Updated)
-    def _update(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+    @event(Renamed)
+    def _rename(self, name: str) -> None:
+        self.name = name
+
+    class AddressChanged(Aggregate.Event):
+        address: str
+        city: str
+        country: str
+
+    @event(AddressChanged)
+    def _change_address(self, address: str, city: str, country: str) -> None:
+        self.address = address
+        self.city = city
+        self.country = country
+
+    class CapacityChanged(Aggregate.Event):
+        capacity: int
+
+    @event(CapacityChanged)
+    def _change_capacity(self, capacity: int) -> None:
+        self.capacity = capacity
+
+    class Located(Aggregate.Event):
+        latitude: float | None
+        longitude: float | None
+
+    @event(Located)
+    def _locate(self, latitude: float | None, longitude: float | None) -> None:
+        self.latitude = latitude
+        self.longitude = longitude
+
+    class TimeZoneChanged(Aggregate.Event):
+        timezone: str
+
+    @event(TimeZoneChanged)
+    def _change_timezone(self, timezone: str) -> None:
+        self.timezone = timezone
+
+    class Deactivated(Aggregate.Event):
+        pass
+
+    @event(Deactivated)
+    def _deactivate(self) -> None:
+        self.active = False
+
+    class Reactivated(Aggregate.Event):
+        pass
+
+    @event(Reactivated)
+    def _reactivate(self) -> None:
+        self.active = True
+
+    class Updated(LegacyChanges):
+        """Any change of details, as recorded before the intent events above; only read from older stores."""
 
     def set_layout(self, sections: list[dict[str, Any]]) -> None:
         normalised = normalise_layout(self.id, sections)

@@ -20,6 +20,7 @@ from domain.seat import Seat
 from domain.venue import Venue
 from projections.base import SCHEMA, ReadModel, ReadModelView, Upkeep, json_rows
 
+# The columns an `Updated` event of an older store may change (its other keys are not projected).
 EVENT_FIELDS = (
     "venue_id", "title", "description", "start_time", "end_time", "timezone", "days",
     "segment_id", "genre_id", "sub_genre_id",
@@ -29,6 +30,8 @@ OFFER_FIELDS = (
     "min_per_order", "max_per_order", "status",
 )  # fmt: skip
 VENUE_FIELDS = ("name", "address", "city", "country", "capacity", "latitude", "longitude", "timezone", "active")
+# A show's columns its search document is made of (a new venue brings a new name and city).
+SEARCHED = {"title", "description", "venue_id"}
 
 
 class CatalogView(ReadModelView):
@@ -291,11 +294,42 @@ class CatalogProjection(ReadModel[CatalogView]):
             )  # fmt: skip
 
     @process_event.register
+    def _(self, e: Venue.Renamed, tracking: Tracking) -> None:
+        self._venue(e, tracking, name=e.name)
+
+    @process_event.register
+    def _(self, e: Venue.AddressChanged, tracking: Tracking) -> None:
+        self._venue(e, tracking, address=e.address, city=e.city, country=e.country)
+
+    @process_event.register
+    def _(self, e: Venue.CapacityChanged, tracking: Tracking) -> None:
+        self._venue(e, tracking, capacity=e.capacity)
+
+    @process_event.register
+    def _(self, e: Venue.Located, tracking: Tracking) -> None:
+        self._venue(e, tracking, latitude=e.latitude, longitude=e.longitude)
+
+    @process_event.register
+    def _(self, e: Venue.TimeZoneChanged, tracking: Tracking) -> None:
+        self._venue(e, tracking, timezone=e.timezone)
+
+    @process_event.register
+    def _(self, e: Venue.Deactivated, tracking: Tracking) -> None:
+        self._venue(e, tracking, active=False)
+
+    @process_event.register
+    def _(self, e: Venue.Reactivated, tracking: Tracking) -> None:
+        self._venue(e, tracking, active=True)
+
+    @process_event.register
     def _(self, e: Venue.Updated, tracking: Tracking) -> None:
-        changes = {k: v for k, v in e.changes.items() if k in VENUE_FIELDS}
+        self._venue(e, tracking, **{k: v for k, v in e.changes.items() if k in VENUE_FIELDS})
+
+    def _venue(self, e: Any, tracking: Tracking, **columns: Any) -> None:
+        """A venue's details changed; its name and city are copied onto its shows (and their search)."""
         with self.view.writing(tracking) as curs:
-            _update(curs, "venues", e.originator_id, changes, e.timestamp)
-            if "name" in changes or "city" in changes:
+            _update(curs, "venues", e.originator_id, columns, e.timestamp)
+            if "name" in columns or "city" in columns:
                 curs.execute(
                     "UPDATE read.events e SET venue_name = v.name, city = v.city FROM read.venues v "
                     "WHERE v.id = %s AND e.venue_id = v.id",
@@ -388,17 +422,43 @@ class CatalogProjection(ReadModel[CatalogView]):
             _refresh_search(curs, "id", e.originator_id)
 
     @process_event.register
+    def _(self, e: Event.Retitled, tracking: Tracking) -> None:
+        self._event(e, tracking, title=e.title)
+
+    @process_event.register
+    def _(self, e: Event.Described, tracking: Tracking) -> None:
+        self._event(e, tracking, description=e.description)
+
+    @process_event.register
+    def _(self, e: Event.Rescheduled, tracking: Tracking) -> None:
+        self._event(e, tracking, start_time=e.start_time, end_time=e.end_time, days=e.days, timezone=e.timezone)
+
+    @process_event.register
+    def _(self, e: Event.Relocated, tracking: Tracking) -> None:
+        self._event(e, tracking, venue_id=e.venue_id)
+
+    @process_event.register
+    def _(self, e: Event.Categorised, tracking: Tracking) -> None:
+        self._event(e, tracking, segment_id=e.segment_id, genre_id=e.genre_id, sub_genre_id=e.sub_genre_id)
+
+    @process_event.register
     def _(self, e: Event.Updated, tracking: Tracking) -> None:
-        changes = {k: (Jsonb(v) if k == "days" else v) for k, v in e.changes.items() if k in EVENT_FIELDS}
+        self._event(e, tracking, **{k: v for k, v in e.changes.items() if k in EVENT_FIELDS})
+
+    def _event(self, e: Any, tracking: Tracking, **columns: Any) -> None:
+        """A show's details changed; a new venue brings its name and city along."""
+        if "days" in columns:
+            columns["days"] = Jsonb(columns["days"])
         with self.view.writing(tracking) as curs:
-            _update(curs, "events", e.originator_id, changes, e.timestamp)
-            if "venue_id" in changes:
+            _update(curs, "events", e.originator_id, columns, e.timestamp)
+            if "venue_id" in columns:
                 curs.execute(
                     "UPDATE read.events e SET venue_name = v.name, city = v.city FROM read.venues v "
                     "WHERE e.id = %s AND v.id = e.venue_id",
                     (e.originator_id,),
                 )
-            _refresh_search(curs, "id", e.originator_id)
+            if columns.keys() & SEARCHED:
+                _refresh_search(curs, "id", e.originator_id)
 
     @process_event.register
     def _(self, e: Event.Published, tracking: Tracking) -> None:
@@ -452,10 +512,41 @@ class CatalogProjection(ReadModel[CatalogView]):
             batch.note(batch.map_events, e.event_id)
 
     @process_event.register
+    def _(self, e: Offer.Renamed, tracking: Tracking) -> None:
+        self._offer(e, tracking, name=e.name)
+
+    @process_event.register
+    def _(self, e: Offer.Repriced, tracking: Tracking) -> None:
+        self._offer(e, tracking, price=e.price, currency=e.currency)
+
+    @process_event.register
+    def _(self, e: Offer.QuantityChanged, tracking: Tracking) -> None:
+        self._offer(e, tracking, quantity_for_sale=e.quantity_for_sale)
+
+    @process_event.register
+    def _(self, e: Offer.SaleWindowChanged, tracking: Tracking) -> None:
+        self._offer(e, tracking, sale_start_time=e.sale_start_time, sale_end_time=e.sale_end_time)
+
+    @process_event.register
+    def _(self, e: Offer.LimitsChanged, tracking: Tracking) -> None:
+        self._offer(e, tracking, min_per_order=e.min_per_order, max_per_order=e.max_per_order)
+
+    @process_event.register
+    def _(self, e: Offer.Paused, tracking: Tracking) -> None:
+        self._offer(e, tracking, status="paused")
+
+    @process_event.register
+    def _(self, e: Offer.Resumed, tracking: Tracking) -> None:
+        self._offer(e, tracking, status="on_sale")
+
+    @process_event.register
     def _(self, e: Offer.Updated, tracking: Tracking) -> None:
-        changes = {k: v for k, v in e.changes.items() if k in OFFER_FIELDS}
+        self._offer(e, tracking, **{k: v for k, v in e.changes.items() if k in OFFER_FIELDS})
+
+    def _offer(self, e: Any, tracking: Tracking, **columns: Any) -> None:
+        """An offer's terms changed: its show's listing figures and seat map are built again."""
         with self.view.writing(tracking) as curs:
-            _update(curs, "offers", e.originator_id, changes, None)
+            _update(curs, "offers", e.originator_id, columns, None)
             batch: CatalogBatch = self.view.pending.at(tracking)
             batch.note(batch.offers, e.originator_id)
             batch.note(batch.map_offers, e.originator_id)

@@ -99,3 +99,58 @@ def test_inventory_is_never_negative_nor_oversold(quantity: int, ops: list[tuple
         assert offer.sold >= 0
         assert offer.held + offer.sold <= quantity
         assert offer.available is not None and offer.available >= 0
+
+
+def kinds(offer: Offer) -> list[str]:
+    return [type(e).__name__ for e in offer.collect_events()]
+
+
+def test_changing_terms_records_what_changed() -> None:
+    offer = ga_offer(10)
+    offer.collect_events()
+    start, end = NOW + timedelta(days=1), NOW + timedelta(days=9)
+    offer.update(name="Early bird", price=3900, quantity_for_sale=20, sale_start_time=start, sale_end_time=end,
+                 max_per_order=6, status="paused")  # fmt: skip
+    events = offer.collect_events()
+    assert [type(e).__name__ for e in events] == [
+        "Renamed", "Repriced", "QuantityChanged", "SaleWindowChanged", "LimitsChanged", "Paused",
+    ]  # fmt: skip
+    repriced, limits = events[1], events[4]
+    assert isinstance(repriced, Offer.Repriced) and isinstance(limits, Offer.LimitsChanged)
+    # A price comes with its currency, a limit with the other limit.
+    assert (repriced.price, repriced.currency) == (3900, "EUR")
+    assert (limits.min_per_order, limits.max_per_order) == (1, 6)
+    assert (offer.name, offer.price, offer.available, offer.sale_end_time, offer.status) == (
+        "Early bird", 3900, 20, end, "paused",
+    )  # fmt: skip
+
+    offer.update(status="on_sale", currency="GBP")
+    assert kinds(offer) == ["Repriced", "Resumed"]
+    assert (offer.price, offer.currency, offer.status) == (3900, "GBP", "on_sale")
+    offer.update(sale_end_time=None)
+    assert kinds(offer) == ["SaleWindowChanged"]
+    assert (offer.sale_start_time, offer.sale_end_time) == (start, None)
+
+
+def test_terms_that_do_not_change_record_nothing() -> None:
+    offer = ga_offer(10, sale_end_time=NOW)
+    offer.collect_events()
+    offer.update()
+    offer.update(name="Standing", price=4500, currency="EUR", quantity_for_sale=10, sale_end_time=NOW,
+                 min_per_order=1, status="on_sale")  # fmt: skip
+    assert kinds(offer) == []
+
+
+def test_refused_terms_record_nothing() -> None:
+    offer = ga_offer(5)
+    offer.claim(uuid4(), 4)
+    offer.collect_events()
+    with pytest.raises(Conflict) as below:
+        offer.update(name="Fewer", quantity_for_sale=3)
+    assert (below.value.code, below.value.field) == ("quantity_below_claimed", "quantity_for_sale")
+    with pytest.raises(Invalid) as status:
+        offer.update(price=100, status="sold_out")
+    assert (status.value.code, status.value.field) == ("invalid", "status")
+    with pytest.raises(Invalid):
+        offer.update(held=0)
+    assert kinds(offer) == [] and (offer.name, offer.price) == ("Standing", 4500)
