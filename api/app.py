@@ -1,10 +1,9 @@
 """The app factory: settings and a way to open the services in, the service's ASGI app out.
 
-    Observe (request id, metrics, access log)
-      SecurityHeaders
-        FastLane (POST /api/v1/orders, see api/fastlane.py)
-          Litestar: RefuseBadUrls, RateLimits, CookieCSRF, JWT auth; guards; check_request;
-                    controllers (api/routes.py); exception handlers (api/errors.py)
+    Observe (request id, metrics, access log; the security headers on every response)
+      FastLane (POST /api/v1/orders, see api/fastlane.py)
+        Litestar: RefuseBadUrls, RateLimits, CookieCSRF, JWT auth; guards; check_request;
+                  controllers (api/routes.py); exception handlers (api/errors.py)
 
 Nothing happens at import; the composition root (`ticketing.py`) calls `create_service`.
 """
@@ -44,7 +43,7 @@ def create_service(settings: ApiSettings, open_services: Callable[[], Awaitable[
     app = create_app(settings, open_services)
     lane = FastLane(app, enabled=settings.express_orders, max_body=settings.max_body_bytes)
     log_access_as_json_lines()
-    return Observe(SecurityHeaders(lane, hsts=not settings.is_development), request_metrics())
+    return Observe(lane, request_metrics(), on_start=[SecurityHeaders(hsts=not settings.is_development)])
 
 
 def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Services]]) -> Litestar:

@@ -31,6 +31,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.routes import HTTPRoute
@@ -157,7 +158,7 @@ class FastLane:
         scope["user"] = principal
         scope["auth"] = None
         scope["litestar_app"] = self.app
-        connection = self.app.request_class(scope)
+        connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
         try:
             for guard in self.guards:
                 await guard(connection, self.handler)  # type: ignore[misc]

@@ -21,11 +21,12 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
 from api.inputs import clean_header
@@ -49,17 +50,25 @@ def request_id_of(scope: Scope) -> str:
 
 
 class Observe:
-    """Request id (kept in the scope and echoed as `X-Request-ID`), one access-log record and
-    the request metrics, for every HTTP request, in one pure-ASGI layer.
+    """Request id (echoed as `X-Request-ID`), one access-log record and the request metrics,
+    for every HTTP request, in one pure-ASGI layer; `on_start` functions (the security
+    headers) see each response's start message on the way out, in the same send wrapper.
 
     The metrics keep the names and labels of Litestar's Prometheus plugin; the route label is
     the path template when a route matched (`path_template`, set by Litestar and by the fast
     lane), else the path.
     """
 
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics, exclude: frozenset[str] = frozenset({"/metrics"})):
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: RequestMetrics,
+        on_start: Sequence[Callable[[HTTPResponseStartEvent, str], None]] = (),
+        exclude: frozenset[str] = frozenset({"/metrics"}),
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.on_start = tuple(on_start)
         self.exclude = exclude
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,14 +80,17 @@ class Observe:
         echo = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
 
+        path: str = scope["path"]
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for hook in self.on_start:
+                    hook(message, path)
                 message["headers"] = [*message.get("headers", ()), echo]
             await send(message)
 
-        path: str = scope["path"]
         method: str = scope["method"]
         metered = path not in self.exclude
         if metered:
@@ -91,8 +103,33 @@ class Observe:
             if metered:
                 in_progress.dec()
                 self.metrics.observe(method, scope.get("path_template", path), status, elapsed)
-            ACCESS.info("%s %s %s", method, path, status,
-                        extra={"request_id": request_id, "status": status, "ms": round(elapsed * 1000, 2)})  # fmt: skip
+            if ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.handle(AccessRecord(method, path, status, request_id, elapsed))
+
+
+class AccessRecord(logging.LogRecord):
+    """One request's access-log record, made cheaply: `Logger.info` spends ~7 µs per record
+    finding its caller's frame and looking up the process and thread names (a fifth of the
+    fast lane's CPU per order, measured in process), none of which an access line uses. The
+    record starts as a copy of the fields every access record shares (formatters read them
+    from the record's `__dict__`)."""
+
+    def __init__(self, method: str, path: str, status: int, request_id: str, elapsed: float) -> None:
+        fields = _ACCESS_FIELDS.copy()
+        fields["created"] = created = time.time()
+        fields["msecs"] = (created - int(created)) * 1000
+        fields["args"] = (method, path, status)
+        fields["request_id"] = request_id
+        fields["status"] = status
+        fields["ms"] = round(elapsed * 1000, 2)
+        self.__dict__ = fields
+
+
+_ACCESS_FIELDS: dict[str, Any] = {
+    **vars(logging.makeLogRecord({"name": ACCESS.name, "levelno": logging.INFO, "levelname": "INFO"})),
+    "msg": "%s %s %s",
+    "pathname": "", "filename": "", "module": "", "lineno": 0, "funcName": "",
+}  # fmt: skip
 
 
 class RequestMetrics:
@@ -150,7 +187,7 @@ class JsonLinesHandler(logging.Handler):
     `emit` only appends the record to a deque (thread-safe), so a request pays for creating its
     record and nothing else. Fields given as `extra` become keys of the line."""
 
-    STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+    STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
     def __init__(self, stream: TextIO | None = None, interval: float = 0.2) -> None:
         super().__init__()

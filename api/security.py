@@ -40,7 +40,7 @@ from litestar.middleware._utils import should_bypass_middleware
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from api.services import Services
 from domain.errors import Forbidden, NotFound
@@ -311,14 +311,14 @@ DOCS_CSP = (
 
 class SecurityHeaders:
     """Every response gets the security headers (errors, unknown paths and the fast lane's
-    answers too): an outer ASGI layer, so there is one place that sets them.
+    answers too): called with each response's start message by the outermost layer
+    (`api.observability.Observe`), so there is one place that sets them and one send wrapper.
 
     The headers are set (replacing any value a handler gave), as raw ASGI header pairs: one pass
     over the response's few headers instead of a lookup per header.
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
+    def __init__(self, *, hsts: bool) -> None:
         fixed = {
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
@@ -339,21 +339,11 @@ class SecurityHeaders:
         # Tokens and account data must not linger in shared or browser caches.
         self.auth = header_set((csp, API_CSP.encode()), (b"cache-control", b"no-store"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
+    def __call__(self, start: HTTPResponseStartEvent, path: str) -> None:
         ours = self.docs if path.startswith("/schema") else self.auth if path.startswith("/api/v1/auth/") else self.api
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(n, v) for n, v in message.get("headers", ()) if n.lower() not in ours[1]]
-                headers.extend(ours[0])
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+        headers = [(n, v) for n, v in start.get("headers", ()) if n.lower() not in ours[1]]
+        headers.extend(ours[0])
+        start["headers"] = headers
 
 
 def cors_config(settings: ApiSettings) -> CORSConfig | None:

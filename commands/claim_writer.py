@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
@@ -45,14 +44,9 @@ CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 # How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
 # a few seconds) before its orders are told to retry.
 COMMIT_DEADLINE = 15.0
-# The store's "connection lost / server gone" failures: the batch's outcome is unknown.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    PoolTimeout,
-)
+# The store's "connection lost / server gone" failures (the library's wrappers of psycopg's, and
+# the pool's timeout): the batch's outcome is unknown.
+TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class Ledger:

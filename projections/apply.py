@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError, Tracking
 from psycopg import Cursor
@@ -18,15 +17,10 @@ from projections.base import ERRORS_TABLE, ReadModel, ReadModelView
 
 log = logging.getLogger("projections")
 
-# Failures that say nothing about the events: the connection or the server went away. The batch
-# is tried again later, whole; anything else is a failure of the events themselves.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    PoolTimeout,
-)
+# Failures that say nothing about the events: the connection or the server went away (the
+# library's wrappers of psycopg's, and the pool's timeout). The batch is tried again later, whole;
+# anything else is a failure of the events themselves.
+TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def apply_batch(

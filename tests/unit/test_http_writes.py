@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from api.http import CoalescingTransport
-from api.observability import JsonLinesHandler
+from api.observability import AccessRecord, JsonLinesHandler
 
 
 class Recorder:
@@ -115,3 +115,14 @@ def test_access_lines_are_json_with_the_request_id() -> None:
 
 def test_access_lines_follow_the_loggers_level() -> None:
     assert logged_at(logging.WARNING, ("abc-3", "GET", "/health", 200, 0.001)) == []
+
+
+def test_the_lean_access_record_writes_the_same_line() -> None:
+    output = io.StringIO()
+    handler = JsonLinesHandler(output)
+    handler.handle(AccessRecord("POST", "/api/v1/orders", 201, "abc-9", 0.01234))
+    handler.flush()
+    line = json.loads(output.getvalue())
+    assert line["message"] == "POST /api/v1/orders 201" and line["logger"] == "api.access"
+    assert line["request_id"] == "abc-9" and line["status"] == 201 and line["ms"] == 12.34
+    assert set(line) == {"time", "level", "logger", "message", "request_id", "status", "ms"}
