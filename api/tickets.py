@@ -10,13 +10,13 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.common import Page, PageParam, PageSizeParam, money, page_of
-from api.documents import TicketDocument, qr_png, tickets_pdf
 from api.security import Principal
 from api.services import Services
 from commands.tickets_signing import human_code
 from domain.errors import Invalid, NotFound
 from domain.ids import account_id
 from projections import queries
+from projections.documents import TicketDocument, qr_png, tickets_pdf
 
 
 class Ticket(msgspec.Struct):

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from api.documents import TicketDocument, pdf_safe_text, qr_png, tickets_pdf
 from commands.tickets_signing import TicketSigner, human_code
+from projections.documents import TicketDocument, pdf_safe_text, qr_png, tickets_pdf
 
 SIGNER = TicketSigner.from_secret("documents-test-secret")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,8 @@
 """Printable ticket documents: the QR code image and the PDF with one page per ticket.
 
+Rendered from read-model rows (pure: no I/O), so the API (downloads) and the workers (mail
+attachments) print the same document.
+
 The PDF uses the PDF core fonts (Helvetica, Courier), which every viewer has and which add nothing
 to the file, but which only cover Windows-1252. Text the buyer or organizer typed can be anything,
 so every string goes through ``pdf_safe_text`` first: accents are dropped where the letter has no
