@@ -58,6 +58,8 @@ class Settings:
     # However often payment is started, a hold ends at the latest this long after the order.
     max_hold_seconds: int = 1800
     refund_cutoff_hours: int = 48
+    # How long the first in line of a waitlist has to pay the order kept for them.
+    waitlist_offer_seconds: int = 1800
     ticket_signing_key: str = ""
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
@@ -104,6 +106,9 @@ class Settings:
             payment_hold_seconds=int(env.get("PAYMENT_HOLD_SECONDS", "600")),
             max_hold_seconds=int(env.get("HOLD_MAX_SECONDS") or int(env.get("HOLD_MAX_MINUTES", "30")) * 60),
             refund_cutoff_hours=int(env.get("REFUND_CUTOFF_HOURS", "48")),
+            waitlist_offer_seconds=int(
+                env.get("WAITLIST_OFFER_SECONDS") or int(env.get("WAITLIST_OFFER_MINUTES", "30")) * 60
+            ),
             ticket_signing_key=env.get("TICKET_SIGNING_KEY", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
@@ -185,6 +190,7 @@ def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOff
     from commands.boxoffice import BoxOffice
     from commands.payments import PaymentPolicy
     from commands.payments_gateway import StripeGateway
+    from commands.waitlist import WaitlistPolicy
     from domain.placement import SalesPolicy
 
     app = BoxOffice(env=settings.eventsourcing_env(create_tables=create_tables))
@@ -198,6 +204,7 @@ def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOff
         max_hold_seconds=settings.max_hold_seconds,
         refund_cutoff_hours=settings.refund_cutoff_hours,
     )
+    app.waitlist_policy = WaitlistPolicy(offer_seconds=settings.waitlist_offer_seconds)
     if settings.stripe_api_key:
         app.gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
     return app
@@ -258,14 +265,19 @@ def declare_actors(settings: Settings) -> Actors:
 
     built: list[Runtime] = []
     building = threading.Lock()
+    declared: list[Actors] = []
 
     def runtime() -> Runtime:
         with building:  # the worker's threads start at once: only the first one builds it
             if not built:
-                built.append(worker_runtime(settings))
+                rt = worker_runtime(settings)
+                # Stock a worker returns (expiry, refunds, settling) goes to the waitlist at once.
+                rt.boxoffice.after_waitlist_change = declared[0].queue_promotions
+                built.append(rt)
             return built[0]
 
-    return declare(build_broker(settings.redis_url), runtime)
+    declared.append(declare(build_broker(settings.redis_url), runtime))
+    return declared[0]
 
 
 def worker_runtime(settings: Settings) -> Runtime:
@@ -305,6 +317,8 @@ def create_api(settings: Settings | None = None) -> Any:
         # Holds placed through this process's writer expire at their deadline (the sweep is the
         # safety net); the claims service does the same for its own.
         boxoffice.writer.after_commit = actors.schedule_expiries
+        # Stock that a request returns (a cancelled order, a refund) is offered to the waitlist.
+        boxoffice.after_waitlist_change = actors.queue_promotions
         services = await Services.open(
             settings,
             boxoffice=boxoffice,

@@ -19,6 +19,7 @@ from api.reports import ReportController
 from api.seatmaps import SeatMapController
 from api.tickets import MyTicketsController, TicketController
 from api.venues import VenueController
+from api.waitlist import MyWaitlistController, OfferWaitlistController, WaitlistController
 from api.webhooks import WebhookController
 
 ERRORS = {
@@ -65,6 +66,9 @@ API_ROUTES: list[Any] = document_errors(
         OrderController,
         MyTicketsController,
         TicketController,
+        OfferWaitlistController,
+        MyWaitlistController,
+        WaitlistController,
         WebhookController,
     ]
 )

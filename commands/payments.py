@@ -265,21 +265,28 @@ class PaymentCommands(SalesCommands):
         )
 
     def _take_back(self, order: Order, tickets: list[Any]) -> list[Any]:
-        changed: list[Any] = []
+        """Seats and quantity of refunded tickets back on sale, or kept for the offer's waitlist
+        while anyone waits (`Offer.take_back` keeps GA stock; seats in `_keep_seat_for_waitlist`)."""
+        changed: dict[UUID, Any] = {}
+        offers: dict[UUID, Offer] = {}
         per_offer: dict[UUID, int] = {}
         for ticket in tickets:
             per_offer[ticket["offer_id"]] = per_offer.get(ticket["offer_id"], 0) + 1
+            if ticket["offer_id"] not in offers:
+                offers[ticket["offer_id"]] = self.load(ticket["offer_id"], "offer", Offer)
+        for offer_id, count in per_offer.items():
+            offer = offers[offer_id]
+            if offer.has_quota:
+                offer.take_back(order.id, count)
+                changed[offer.id] = offer
+        for ticket in tickets:
             if ticket["seat_id"] is not None:
                 seat = self.load(ticket["seat_id"], "seat", Seat)
                 if seat.order_id == order.id and seat.status == "sold":
                     seat.take_back(order.id)
-                    changed.append(seat)
-        for offer_id, count in per_offer.items():
-            offer = self.load(offer_id, "offer", Offer)
-            if offer.has_quota:
-                offer.take_back(order.id, count)
-                changed.append(offer)
-        return changed
+                    changed[seat.id] = seat
+                    self._keep_seat_for_waitlist(seat, ticket["offer_id"], offers, changed)
+        return list(changed.values())
 
     def cancel_unpaid(self, order_id: UUID) -> bool:
         """Cancel a held order (its event was cancelled). Returns whether it was held."""

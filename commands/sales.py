@@ -83,25 +83,49 @@ class SalesCommands(BaseApplication):
 
         return self.retrying(attempt)
 
-    def _release(self, order: Order) -> list[Any]:
-        """Offers and seats with this order's holds released (to save with the order)."""
+    def _release(self, order: Order, known: dict[UUID, Any] | None = None) -> list[Any]:
+        """Offers and seats with this order's holds released (to save with the order).
+
+        While an offer's waitlist has demand, what comes back is kept for it instead of going
+        on sale (`Offer.release` keeps GA stock; seats are kept here): same save, no race.
+        `known` holds aggregates the caller already loaded (and saves), so each is changed once."""
         if order.status not in ("cancelled", "expired"):
             raise WrongOrderState("inventory is released only when an order closes")
-        changed: list[Any] = []
-        for offer, quantity in self._quota_offers(order):
+        offers = {} if known is None else {k: v for k, v in known.items() if isinstance(v, Offer)}
+        changed: dict[UUID, Any] = {}
+        for offer, quantity in self._quota_offers(order, offers):
             offer.release(order.id, quantity)
-            changed.append(offer)
-        for seat_id in order.seat_ids():
+            changed[offer.id] = offer
+        for item in order.items:
+            seat_id = item["seat_id"]
+            if seat_id is None:
+                continue
             seat = self.load(seat_id, "seat", Seat)
             if seat.order_id == order.id and seat.status == "held":
                 seat.release(order.id)
-                changed.append(seat)
-        return changed
+                changed[seat.id] = seat
+                self._keep_seat_for_waitlist(seat, item["offer_id"], offers, changed)
+        return list(changed.values())
 
-    def _quota_offers(self, order: Order) -> list[tuple[Offer, int]]:
-        """The order's offers that count inventory, with how many units the order has of each."""
+    def _keep_seat_for_waitlist(self, seat: Seat, offer_id: UUID, offers: dict[UUID, Offer],
+                                changed: dict[UUID, Any]) -> None:  # fmt: skip
+        """A seat that just came back goes to its offer's waitlist while anyone waits for it."""
+        offer = offers.get(offer_id)
+        if offer is None:
+            offer = offers[offer_id] = self.load(offer_id, "offer", Offer)
+        if offer.wants_seat() and not (offer.has_quota and not offer.available):
+            seat.keep_for_waitlist(offer.id)
+            offer.keep_seat(seat.id)
+            changed[offer.id] = offer
+
+    def _quota_offers(self, order: Order, loaded: dict[UUID, Offer] | None = None) -> list[tuple[Offer, int]]:
+        """The order's offers that count inventory, with how many units the order has of each
+        (offers found in `loaded` are used as they are; the ones loaded here are added to it)."""
+        loaded = {} if loaded is None else loaded
         quantities: dict[UUID, int] = {}
         for item in order.items:
             quantities[item["offer_id"]] = quantities.get(item["offer_id"], 0) + item["quantity"]
-        offers = [(self.load(offer_id, "offer", Offer), n) for offer_id, n in quantities.items()]
-        return [(offer, n) for offer, n in offers if offer.has_quota]
+        for offer_id in quantities:
+            if offer_id not in loaded:
+                loaded[offer_id] = self.load(offer_id, "offer", Offer)
+        return [(loaded[offer_id], n) for offer_id, n in quantities.items() if loaded[offer_id].has_quota]

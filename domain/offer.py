@@ -102,6 +102,11 @@ class Offer(Aggregate):
         self.status = "on_sale"
         self.held = 0
         self.sold = 0
+        # The waitlist's share of the inventory (see "Waitlist" below).
+        self.waiting = 0
+        self.reserved = 0
+        self.reserved_seats: tuple[UUID, ...] = ()
+        self.waitlist_orders: tuple[UUID, ...] = ()
 
     @classmethod
     def define(cls, **kwargs: Any) -> Offer:
@@ -121,7 +126,7 @@ class Offer(Aggregate):
     def available(self) -> int | None:
         if self.quantity_for_sale is None:
             return None
-        return self.quantity_for_sale - self.held - self.sold
+        return self.quantity_for_sale - self.held - self.sold - self.reserved
 
     def sale_status(self, at: datetime) -> str:
         """scheduled | on_sale | paused | ended, as a buyer would see it at `at`."""
@@ -160,9 +165,10 @@ class Offer(Aggregate):
         terms.update({k: v for k, v in changes.items() if k != "status"})
         _check_terms(terms)
         quantity = terms["quantity_for_sale"]
-        if quantity is not None and quantity < self.held + self.sold:
+        claimed = self.held + self.sold + self.reserved
+        if quantity is not None and quantity < claimed:
             raise Conflict(
-                f"quantity_for_sale cannot drop below the {self.held + self.sold} already held or sold",
+                f"quantity_for_sale cannot drop below the {claimed} already held, sold or kept for the waitlist",
                 code="quantity_below_claimed",
                 field="quantity_for_sale",
             )
@@ -172,7 +178,10 @@ class Offer(Aggregate):
         if changed.keys() & {"price", "currency"}:
             self._reprice(price=terms["price"], currency=terms["currency"])
         if "quantity_for_sale" in changed:
+            added = (quantity or 0) - (self.quantity_for_sale or 0)
             self._change_quantity(quantity_for_sale=quantity)
+            if self.has_quota and added > 0:
+                self._keep_for_waitlist(added)
         if changed.keys() & {"sale_start_time", "sale_end_time"}:
             self._change_sale_window(sale_start_time=terms["sale_start_time"], sale_end_time=terms["sale_end_time"])
         if changed.keys() & {"min_per_order", "max_per_order"}:
@@ -277,6 +286,7 @@ class Offer(Aggregate):
         if not 0 < quantity <= self.held:
             raise Conflict("cannot release more than is held", code="release_exceeds_held")
         self._release(order_id=order_id, quantity=quantity)
+        self._keep_for_waitlist(quantity)
 
     class Released(Aggregate.Event):
         order_id: UUID
@@ -321,6 +331,7 @@ class Offer(Aggregate):
         if not 0 < quantity <= self.sold:
             raise Conflict("cannot return more than was sold", code="return_exceeds_sold")
         self._take_back(order_id=order_id, quantity=quantity)
+        self._keep_for_waitlist(quantity)
 
     class Returned(Aggregate.Event):
         order_id: UUID
@@ -329,6 +340,136 @@ class Offer(Aggregate):
     @event(Returned)
     def _take_back(self, order_id: UUID, quantity: int) -> None:
         self.sold -= quantity
+
+    # Waitlist ---------------------------------------------------------------------------
+    #
+    # Released stock goes to the waitlist before the public while anyone waits, without a race:
+    # the reservation is part of the inventory. `waiting` is the quantity the waiting entries
+    # want (changed in the same save as the Waitlist); stock that comes back (a release, a
+    # return, a larger quantity) while `waiting` exceeds what is already `reserved` moves to
+    # `reserved` in the same event batch as the release, and `available` (what the claim path
+    # sees) never counts it. The promotion then turns reserved stock into a held order for the
+    # first in line (`offer_to_waitlist`). Seats work the same way: a released seat of this
+    # offer is kept (`Seat.keep_for_waitlist`) and listed in `reserved_seats`.
+    #
+    # Invariants: every counter >= 0; reserved <= waiting; held + sold + reserved <= quantity.
+
+    @property
+    def unserved(self) -> int:
+        """Waiting demand not yet covered by reserved stock."""
+        return max(self.waiting - self.reserved, 0)
+
+    @property
+    def waitlist_active(self) -> bool:
+        """Whether the waitlist has business here (someone waits, stock is kept, or an offer is out)."""
+        return bool(self.waiting or self.reserved or self.waitlist_orders)
+
+    def _keep_for_waitlist(self, quantity: int) -> None:
+        """Move up to `quantity` of what just came back to GA stock into `reserved`."""
+        if not self.has_quota or self.is_seated:
+            return
+        kept = min(quantity, self.unserved, self.available or 0)
+        if kept > 0:
+            self._reserve(quantity=kept, seat_ids=[])
+
+    def wants_seat(self) -> bool:
+        """Should a seat of this offer that just came back be kept for the waitlist?"""
+        return self.is_seated and self.unserved > 0
+
+    def keep_seat(self, seat_id: UUID) -> None:
+        """Record a seat just kept for the waitlist (the caller changed the Seat in the same save)."""
+        if not self.wants_seat() or seat_id in self.reserved_seats or (self.has_quota and (self.available or 0) < 1):
+            raise Conflict("no waiting demand for this seat", code="waitlist_not_waiting")
+        self._reserve(quantity=1, seat_ids=[seat_id])
+
+    class ReservedForWaitlist(Aggregate.Event):
+        quantity: int
+        seat_ids: list[UUID]
+
+    @event(ReservedForWaitlist)
+    def _reserve(self, quantity: int, seat_ids: list[UUID]) -> None:
+        self.reserved += quantity
+        self.reserved_seats = (*self.reserved_seats, *seat_ids)
+
+    def join_waitlist(self, entry_id: UUID, quantity: int) -> None:
+        if quantity <= 0:
+            raise Invalid("quantity must be positive", field="quantity")
+        self._join_waitlist(entry_id=entry_id, quantity=quantity)
+
+    class WaitlistJoined(Aggregate.Event):
+        entry_id: UUID
+        quantity: int
+
+    @event(WaitlistJoined)
+    def _join_waitlist(self, entry_id: UUID, quantity: int) -> None:
+        self.waiting += quantity
+
+    def leave_waitlist(self, entry_id: UUID, quantity: int) -> list[UUID]:
+        """Someone stopped waiting; stock kept beyond the remaining demand goes back on sale.
+        Returns the seats to hand back (the caller releases them in the same save)."""
+        if not 0 < quantity <= self.waiting:
+            raise Conflict("cannot stop waiting for more than waits", code="waitlist_not_waiting")
+        excess = max(self.reserved - (self.waiting - quantity), 0)
+        seats = list(self.reserved_seats[len(self.reserved_seats) - excess :]) if self.is_seated and excess else []
+        self._leave_waitlist(entry_id=entry_id, quantity=quantity, unreserved=excess, seat_ids=seats)
+        return seats
+
+    class WaitlistLeft(Aggregate.Event):
+        entry_id: UUID
+        quantity: int
+        unreserved: int
+        seat_ids: list[UUID]
+
+    @event(WaitlistLeft)
+    def _leave_waitlist(self, entry_id: UUID, quantity: int, unreserved: int, seat_ids: list[UUID]) -> None:
+        self.waiting -= quantity
+        self.reserved -= unreserved
+        gone = set(seat_ids)
+        self.reserved_seats = tuple(s for s in self.reserved_seats if s not in gone)
+
+    def can_offer(self, quantity: int) -> bool:
+        """Is enough stock kept to offer `quantity` to the first in line?"""
+        return 0 < quantity <= min(self.reserved, self.waiting)
+
+    def offer_to_waitlist(self, entry_id: UUID, order_id: UUID, quantity: int) -> list[UUID]:
+        """Turn kept stock into a hold of the waitlist's order for the first in line; returns the
+        seats it takes (the caller holds them for the order in the same save)."""
+        if not self.can_offer(quantity):
+            raise Conflict("not enough stock kept for the waitlist", code="waitlist_no_stock")
+        seats = list(self.reserved_seats[:quantity]) if self.is_seated else []
+        held = quantity if self.has_quota else 0
+        self._offer_to_waitlist(entry_id=entry_id, order_id=order_id, quantity=quantity, seat_ids=seats, held=held)
+        return seats
+
+    class OfferedToWaitlist(Aggregate.Event):
+        entry_id: UUID
+        order_id: UUID
+        quantity: int
+        seat_ids: list[UUID]
+        held: int  # what the order now holds of the quota (0 for seats without a quota)
+
+    @event(OfferedToWaitlist)
+    def _offer_to_waitlist(
+        self, entry_id: UUID, order_id: UUID, quantity: int, seat_ids: list[UUID], held: int
+    ) -> None:
+        self.waiting -= quantity
+        self.reserved -= quantity
+        self.held += held
+        taken = set(seat_ids)
+        self.reserved_seats = tuple(s for s in self.reserved_seats if s not in taken)
+        self.waitlist_orders = (*self.waitlist_orders, order_id)
+
+    def settle_waitlist_order(self, order_id: UUID) -> None:
+        """The waitlist's order was paid or closed and the Waitlist says so (same save)."""
+        if order_id in self.waitlist_orders:
+            self._settle_waitlist_order(order_id=order_id)
+
+    class WaitlistOrderSettled(Aggregate.Event):
+        order_id: UUID
+
+    @event(WaitlistOrderSettled)
+    def _settle_waitlist_order(self, order_id: UUID) -> None:
+        self.waitlist_orders = tuple(o for o in self.waitlist_orders if o != order_id)
 
 
 def _check_terms(terms: dict[str, Any]) -> None:

@@ -150,6 +150,50 @@ class Seat(Aggregate):
         self.status = "available"
         self.order_id = None
 
+    # Waitlist: a seat that comes back while its offer has waiting demand is kept ("reserved")
+    # for the first in line instead of going back on sale; the public sees it as taken.
+
+    def keep_for_waitlist(self, offer_id: UUID) -> None:
+        if self.status != "available":
+            raise SeatTaken(f"seat {self.section} {self.row}-{self.label} is {self.status}")
+        self._keep_for_waitlist(offer_id=offer_id)
+
+    class KeptForWaitlist(Aggregate.Event):
+        offer_id: UUID
+
+    @event(KeptForWaitlist)
+    def _keep_for_waitlist(self, offer_id: UUID) -> None:
+        self.status = "reserved"
+        self.order_id = None
+        self.held_until = None
+
+    def hold_for_waitlist(self, order_id: UUID, until: datetime) -> None:
+        if self.status != "reserved":
+            raise SeatTaken(f"seat {self.section} {self.row}-{self.label} is not kept for the waitlist")
+        self._hold_for_waitlist(order_id=order_id, until=until)
+
+    class HeldForWaitlist(Aggregate.Event):
+        order_id: UUID
+        until: datetime
+
+    @event(HeldForWaitlist)
+    def _hold_for_waitlist(self, order_id: UUID, until: datetime) -> None:
+        self.status = "held"
+        self.order_id = order_id
+        self.held_until = until
+
+    def return_from_waitlist(self) -> None:
+        if self.status != "reserved":
+            raise Conflict("seat is not kept for the waitlist", code="seat_not_reserved")
+        self._return_from_waitlist()
+
+    class ReturnedFromWaitlist(Aggregate.Event):
+        pass
+
+    @event(ReturnedFromWaitlist)
+    def _return_from_waitlist(self) -> None:
+        self.status = "available"
+
     def block(self) -> None:
         if self.status != "available":
             raise SeatTaken("only available seats can be blocked")

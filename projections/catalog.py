@@ -571,6 +571,25 @@ class CatalogProjection(ReadModel[CatalogView]):
     def _(self, e: Offer.Returned, tracking: Tracking) -> None:
         self._count(e, tracking, sold=-e.quantity)
 
+    # Waitlist: GA stock kept for the waitlist counts as held here (not on sale, not sold), so
+    # every `available` read from this model leaves it out; kept seats show as held seats.
+
+    @process_event.register
+    def _(self, e: Offer.ReservedForWaitlist, tracking: Tracking) -> None:
+        if not e.seat_ids:
+            self._count(e, tracking, held=e.quantity)
+
+    @process_event.register
+    def _(self, e: Offer.WaitlistLeft, tracking: Tracking) -> None:
+        if e.unreserved and not e.seat_ids:
+            self._count(e, tracking, held=-e.unreserved)
+
+    @process_event.register
+    def _(self, e: Offer.OfferedToWaitlist, tracking: Tracking) -> None:
+        change = e.held - (0 if e.seat_ids else e.quantity)
+        if change:
+            self._count(e, tracking, held=change)
+
     def _count(self, e: Any, tracking: Tracking, held: int = 0, sold: int = 0) -> None:
         with self.view.writing(tracking):
             batch: CatalogBatch = self.view.pending.at(tracking)
@@ -624,6 +643,18 @@ class CatalogProjection(ReadModel[CatalogView]):
 
     @process_event.register
     def _(self, e: Seat.Unblocked, tracking: Tracking) -> None:
+        self._seat(e, tracking, "available", None, None, +1)
+
+    @process_event.register
+    def _(self, e: Seat.KeptForWaitlist, tracking: Tracking) -> None:
+        self._seat(e, tracking, "held", None, None, -1)
+
+    @process_event.register
+    def _(self, e: Seat.HeldForWaitlist, tracking: Tracking) -> None:
+        self._seat(e, tracking, "held", e.order_id, e.until, 0)
+
+    @process_event.register
+    def _(self, e: Seat.ReturnedFromWaitlist, tracking: Tracking) -> None:
         self._seat(e, tracking, "available", None, None, +1)
 
     def _seat(self, e: Any, tracking: Tracking, status: str, order_id: UUID | None, until: Any, delta: int) -> None:

@@ -12,9 +12,10 @@ from projections.catalog import CatalogProjection
 from projections.holds import HoldsProjection
 from projections.orders import OrdersProjection
 from projections.tickets import TicketsProjection
+from projections.waitlist import WaitlistProjection
 
 READ_MODELS: dict[str, type[ReadModel[Any]]] = {
-    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection, TicketsProjection)
+    p.name: p for p in (CatalogProjection, OrdersProjection, HoldsProjection, TicketsProjection, WaitlistProjection)
 }
 
 

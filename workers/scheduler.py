@@ -1,5 +1,6 @@
-"""Periodic jobs, every SWEEP_INTERVAL_SECONDS: the hold sweep, the payment reconciler and the
-sweep of cancelled shows; each is the safety net of a message that may have been lost."""
+"""Periodic jobs, every SWEEP_INTERVAL_SECONDS: the hold sweep, the payment reconciler, the
+sweep of cancelled shows and the waitlist sweep; each is the safety net of a message that may
+have been lost."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def run_scheduler(actors: Actors, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
-        "scheduler started: hold sweep, payment reconciler and cancelled-show sweep every %ss",
+        "scheduler started: hold sweep, payment reconciler, cancelled-show and waitlist sweeps every %ss",
         interval,
     )
-    periodic = (actors.sweep_holds, actors.reconcile_payments, actors.sweep_cancelled_events)
+    periodic = (actors.sweep_holds, actors.reconcile_payments, actors.sweep_cancelled_events, actors.sweep_waitlists)
     while not stop.is_set():
         for actor in periodic:
             try:

@@ -60,6 +60,8 @@ class Actors:
     sweep_cancelled_events: dramatiq.Actor[[], None]
     reconcile_payments: dramatiq.Actor[[], None]
     send_email: dramatiq.Actor[[str, str], None]
+    promote_waitlist: dramatiq.Actor[[str], None]
+    sweep_waitlists: dramatiq.Actor[[], None]
 
     def schedule_expiry(self, order_id: UUID, deadline: datetime) -> None:
         """Expire the hold at its deadline (a delayed message); the sweep is the safety net."""
@@ -83,6 +85,12 @@ class Actors:
 
     def queue_email(self, kind: str, email: str) -> None:
         self.send_email.send(kind, email)
+
+    def queue_promotions(self, offer_ids: list[UUID]) -> None:
+        """Stock came back to offers with a waitlist: offer it to the first in line (the
+        `after_waitlist_change` hook of the applications; the waitlist sweep is the safety net)."""
+        for offer_id in offer_ids:
+            self.promote_waitlist.send(str(offer_id))
 
 
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:
@@ -200,6 +208,35 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
 
         send_account_email(runtime().mail, kind, email)
 
+    def promote(rt: Runtime, offer_id: UUID) -> int:
+        orders = rt.boxoffice.promote_waitlist(offer_id)
+        for order in orders:  # a waitlist order's hold lapses like any other (the hold sweep too)
+            delay_ms = max(0, int((order.hold_expires_at - datetime.now(UTC)).total_seconds() * 1000) + 250)
+            expire_hold.send_with_options(args=(str(order.id),), delay=delay_ms)
+        if orders:
+            log.info("waitlist of offer %s: %d offered", offer_id, len(orders))
+        return len(orders)
+
+    @dramatiq.actor(broker=broker, actor_name="promote_waitlist", queue_name="holds", max_retries=10)
+    def promote_waitlist(offer_id: str) -> None:
+        """Offer stock kept for a waitlist to the first in line; idempotent."""
+        promote(runtime(), UUID(offer_id))
+
+    @dramatiq.actor(broker=broker, actor_name="sweep_waitlists", queue_name="holds", max_retries=3)
+    def sweep_waitlists() -> None:
+        """Promote every waitlist with someone waiting or an offer out (a message may have been
+        lost; an offered order may have been paid or lapsed without stock coming back)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        from projections.waitlist import active_offers
+
+        rt = runtime()
+        with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
+            offers = active_offers(conn)
+        for offer_id in offers:
+            promote(rt, offer_id)
+
     return Actors(
         expire_hold=expire_hold,
         expire_holds=expire_holds,
@@ -209,4 +246,6 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         sweep_cancelled_events=sweep_cancelled_events,
         reconcile_payments=reconcile_payments,
         send_email=send_email,
+        promote_waitlist=promote_waitlist,
+        sweep_waitlists=sweep_waitlists,
     )
