@@ -190,6 +190,26 @@ def _scanner_grant(w: World) -> Target:
     return f"/events/{w.ids['free_event']}/scanners/{account}", None
 
 
+def _sold_out_offer(w: World) -> str:
+    """A new free offer of one ticket on the published free show, held by the attendee."""
+    body = {"name": f"Last one {uuid4().hex[:6]}", "price": "0.00", "currency": "EUR", "quantity_for_sale": 1}
+    offer = str(w.ok("owner", "POST", f"/tiers/{w.ids['free_tier']}/offers", body)["id"])
+    w.ok("attendee", "POST", "/orders", {"items": [{"offer_id": offer, "quantity": 1}]})
+    return offer
+
+
+def _join_target(w: World, _role: str) -> Target:
+    # One sold-out offer for every role: each role is a different person, so each may join once.
+    if "waitlist_offer" not in w.ids:
+        w.ids["waitlist_offer"] = _sold_out_offer(w)
+    return f"/offers/{w.ids['waitlist_offer']}/waitlist", {"quantity": 1}
+
+
+def _buyers_waitlist_entry(w: World) -> Target:
+    entry = w.ok("buyer", "POST", f"/offers/{_sold_out_offer(w)}/waitlist", {"quantity": 1})["id"]
+    return f"/waitlist/{entry}", None
+
+
 def _check_in(w: World) -> Target:
     return f"/events/{w.ids['free_event']}/check-ins", {"qr_data": w.qr()}
 
@@ -412,6 +432,28 @@ CASES = [
         {**BUYERS, "owner": 200, "buyer": 200, "admin": 200},
     ),
     Case("listMyTickets", "GET", at("/me/tickets"), {**ANY_USER_OK, "buyer": 200}),
+    # Waitlist: anyone signed in queues for a sold-out offer; only the person who queued leaves
+    Case(
+        "joinWaitlist",
+        "POST",
+        _join_target,
+        {
+            "anonymous": 401,
+            "attendee": 201,
+            "other_organizer": 201,
+            "owner": 201,
+            "buyer": 201,
+            "scanner": 201,
+            "admin": 201,
+        },
+    ),
+    Case("listMyWaitlist", "GET", at("/me/waitlist"), {**ANY_USER_OK, "buyer": 200}),
+    Case(
+        "leaveWaitlist",
+        "DELETE",
+        fresh(_buyers_waitlist_entry, ("buyer",)),
+        {**BUYERS, "buyer": 204, "admin": 404},
+    ),
     Case("getTicket", "GET", at("/tickets/{ticket}"), {**BUYERS, "buyer": 200, "admin": 200}),
     Case("getTicketQr", "GET", at("/tickets/{ticket}/qr.png"), {**BUYERS, "buyer": 200, "admin": 200}),
     Case("getTicketPdf", "GET", at("/tickets/{ticket}/pdf"), {**BUYERS, "buyer": 200, "admin": 200}),
