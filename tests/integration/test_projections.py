@@ -25,6 +25,7 @@ TABLES = {
     "orders": ["orders"],
     "holds": ["holds"],
     "tickets": ["tickets", "ticket_orders"],
+    "waitlist": ["waitlists", "waitlist_entries"],
 }
 
 
