@@ -209,9 +209,9 @@ def test_fifty_waiting_ten_released_at_once_exactly_the_first_ten_are_offered(
             assert (placed.status, placed.buyer_id, placed.ticket_count) == ("held", e.account_id, 1)
         # Replaying the offer's own events: never more out than for sale, nothing below zero.
         held = sold = reserved = 0
-        for e in app.events.get(offer.id):
-            name = type(e).__name__
-            quantity = getattr(e, "quantity", 0)
+        for stored in app.events.get(offer.id):
+            name = type(stored).__name__
+            quantity = getattr(stored, "quantity", 0)
             if name == "Claimed":
                 held += quantity
             elif name == "Released":
@@ -220,7 +220,7 @@ def test_fifty_waiting_ten_released_at_once_exactly_the_first_ten_are_offered(
                 reserved += quantity
             elif name == "OfferedToWaitlist":
                 reserved -= quantity
-                held += e.held
+                held += getattr(stored, "held", 0)
             assert min(held, sold, reserved) >= 0 and held + sold + reserved <= 10
 
         # A lapsed offer moves down the line: the first offer expires unpaid, the 11th is offered.
