@@ -113,16 +113,19 @@ class WaitlistCommands(SalesCommands):
         return self.retrying(attempt)
 
     def _check_sold_out(self, offer: Offer, show: Event) -> None:
-        if offer.has_quota and (offer.available or 0) > 0:
-            raise NotSoldOut(f"{offer.name!r} still has {offer.available} available: buy instead")
+        """Sold out for the public: no quota left, or (seated) no seat of its tier free."""
+        if offer.has_quota and not offer.available:
+            return
         if offer.is_seated:
             tier = show.tier(offer.tier_id)
             venue = self.load(show.venue_id, "venue", Venue)
             keys = [f"{tier.day}|{s['key']}" if tier.day else s["key"] for s in venue.seats_in(set(tier.section_ids))]
             seats = self.load_many(seat_id(show.id, key) for key in keys)
             free = sum(1 for seat in seats.values() if isinstance(seat, Seat) and seat.status == "available")
-            if free:
-                raise NotSoldOut(f"{offer.name!r} still has {free} seats available: buy instead")
+            if not free:
+                return
+            raise NotSoldOut(f"{offer.name!r} still has {free} seats available: buy instead")
+        raise NotSoldOut(f"{offer.name!r} still has {offer.available} available: buy instead")
 
     def leave_waitlist(self, offer_id: UUID, entry_id: UUID, account_id: UUID, *, at: datetime | None = None) -> None:
         """Stop waiting. An entry that was offered an order gives it up: the order is cancelled
