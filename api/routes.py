@@ -17,7 +17,7 @@ from api.offers import OfferController, ShowOffersController, TierController
 from api.orders import OrderController
 from api.reports import ReportController
 from api.seatmaps import SeatMapController
-from api.tickets import MyTicketsController, TicketController
+from api.tickets import MyTicketsController, OrderAttendeesController, TicketController
 from api.venues import VenueController
 from api.waitlist import MyWaitlistController, OfferWaitlistController, WaitlistController
 from api.webhooks import WebhookController
@@ -64,6 +64,7 @@ API_ROUTES: list[Any] = document_errors(
         DoorController,
         ReportController,
         OrderController,
+        OrderAttendeesController,
         MyTicketsController,
         TicketController,
         OfferWaitlistController,

@@ -1,4 +1,5 @@
-"""Tickets: the buyer's wallet, one ticket, its QR code and a printable PDF."""
+"""Tickets: the buyer's wallet, one ticket, its QR code, a printable PDF, and the attendee
+names printed on tickets (set on the order right after placing it, or later per ticket)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post, put
 
 from api.common import Page, PageParam, PageSizeParam, money, page_of
 from api.security import Principal
@@ -15,6 +16,7 @@ from api.services import Services
 from commands.tickets_signing import human_code
 from domain.errors import Invalid, NotFound
 from domain.ids import account_id
+from domain.order import MAX_ATTENDEE_NAME, MAX_ITEMS
 from projections import queries
 from projections.documents import TicketDocument, qr_png, tickets_pdf
 
@@ -30,9 +32,11 @@ class Ticket(msgspec.Struct):
     event_start_time: datetime
     venue_name: str
     tier_name: str | None
+    day: str | None
     section: str | None
     row: str | None
     seat: str | None
+    attendee_name: str | None
     price: str
     currency: str
     issued_at: datetime
@@ -51,9 +55,11 @@ def _ticket(row: dict[str, Any], services: Services) -> Ticket:
         event_start_time=row["event_start_time"],
         venue_name=row["venue_name"],
         tier_name=row["tier_name"],
+        day=row["tier_day"],
         section=row["section"],
         row=row["row_label"],
         seat=row["seat"],
+        attendee_name=row["attendee_name"],
         price=money(row["price"], row["currency"]) or "0",
         currency=row["currency"],
         issued_at=row["issued_at"],
@@ -75,6 +81,7 @@ def _document(row: dict[str, Any], ticket: Ticket) -> TicketDocument:
         seat=ticket.seat,
         price=ticket.price,
         currency=ticket.currency,
+        holder_name=ticket.attendee_name,
         status=ticket.status,
     )
 
@@ -110,6 +117,61 @@ class TransferCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 
 
+AttendeeName = Annotated[str, msgspec.Meta(max_length=MAX_ATTENDEE_NAME)]
+
+
+class TicketUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    # null or blank removes the name.
+    attendee_name: AttendeeName | None
+
+
+class OrderAttendeesUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """One name per ticket of the order, in item order (a GA item of quantity 3 is three
+    tickets, a seat one); null or blank leaves a ticket unnamed."""
+
+    # An order has at most 50 items of at most 100 each.
+    attendee_names: Annotated[list[AttendeeName | None], msgspec.Meta(min_length=1, max_length=MAX_ITEMS * 100)]
+
+
+class OrderAttendee(msgspec.Struct):
+    ticket_id: UUID
+    code: str
+    attendee_name: str | None
+
+
+class OrderAttendees(msgspec.Struct):
+    order_id: UUID
+    attendees: list[OrderAttendee]
+
+
+class OrderAttendeesController(Controller):
+    path = "/orders"
+    tags = ["Tickets"]
+
+    @put("/{order_id:uuid}/attendees", operation_id="setOrderAttendees", status_code=200)
+    async def set_attendees(
+        self, order_id: UUID, data: OrderAttendeesUpdate, request: Request[Principal, Any, Any], services: Services
+    ) -> OrderAttendees:
+        """Name the attendees of an order's tickets, right after placing it or later (buyer).
+        The list has one entry per ticket (422 otherwise); after payment a ticket given away or already used
+        keeps its name unless the entry repeats it (409 for a changed one, 404 for one given away)."""
+        user = request.user
+        async with services.pool.connection() as conn:
+            row = await queries.order(conn, order_id)
+        if row is None or row["buyer_id"] != user.id:
+            raise NotFound("order not found", code="order_not_found")
+        order = await services.command(
+            lambda: services.boxoffice.name_order_attendees(order_id, data.attendee_names, by=user.id)
+        )
+        return OrderAttendees(
+            order_id=order_id,
+            attendees=[
+                OrderAttendee(ticket_id=t, code=human_code(t), attendee_name=order.attendee_name(t))
+                for t in order.ticket_ids()
+            ],
+        )
+
+
 class TicketController(Controller):
     path = "/tickets"
     tags = ["Tickets"]
@@ -136,6 +198,26 @@ class TicketController(Controller):
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="ticket-{ticket.code}.pdf"', "Cache-Control": "private"},
         )
+
+    @patch("/{ticket_id:uuid}", operation_id="updateTicket")
+    async def update(
+        self, ticket_id: UUID, data: TicketUpdate, request: Request[Principal, Any, Any], services: Services
+    ) -> Ticket:
+        """Put the attendee's name on the ticket (its holder; null or blank removes it): printed
+        on the PDF, shown to the door and in the organizer's attendee list. 409 once the ticket
+        was used or refunded."""
+        row = await _owned_ticket(services, request.user, ticket_id)
+        if row["owner_id"] != request.user.id:
+            raise NotFound("ticket not found", code="ticket_not_found")
+        await services.command(
+            lambda: services.boxoffice.name_attendees(
+                row["order_id"], {ticket_id: data.attendee_name}, by=request.user.id
+            )
+        )
+        async with services.pool.connection() as conn:
+            named = await queries.ticket(conn, ticket_id)
+        assert named is not None
+        return _ticket(named, services)
 
     @post("/{ticket_id:uuid}/transfer", operation_id="transferTicket", status_code=200)
     async def transfer(

@@ -110,6 +110,12 @@ class TicketSigner:
         """The raw 32-byte public key, base64url without padding: what a scanner is configured with."""
         return _b64encode(_raw_public_key(self._public_key))
 
+    @property
+    def key_id(self) -> str:
+        """A short name of the public key (its SHA-256, first 8 bytes, base64url), so a scanner
+        can tell that the key it holds is still the one tickets are signed with."""
+        return _b64encode(hashlib.sha256(_raw_public_key(self._public_key)).digest()[:8])
+
     def sign(self, ticket_id: UUID, event_id: UUID, generation: int = 0) -> str:
         """The ticket code to put in the QR code (ASCII, always 137 characters).
 

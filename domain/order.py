@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TypedDict
 from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Gone, Invalid, NotFound
 
 MAX_ITEMS = 50
+MAX_ATTENDEE_NAME = 100
 
 
 class Ticket(TypedDict):
@@ -38,14 +40,61 @@ class TicketState(TypedDict, total=False):
     checked_in_by: UUID
     holder_id: UUID
     generation: int
+    attendee_name: str
 
 
 class AlreadyCheckedIn(Conflict):
+    """A second scan: says when (and by whom) the ticket was first admitted."""
+
     code = "already_checked_in"
+
+    def __init__(self, first_checked_in_at: datetime, checked_in_by: UUID | None) -> None:
+        super().__init__(f"already checked in at {first_checked_in_at.isoformat()}")
+        self.first_checked_in_at = first_checked_in_at
+        self.checked_in_by = checked_in_by
 
 
 class TicketNotValid(Conflict):
     code = "ticket_not_valid"
+
+
+class WrongDay(Conflict):
+    """A day pass scanned on another day (in the show's time zone) than the one it is for."""
+
+    code = "wrong_day"
+
+    def __init__(self, valid_day: str, scan_day: str) -> None:
+        super().__init__(f"this ticket is valid on {valid_day} only (today is {scan_day} at the venue)")
+        self.valid_day = valid_day
+        self.scan_day = scan_day
+
+
+def check_admission_day(valid_day: str | None, timezone: str, at: datetime) -> None:
+    """A ticket of a tier with a `day` admits only on that date, in the show's time zone."""
+    if valid_day is None:
+        return
+    try:
+        zone = ZoneInfo(timezone)
+    except (KeyError, ValueError, OSError):
+        zone = ZoneInfo("UTC")
+    scan_day = at.astimezone(zone).date().isoformat()
+    if scan_day != valid_day:
+        raise WrongDay(valid_day, scan_day)
+
+
+def clean_attendee_name(name: str | None) -> str | None:
+    """An attendee name as stored: whitespace collapsed, at most `MAX_ATTENDEE_NAME` characters;
+    None (or only spaces) clears it."""
+    if name is None:
+        return None
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        return None
+    if len(cleaned) > MAX_ATTENDEE_NAME:
+        raise Invalid(f"an attendee name has at most {MAX_ATTENDEE_NAME} characters", field="attendee_name")
+    if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in cleaned):
+        raise Invalid("an attendee name must not contain control characters", field="attendee_name")
+    return cleaned
 
 
 class OrderItem(TypedDict):
@@ -393,15 +442,45 @@ class Order(Aggregate):
     def ticket_holder(self, ticket_id: UUID) -> UUID:
         return self.ticket_states.get(ticket_id, {}).get("holder_id", self.buyer_id)
 
-    def check_in(self, ticket_id: UUID, generation: int, scanner_id: UUID, at: datetime) -> None:
-        """Admit the holder once; a second scan reports when the first one happened."""
+    def check_in(
+        self,
+        ticket_id: UUID,
+        generation: int,
+        scanner_id: UUID,
+        at: datetime,
+        *,
+        valid_day: str | None = None,
+        timezone: str = "UTC",
+        offline: bool = False,
+    ) -> bool:
+        """Admit the holder once; a second scan reports when the first one happened.
+
+        `valid_day` is the day of a day pass (its tier's), checked against `at` in the show's
+        `timezone`. An `offline` scan is one a scanner made without a network and syncs later:
+        the earliest scan wins, so one made before the recorded check-in moves it earlier, and
+        the very scan already recorded (same time, same scanner) is recognised, not refused, so
+        a batch can be sent again. Returns False when nothing new was recorded.
+        """
         ticket = self.ticket(ticket_id)
         if ticket["status"] != "valid" or generation != self.ticket_generation(ticket_id):
             raise TicketNotValid("this ticket is not valid (refunded, or reissued to someone else)")
-        first = self.ticket_states.get(ticket_id, {}).get("checked_in_at")
-        if first is not None:
-            raise AlreadyCheckedIn(f"already checked in at {first.isoformat()}")
-        self._check_in(ticket_id=ticket_id, scanner_id=scanner_id, at=at)
+        check_admission_day(valid_day, timezone, at)
+        state = self.ticket_states.get(ticket_id, {})
+        first = state.get("checked_in_at")
+        if first is None:
+            self._check_in(ticket_id=ticket_id, scanner_id=scanner_id, at=at)
+            return True
+        if offline and at == first and state.get("checked_in_by") == scanner_id:
+            return False
+        if offline and at < first:
+            self._antedate_check_in(ticket_id=ticket_id, scanner_id=scanner_id, at=at, replaced_at=first)
+            return True
+        raise AlreadyCheckedIn(first, state.get("checked_in_by"))
+
+    def first_check_in(self, ticket_id: UUID) -> tuple[datetime, UUID | None] | None:
+        state = self.ticket_states.get(ticket_id, {})
+        first = state.get("checked_in_at")
+        return None if first is None else (first, state.get("checked_in_by"))
 
     class TicketCheckedIn(Aggregate.Event):
         ticket_id: UUID
@@ -412,6 +491,73 @@ class Order(Aggregate):
     def _check_in(self, ticket_id: UUID, scanner_id: UUID, at: datetime) -> None:
         state = dict(self.ticket_states.get(ticket_id, {}))
         state.update(checked_in_at=at, checked_in_by=scanner_id)
+        self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]
+
+    class TicketCheckInAntedated(Aggregate.Event):
+        """An offline scan synced later turned out to be earlier than the recorded check-in."""
+
+        ticket_id: UUID
+        scanner_id: UUID
+        at: datetime
+        replaced_at: datetime
+
+    @event(TicketCheckInAntedated)
+    def _antedate_check_in(self, ticket_id: UUID, scanner_id: UUID, at: datetime, replaced_at: datetime) -> None:
+        state = dict(self.ticket_states.get(ticket_id, {}))
+        state.update(checked_in_at=at, checked_in_by=scanner_id)
+        self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]
+
+    # Attendee names ----------------------------------------------------------------------
+
+    def ticket_ids(self) -> list[UUID]:
+        """The ids of this order's tickets, in item order: issued ones, or (before payment) the
+        ones payment will issue (they are derived from the order id)."""
+        if self.tickets:
+            return [t["id"] for t in self.tickets]
+        return [uuid5(self.id, f"ticket:{n}") for n in range(self.ticket_count)]
+
+    def attendee_name(self, ticket_id: UUID) -> str | None:
+        return self.ticket_states.get(ticket_id, {}).get("attendee_name")
+
+    def name_attendees(self, names: dict[UUID, str | None], by: UUID) -> list[UUID]:
+        """Put a name on tickets (None clears it): before payment by the buyer, afterwards by
+        each ticket's holder, until it is used. Returns the tickets whose name changed."""
+        if self.status not in ("held", "paid", "partially_refunded"):
+            raise WrongOrderState(f"attendee names cannot be changed on a {self.status} order")
+        known = set(self.ticket_ids())
+        if not known.issuperset(names):
+            raise NotFound("ticket not found", code="ticket_not_found")
+        cleaned = {t: clean_attendee_name(name) for t, name in names.items()}
+        # Names sent again unchanged are no change: a full list can be sent after a transfer.
+        changed = [t for t, name in cleaned.items() if name != self.attendee_name(t)]
+        for ticket_id in changed:
+            if self.status == "held":
+                if by != self.buyer_id:
+                    raise NotFound("ticket not found", code="ticket_not_found")
+            else:
+                if self.ticket_holder(ticket_id) != by:
+                    raise NotFound("ticket not found", code="ticket_not_found")
+                if self.ticket(ticket_id)["status"] != "valid":
+                    raise TicketNotValid("this ticket is not valid (refunded)")
+                if "checked_in_at" in self.ticket_states.get(ticket_id, {}):
+                    raise TicketNotValid("this ticket was already used at the door")
+        for ticket_id in changed:
+            self._name_attendee(ticket_id=ticket_id, attendee_name=cleaned[ticket_id])
+        return changed
+
+    class AttendeeNamed(Aggregate.Event):
+        """The name printed on one ticket (personal data: kept in its own field)."""
+
+        ticket_id: UUID
+        attendee_name: str | None
+
+    @event(AttendeeNamed)
+    def _name_attendee(self, ticket_id: UUID, attendee_name: str | None) -> None:
+        state = dict(self.ticket_states.get(ticket_id, {}))
+        if attendee_name is None:
+            state.pop("attendee_name", None)
+        else:
+            state["attendee_name"] = attendee_name
         self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]
 
     def transfer(self, ticket_id: UUID, from_id: UUID, to_id: UUID) -> int:
@@ -436,4 +582,6 @@ class Order(Aggregate):
     def _transfer(self, ticket_id: UUID, to_id: UUID, generation: int) -> None:
         state = dict(self.ticket_states.get(ticket_id, {}))
         state.update(holder_id=to_id, generation=generation)
+        # The ticket is reissued to another person: the name printed on the old one is not theirs.
+        state.pop("attendee_name", None)
         self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]

@@ -1,31 +1,38 @@
 """Printable ticket documents: the QR code image and the PDF with one page per ticket.
 
-Rendered from read-model rows (pure: no I/O), so the API (downloads) and the workers (mail
-attachments) print the same document.
+Rendered from read-model rows (pure: no I/O beyond reading the installed font), so the API
+(downloads) and the workers (mail attachments) print the same document.
 
-The PDF uses the PDF core fonts (Helvetica, Courier), which every viewer has and which add nothing
-to the file, but which only cover Windows-1252. Text the buyer or organizer typed can be anything,
-so every string goes through ``pdf_safe_text`` first: accents are dropped where the letter has no
-Windows-1252 form (``ő`` → ``o``), compatibility forms are folded (``ﬁ`` → ``fi``, full-width
-letters → ASCII), and anything else (emoji, CJK) becomes ``?``. Rendering never fails on text.
+The PDF embeds Fira Sans (regular and bold) from the `fontpkg-fira-sans` package: Latin with its
+extensions, Greek and Cyrillic, so an attendee called Βασίλης or Ирина is printed as typed (only
+the glyphs used are embedded, ~13 KB a page). Text the buyer or organizer typed can be anything,
+so every string goes through ``pdf_safe_text`` first: a character the font has no glyph for is
+folded to one it has where Unicode says how (``ﬁ`` → ``fi``, full-width letters → ASCII, a
+letter with an accent the font lacks → the bare letter), and anything else (emoji, CJK) becomes
+``?``, one per run. Rendering never fails on text.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import fontpkg
 import segno
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
 __all__ = ["TicketDocument", "pdf_safe_text", "qr_png", "tickets_pdf"]
 
-_ENCODING = "cp1252"  # what fpdf2 writes for core fonts (WinAnsiEncoding)
+_FAMILY = "Fira Sans"
+_FONT = "ticket"  # the name the PDF's text is set in (regular "" and bold "B")
 # Longer input cannot fit on a page anyway; cutting it first keeps layout work bounded.
 _MAX_TEXT = 500
 _REPLACEMENT = "?"
@@ -88,7 +95,9 @@ def tickets_pdf(tickets: Sequence[TicketDocument]) -> bytes:
     if not tickets:
         raise ValueError("a ticket PDF needs at least one ticket")
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
-    pdf.core_fonts_encoding = _ENCODING
+    regular, bold = _font_files()
+    pdf.add_font(_FONT, "", regular)
+    pdf.add_font(_FONT, "B", bold)
     # Every field is fitted to its box, so nothing may silently spill onto an extra page.
     pdf.set_auto_page_break(auto=False)
     pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
@@ -100,7 +109,7 @@ def tickets_pdf(tickets: Sequence[TicketDocument]) -> bytes:
 
 
 def pdf_safe_text(text: str) -> str:
-    """``text`` reduced to what the PDF core fonts can show, on one line."""
+    """``text`` reduced to what the ticket font can show, on one line."""
     out: list[str] = []
     replaced = False
     # NFC first, so a letter typed as base + combining accent keeps its accent where it can.
@@ -126,12 +135,25 @@ def pdf_safe_text(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+@functools.cache
+def _font_files() -> tuple[Path, Path]:
+    """The regular and bold font files (found once per process)."""
+    return fontpkg.path(_FAMILY, weight=400), fontpkg.path(_FAMILY, weight=700)
+
+
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """Code points both weights of the font can draw."""
+    covered = []
+    for path in _font_files():
+        with TTFont(path, lazy=True) as font:
+            covered.append(set(font.getBestCmap()))
+    return frozenset(set.intersection(*covered))
+
+
 def _encodable(text: str) -> bool:
-    try:
-        text.encode(_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
+    glyphs = _glyphs()
+    return all(ord(char) in glyphs for char in text)
 
 
 def _format_start(start: datetime, zone_name: str) -> str:
@@ -168,20 +190,20 @@ def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
     if voided:
         pdf.set_fill_color(*_VOID_RED)
         pdf.set_text_color(255, 255, 255)
-        pdf.set_font("Helvetica", "B", 14)
+        pdf.set_font(_FONT, "B", 14)
         pdf.set_xy(_MARGIN, _MARGIN)
-        pdf.cell(_CONTENT_W, 10, "VOID - this ticket is not valid for entry", align="C", fill=True)
+        pdf.cell(_CONTENT_W, 10, "VOID \u2013 this ticket is not valid for entry", align="C", fill=True)
         pdf.set_text_color(*_INK)
         pdf.set_y(_MARGIN + 16)
     else:
         pdf.set_y(_MARGIN)
 
-    pdf.set_font("Helvetica", "B", 22)
+    pdf.set_font(_FONT, "B", 22)
     for line in _wrap(pdf, pdf_safe_text(ticket.event_title), _CONTENT_W, max_lines=3):
         pdf.set_x(_MARGIN)
         pdf.cell(_CONTENT_W, 10, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
-    pdf.set_font("Helvetica", "", 13)
+    pdf.set_font(_FONT, "", 13)
     for text in (ticket.venue_name, _format_start(ticket.event_start_time, ticket.timezone)):
         pdf.cell(_CONTENT_W, 7, _fit(pdf, pdf_safe_text(text), _CONTENT_W), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
@@ -211,15 +233,15 @@ def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
     else:
         pdf.image(io.BytesIO(qr_png(ticket.qr_data)), x=_QR_X, y=top, w=_QR_SIZE, h=_QR_SIZE)
     pdf.set_xy(_QR_X - 10, top + _QR_SIZE + 2)
-    pdf.set_font("Courier", "B", 24)
+    pdf.set_font(_FONT, "B", 24)
     pdf.cell(_QR_SIZE + 20, 12, _fit(pdf, code, _QR_SIZE + 20), align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_x(_QR_X - 10)
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(_FONT, "", 9)
     pdf.set_text_color(*_MUTED)
     pdf.cell(_QR_SIZE + 20, 5, "Ticket code", align="C")
 
     pdf.set_xy(_MARGIN, 270)
-    pdf.set_font("Helvetica", "", 8)
+    pdf.set_font(_FONT, "", 8)
     pdf.cell(_CONTENT_W, 4, "Show the QR code at the entrance. Each ticket admits one person once.")
     pdf.set_xy(_MARGIN, 275)
     pdf.cell(_CONTENT_W, 4, f"Ticket ID {ticket.ticket_id}")
@@ -227,7 +249,7 @@ def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
 
     if voided:
         pdf.set_text_color(*_VOID_RED)
-        pdf.set_font("Helvetica", "B", 110)
+        pdf.set_font(_FONT, "B", 110)
         with pdf.rotation(angle=35, x=_PAGE_W / 2, y=160):
             pdf.set_xy(0, 145)
             pdf.cell(_PAGE_W, 40, "VOID", align="C")
@@ -236,11 +258,11 @@ def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
 
 def _field(pdf: FPDF, label: str, value: str) -> None:
     pdf.set_x(_MARGIN)
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(_FONT, "", 9)
     pdf.set_text_color(*_MUTED)
     pdf.cell(_DETAILS_W, 5, label.upper(), new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(*_INK)
-    pdf.set_font("Helvetica", "B", 15)
+    pdf.set_font(_FONT, "B", 15)
     for line in _wrap(pdf, pdf_safe_text(value), _DETAILS_W, max_lines=2):
         pdf.cell(_DETAILS_W, 8, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)

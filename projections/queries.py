@@ -283,11 +283,13 @@ async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
 # Tickets ---------------------------------------------------------------------------------
 
 TICKET_SQL = """SELECT t.*, e.title AS event_title, e.start_time AS event_start_time, e.timezone,
-       e.venue_name, tr.name AS tier_name, s.section, s.row_label, s.label AS seat
+       e.venue_name, tr.name AS tier_name, tr.day AS tier_day, s.section, s.row_label, s.label AS seat,
+       n.attendee_name
     FROM read.tickets t
     JOIN read.events e ON e.id = t.event_id
     LEFT JOIN read.tiers tr ON tr.id = t.tier_id
-    LEFT JOIN read.seats s ON s.id = t.seat_id"""
+    LEFT JOIN read.seats s ON s.id = t.seat_id
+    LEFT JOIN read.attendee_names n ON n.ticket_id = t.id"""
 
 
 async def tickets_of_owner(
@@ -307,6 +309,12 @@ async def tickets_of_owner(
 
 async def tickets_of_orders(conn: Conn, order_ids: list[UUID]) -> list[Row]:
     return await _all(conn, f"{TICKET_SQL} WHERE t.order_id = ANY(%s) ORDER BY t.id", (order_ids,))
+
+
+async def tickets_by_ids(conn: Conn, ticket_ids: list[UUID]) -> list[Row]:
+    if not ticket_ids:
+        return []
+    return await _all(conn, "SELECT id, order_id, event_id FROM read.tickets WHERE id = ANY(%s)", (ticket_ids,))
 
 
 async def ticket(conn: Conn, ticket_id: UUID) -> Row | None:
@@ -334,6 +342,68 @@ async def attractions(conn: Conn, event_id: UUID) -> list[Row]:
 
 async def scanners(conn: Conn, event_id: UUID) -> list[Row]:
     return await _all(conn, "SELECT * FROM read.scanners WHERE event_id = %s ORDER BY granted_at", (event_id,))
+
+
+async def scanners_page(conn: Conn, event_id: UUID, page: int, page_size: int) -> tuple[list[Row], int]:
+    params = {"event": event_id, "limit": page_size, "offset": (page - 1) * page_size}
+    rows = await _all(
+        conn,
+        """SELECT *, count(*) OVER () AS total FROM read.scanners WHERE event_id = %(event)s
+           ORDER BY granted_at, account_id LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    total = (
+        rows[0]["total"]
+        if rows
+        else await _count(conn, "SELECT count(*) FROM read.scanners WHERE event_id = %(event)s", params)
+    )
+    return rows, total
+
+
+async def is_scanner(conn: Conn, event_id: UUID, account_id: UUID) -> bool:
+    row = await _one(
+        conn, "SELECT 1 AS yes FROM read.scanners WHERE event_id = %s AND account_id = %s", (event_id, account_id)
+    )
+    return row is not None
+
+
+async def door_tickets(conn: Conn, event_id: UUID, after: UUID | None, limit: int) -> list[Row]:
+    """A show's tickets in id order after `after` (keyset paging: a ticket issued meanwhile never
+    shifts a page), with what a scanner shows: tier, day, seat, attendee name, check-in."""
+    where = "t.event_id = %(event)s" + (" AND t.id > %(after)s" if after else "")
+    return await _all(
+        conn,
+        f"{TICKET_SQL} WHERE {where} ORDER BY t.id LIMIT %(limit)s",
+        {"event": event_id, "after": after, "limit": limit},
+    )
+
+
+async def count_event_tickets(conn: Conn, event_id: UUID) -> int:
+    return await _count(conn, "SELECT count(*) FROM read.tickets WHERE event_id = %s", (event_id,))
+
+
+async def event_attendees(
+    conn: Conn, event_id: UUID, page: int, page_size: int, status: str | None = None
+) -> tuple[list[Row], int]:
+    """A show's tickets for the organizer's attendee list: by attendee name, then seat."""
+    clauses = ["t.event_id = %(event)s"]
+    if status == "valid":
+        clauses.append("t.status = 'valid' AND t.checked_in_at IS NULL")
+    elif status == "checked_in":
+        clauses.append("t.status = 'valid' AND t.checked_in_at IS NOT NULL")
+    elif status == "voided":
+        clauses.append("t.status = 'voided'")
+    where = " AND ".join(clauses)
+    params = {"event": event_id, "limit": page_size, "offset": (page - 1) * page_size}
+    rows = await _all(
+        conn,
+        f"""{TICKET_SQL} WHERE {where}
+            ORDER BY n.attendee_name NULLS LAST, s.section, s.row_label, s.label, t.issued_at, t.id
+            LIMIT %(limit)s OFFSET %(offset)s""",
+        params,
+    )
+    total = await _count(conn, f"SELECT count(*) FROM read.tickets t WHERE {where}", params)
+    return rows, total
 
 
 async def sales(conn: Conn, event_id: UUID) -> list[Row]:

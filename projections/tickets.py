@@ -1,4 +1,6 @@
-"""Tickets read model: one row per issued ticket, with its owner and status."""
+"""Tickets read model: one row per issued ticket, with its owner and status, and the names
+attendees put on tickets (kept apart: a name can be given before its ticket is issued, and it
+is personal data the erasure of an account will scrub)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ TICKET_COLUMNS = {
     "id": "uuid", "order_id": "uuid", "owner_id": "uuid", "event_id": "uuid", "offer_id": "uuid", "tier_id": "uuid",
     "seat_id": "uuid", "seat_label": "text", "price": "bigint", "currency": "text", "status": "text",
     "generation": "integer", "issued_at": "timestamptz", "checked_in_at": "timestamptz", "voided_at": "timestamptz",
+    "checked_in_by": "uuid",
 }  # fmt: skip
 # What a ticket's later events change.
-TICKET_MUTABLE = ("owner_id", "status", "generation", "checked_in_at", "voided_at")
+TICKET_MUTABLE = ("owner_id", "status", "generation", "checked_in_at", "voided_at", "checked_in_by")
+NAME_COLUMNS = {"ticket_id": "uuid", "order_id": "uuid", "attendee_name": "text"}
+NAME_MUTABLE = ("attendee_name",)
 
 
 class TicketsView(ReadModelView):
-    tables = ("tickets", "ticket_orders")
-    bulk_tables = ("tickets", "ticket_orders")
+    tables = ("tickets", "ticket_orders", "attendee_names")
+    bulk_tables = ("tickets", "ticket_orders", "attendee_names")
     ddl = (
         """CREATE TABLE IF NOT EXISTS read.ticket_orders (
             order_id uuid PRIMARY KEY, buyer_id uuid NOT NULL, event_id uuid NOT NULL, currency text NOT NULL)""",
@@ -36,10 +41,14 @@ class TicketsView(ReadModelView):
             offer_id uuid NOT NULL, tier_id uuid NOT NULL, seat_id uuid, seat_label text,
             price bigint NOT NULL, currency text NOT NULL, status text NOT NULL,
             generation integer NOT NULL DEFAULT 0, issued_at timestamptz NOT NULL,
-            checked_in_at timestamptz, voided_at timestamptz)""",
+            checked_in_at timestamptz, voided_at timestamptz, checked_in_by uuid)""",
+        "ALTER TABLE read.tickets ADD COLUMN IF NOT EXISTS checked_in_by uuid",
+        """CREATE TABLE IF NOT EXISTS read.attendee_names (
+            ticket_id uuid PRIMARY KEY, order_id uuid NOT NULL, attendee_name text NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS tickets_owner ON read.tickets (owner_id, issued_at DESC)",
         "CREATE INDEX IF NOT EXISTS tickets_order ON read.tickets (order_id)",
-        "CREATE INDEX IF NOT EXISTS tickets_event ON read.tickets (event_id)",
+        # A show's tickets in id order: the scanner kit pages through them by id.
+        "CREATE INDEX IF NOT EXISTS tickets_event_id ON read.tickets (event_id, id)",
     )
 
     # Both tables are written set-based at the end of each batch (see RowBatch).
@@ -52,6 +61,7 @@ class TicketsView(ReadModelView):
         # Orders first: a payment issues tickets to the buyer its order row names.
         b.buyers.update(b.orders.flush(curs))
         b.tickets.flush(curs)
+        b.names.flush(curs)
 
 
 @dataclass
@@ -59,6 +69,7 @@ class TicketsBatch:
     # Never changed once written, but read in full: the tickets of a payment need them.
     orders: RowBatch = field(default_factory=lambda: RowBatch("ticket_orders", ORDER_COLUMNS, ORDER_READ))
     tickets: RowBatch = field(default_factory=lambda: RowBatch("tickets", TICKET_COLUMNS, TICKET_MUTABLE))
+    names: RowBatch = field(default_factory=lambda: RowBatch("attendee_names", NAME_COLUMNS, NAME_MUTABLE))
     # The ticket_orders rows of the orders paid in this batch, filled in before tickets are written.
     buyers: dict[UUID, Row] = field(default_factory=dict)
 
@@ -99,11 +110,32 @@ class TicketsProjection(ReadModel[TicketsView]):
 
     @process_event.register
     def _(self, e: Order.TicketCheckedIn, tracking: Tracking) -> None:
-        self._set(tracking, [e.ticket_id], checked_in_at=e.at)
+        self._set(tracking, [e.ticket_id], checked_in_at=e.at, checked_in_by=e.scanner_id)
+
+    @process_event.register
+    def _(self, e: Order.TicketCheckInAntedated, tracking: Tracking) -> None:
+        self._set(tracking, [e.ticket_id], checked_in_at=e.at, checked_in_by=e.scanner_id)
 
     @process_event.register
     def _(self, e: Order.TicketTransferred, tracking: Tracking) -> None:
         self._set(tracking, [e.ticket_id], owner_id=e.to_id, generation=e.generation)
+        self._name(tracking, e.originator_id, e.ticket_id, None)
+
+    @process_event.register
+    def _(self, e: Order.AttendeeNamed, tracking: Tracking) -> None:
+        self._name(tracking, e.originator_id, e.ticket_id, e.attendee_name)
+
+    def _name(self, tracking: Tracking, order_id: UUID, ticket_id: UUID, name: str | None) -> None:
+        named: Row | None = (
+            None if name is None else {"ticket_id": ticket_id, "order_id": order_id, "attendee_name": name}
+        )
+
+        def update(_: Row | None) -> Row | None:
+            return named
+
+        with self.view.writing(tracking):
+            b: TicketsBatch = self.view.pending
+            b.names.change(ticket_id, update)
 
     def _set(self, tracking: Tracking, ticket_ids: list[UUID], **columns: Any) -> None:
         def update(row: Row | None) -> Row | None:
@@ -130,6 +162,7 @@ def _issue(buyers: dict[UUID, Row], order_id: UUID, ticket: Ticket, at: Any) -> 
             "offer_id": ticket["offer_id"], "tier_id": ticket["tier_id"], "seat_id": ticket["seat_id"],
             "seat_label": ticket["seat_label"], "price": ticket["price"], "currency": order["currency"],
             "status": ticket["status"], "generation": 0, "issued_at": at, "checked_in_at": None, "voided_at": None,
+            "checked_in_by": None,
         }  # fmt: skip
 
     return issue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -214,6 +215,11 @@ def _check_in(w: World) -> Target:
     return f"/events/{w.ids['free_event']}/check-ins", {"qr_data": w.qr()}
 
 
+def _sync(w: World) -> Target:
+    scanned_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return f"/events/{w.ids['free_event']}/check-ins/batch", {"scans": [{"qr_data": w.qr(), "scanned_at": scanned_at}]}
+
+
 CASES = [
     # Accounts
     Case("me", "GET", at("/auth/me"), ANY_USER_OK),
@@ -400,6 +406,25 @@ CASES = [
         fresh(_check_in, ("owner", "scanner", "admin")),
         {**OWNER_PUBLISHED, "owner": 200, "scanner": 200, "admin": 200},
     ),
+    Case(
+        "syncCheckIns",
+        "POST",
+        fresh(_sync, ("owner", "scanner", "admin")),
+        {**OWNER_PUBLISHED, "owner": 200, "scanner": 200, "admin": 200},
+    ),
+    Case(
+        "getScannerKit",
+        "GET",
+        at("/events/{free_event}/scanner-kit"),
+        {**OWNER_PUBLISHED, "owner": 200, "scanner": 200, "admin": 200},
+    ),
+    Case("getScannerKit", "GET", at("/events/{draft_event}/scanner-kit"), {**OWNER_DRAFT, "owner": 200}, "draft"),
+    Case(
+        "listEventAttendees",
+        "GET",
+        at("/events/{free_event}/attendees"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+    ),
     Case("listEventOrders", "GET", at("/events/{free_event}/orders"), {**OWNER_PUBLISHED, "owner": 200, "admin": 200}),
     Case("listEventOrders", "GET", at("/events/{draft_event}/orders"), {**OWNER_DRAFT, "owner": 200}, "draft"),
     Case("getEventSales", "GET", at("/events/{free_event}/sales"), {**OWNER_PUBLISHED, "owner": 200, "admin": 200}),
@@ -457,6 +482,18 @@ CASES = [
     Case("getTicket", "GET", at("/tickets/{ticket}"), {**BUYERS, "buyer": 200, "admin": 200}),
     Case("getTicketQr", "GET", at("/tickets/{ticket}/qr.png"), {**BUYERS, "buyer": 200, "admin": 200}),
     Case("getTicketPdf", "GET", at("/tickets/{ticket}/pdf"), {**BUYERS, "buyer": 200, "admin": 200}),
+    Case(
+        "updateTicket",
+        "PATCH",
+        at("/tickets/{ticket}", {"attendee_name": "Matrix Person"}),
+        {**BUYERS, "buyer": 200, "admin": 404},
+    ),
+    Case(
+        "setOrderAttendees",
+        "PUT",
+        fresh(lambda w: (f"/orders/{w.held_order()}/attendees", {"attendee_names": ["Ανна"]}), ("buyer",)),
+        {**BUYERS, "buyer": 200, "admin": 404},
+    ),
     Case(
         "transferTicket",
         "POST",
