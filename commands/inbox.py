@@ -9,6 +9,8 @@ idempotent, so no captured payment is ever left without its tickets or its refun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +20,8 @@ from psycopg.sql import SQL, Identifier
 
 from commands.base import BaseApplication, utcnow
 from domain.provider_event import ProviderEvent, provider_event_id
+
+INBOX_LOCK = 0x696E6278  # the advisory lock class of provider deliveries ("inbx")
 
 
 class Inbox(BaseApplication):
@@ -37,6 +41,22 @@ class Inbox(BaseApplication):
 
     def get(self, delivery_id: UUID) -> ProviderEvent:
         return self.load(delivery_id, "provider event", ProviderEvent)
+
+    @contextmanager
+    def applying(self, delivery_id: UUID) -> Iterator[ProviderEvent]:
+        """Hold the delivery's lock while it is applied; yields the delivery as stored once
+        the lock is held. The same delivery can be queued twice (a redelivery and the
+        reconciler), and two workers applying it side by side would both decide before either
+        marked it, e.g. both refund a late payment. A session-level advisory lock on one
+        pooled connection serialises them; a dead worker's lock goes with its connection."""
+        key = int.from_bytes(delivery_id.bytes[:4], "big", signed=True)
+        recorder: Any = self.recorder
+        with recorder.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (INBOX_LOCK, key))
+            try:
+                yield self.get(delivery_id)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (INBOX_LOCK, key))
 
     def is_applied(self, delivery_id: UUID) -> bool:
         return self.get(delivery_id).outcome is not None

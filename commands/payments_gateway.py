@@ -75,14 +75,31 @@ class StripeGateway:
             raise PaymentProviderError(f"the payment provider failed: {error.user_message or error}") from error
 
     def refund(self, *, intent_id: str, amount: int, idempotency_key: str, reason: str) -> ProviderRefund:
+        """Refund once per `idempotency_key`. Stripe's own key lasts 24 hours and a stand-in may
+        ignore it, so the key is also written into the refund's metadata and a refund that
+        already carries it is returned instead of making a second one (a worker that died
+        after the provider refunded, or a delivery applied again, refunds nothing more)."""
         try:
-            refund = self.client.v1.refunds.create(
-                params={"payment_intent": intent_id, "amount": amount, "metadata": {"reason": reason[:200]}},
+            earlier = self._refund_with_key(intent_id, idempotency_key)
+            refund = earlier or self.client.v1.refunds.create(
+                params={
+                    "payment_intent": intent_id,
+                    "amount": amount,
+                    "metadata": {"reason": reason[:200], "idempotency_key": idempotency_key},
+                },
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as error:
             raise PaymentProviderError(f"the refund was refused: {error.user_message or error}") from error
         return ProviderRefund(id=refund.id, amount=int(refund.amount), status=str(refund.status))
+
+    def _refund_with_key(self, intent_id: str, idempotency_key: str) -> Any:
+        refunds = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        for refund in refunds.auto_paging_iter():
+            metadata = refund.to_dict().get("metadata") or {}
+            if metadata.get("idempotency_key") == idempotency_key:
+                return refund
+        return None
 
 
 def _intent(intent: Any) -> Intent:

@@ -68,7 +68,7 @@ class ServiceProcesses:
         port: int,
         web_workers: int = 1,
         log_dir: Path,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 90.0,
         stop_timeout: float = 15.0,
     ) -> None:
         self.env = {"PYTHONUNBUFFERED": "1", **env}

@@ -127,12 +127,12 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
     def apply_provider_event(delivery_id: str) -> None:
         """Apply a stored Stripe event once; repeats and reorderings are absorbed by the order."""
         rt = runtime()
-        delivery = rt.inbox.get(UUID(delivery_id))
-        if delivery.outcome is not None:
-            log.info("stripe %s %s: already applied (%s)", delivery.type, delivery.external_id, delivery.outcome)
-            return
-        outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
-        rt.inbox.mark_applied(delivery.id, outcome)
+        with rt.inbox.applying(UUID(delivery_id)) as delivery:
+            if delivery.outcome is not None:
+                log.info("stripe %s %s: already applied (%s)", delivery.type, delivery.external_id, delivery.outcome)
+                return
+            outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
+            rt.inbox.mark_applied(delivery.id, outcome)
         log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
 
     def settle(rt: Runtime, event_id: UUID) -> None:

@@ -95,3 +95,58 @@ def test_restarting_a_payment_cannot_hold_tickets_forever(settings: Settings) ->
         assert app.expire_hold(order.id, at=cap)
     finally:
         app.close()
+
+
+def test_a_refund_is_made_once_per_key_even_where_the_provider_ignores_idempotency_keys(settings: Settings) -> None:
+    """localstripe ignores Idempotency-Key (and Stripe forgets it after 24 hours): a worker that
+    refunded and died before recording it, or a delivery applied twice, must not refund twice."""
+    import stripe
+
+    from commands.payments_gateway import StripeGateway
+
+    gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    intent = gateway.create_intent(order_id=uuid4(), amount=5000, currency="EUR", description="test")
+    sdk = stripe.StripeClient(settings.stripe_api_key, base_addresses={"api": settings.stripe_api_base})
+    sdk.v1.payment_intents.update(intent.id, params={"payment_method": "pm_card_visa"})
+    sdk.v1.payment_intents.confirm(intent.id)
+
+    first = gateway.refund(intent_id=intent.id, amount=2000, idempotency_key="late-x", reason="test")
+    again = gateway.refund(intent_id=intent.id, amount=2000, idempotency_key="late-x", reason="test")
+    other = gateway.refund(intent_id=intent.id, amount=1000, idempotency_key="refund-y", reason="test")
+    assert again.id == first.id and other.id != first.id
+    made = sdk.v1.refunds.list(params={"payment_intent": intent.id}).data
+    assert sorted(r.amount for r in made) == [1000, 2000]
+
+
+def test_one_delivery_applied_by_two_workers_at_once_is_applied_once(settings: Settings) -> None:
+    """The same stored delivery can be queued twice (a redelivery and the reconciler); two
+    workers applying it side by side take turns, and the second finds it applied."""
+    import threading
+
+    from ticketing import open_inbox
+
+    inbox = open_inbox(settings)
+    try:
+        delivery_id, new = inbox.receive("stripe", f"evt_{uuid4().hex}", "test.event", {"data": {}})
+        assert new
+        inside = threading.Event()
+        applied: list[str | None] = []
+
+        def worker() -> None:
+            with inbox.applying(delivery_id) as delivery:
+                applied.append(delivery.outcome)
+                if delivery.outcome is None:
+                    inside.set()
+                    threading.Event().wait(0.3)  # the other worker arrives meanwhile
+                    inbox.mark_applied(delivery.id, "done")
+
+        first = threading.Thread(target=worker)
+        first.start()
+        assert inside.wait(10)
+        second = threading.Thread(target=worker)
+        second.start()
+        first.join(10)
+        second.join(10)
+        assert applied == [None, "done"]
+    finally:
+        inbox.close()
