@@ -109,8 +109,10 @@ class Stored(NamedTuple):
     state: bytes
 
 
-def read_pages(app: Application[Any], topics: list[str], max_id: int, page: int) -> Iterator[list[tuple[Stored, Any]]]:
-    """The store's events with these topics up to `max_id`, decoded, a page at a time.
+def read_pages(
+    app: Application[Any], topics: list[str], max_id: int, page: int, *, after: int = 0
+) -> Iterator[list[tuple[Stored, Any]]]:
+    """The store's events with these topics after `after` up to `max_id`, decoded, a page at a time.
 
     Each page is one short query (keyset pagination on the notification id; binary results in
     tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
@@ -123,7 +125,7 @@ def read_pages(app: Application[Any], topics: list[str], max_id: int, page: int)
         "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
         "ORDER BY notification_id LIMIT %s"
     ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-    last = 0
+    last = after
     while last < max_id:
         with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
             read.execute(query, (last, max_id, topics, page), prepare=True)
