@@ -28,11 +28,13 @@ def replay(
     *,
     locked: Callable[[], None] = lambda: None,
     before_commit: Callable[[dict[str, int]], None] = lambda applied: None,
+    read_up_to: Callable[[int], None] = lambda position: None,
 ) -> dict[str, int]:
     """Rebuild these models from the events up to `max_id` (default: the last) in one transaction.
 
     `locked` is called once their locks are held and their tables recreated; `before_commit`
-    with the counts just before the commit (raising there rolls everything back).
+    with the counts just before the commit (raising there rolls everything back); `read_up_to`
+    with the store position each page reached (a progress bar).
     """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
@@ -53,6 +55,8 @@ def replay(
         for events in read_pages(app, topics, max_id, page):
             for projection in projections:
                 applied[projection.name] += _replay_page(curs, app, projection, events)
+            read_up_to(events[-1][0].id)
+        read_up_to(max_id)
         for projection in projections:
             projection.view.create_deferred_indexes(curs)
         if max_id:

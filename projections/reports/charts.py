@@ -18,7 +18,7 @@ SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "CHF ", "N
 
 def money_axis(currency: str) -> FuncFormatter:
     symbol = SYMBOLS.get(currency.upper(), f"{currency} ")
-    return FuncFormatter(lambda value, _pos: f"{symbol}{value:,.0f}" if abs(value) >= 100 else f"{symbol}{value:,.2f}")
+    return FuncFormatter(lambda value, _pos: f"{symbol}{value:,.{0 if abs(value) >= 10_000 else 2}f}")
 
 
 def render(chart: Chart, fmt: str) -> bytes:

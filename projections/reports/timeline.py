@@ -30,6 +30,10 @@ class SalesOverTimeReport(OrderBook):
         "check_ins", "cumulative_check_ins",
     )  # fmt: skip
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.size = BUCKETS["minute"]  # the bucket the last table was made with
+
     def bucket(self, times: list[datetime]) -> timedelta:
         chosen = self.options.get("bucket")
         if chosen in BUCKETS:
@@ -65,10 +69,11 @@ class SalesOverTimeReport(OrderBook):
         return [c for c in out if self.window.admits(c[0])]
 
     def table(self) -> tuple[str, list[tuple[datetime, int, int, int, int, int, int]]]:
+        """Per bucket: start, tickets, cumulative, revenue, cumulative, check-ins, cumulative."""
         changes = self.changes()
         if not changes:
             return self.currency(), []
-        size = self.bucket([c[0] for c in changes])
+        size = self.size = self.bucket([c[0] for c in changes])
         per: dict[datetime, list[int]] = {}
         for at, tickets, revenue, check_ins in changes:
             row = per.setdefault(floor(at, size), [0, 0, 0])
@@ -93,6 +98,8 @@ class SalesOverTimeReport(OrderBook):
 
     def chart(self) -> Chart:
         currency, table = self.table()
+        if table:  # the last bucket drawn as wide as the others
+            table = [*table, (table[-1][0] + self.size, *table[-1][1:])]
         xs = [row[0] for row in table]
         series = [
             Series("tickets sold (cumulative)", xs, [row[2] for row in table], "step"),
@@ -130,6 +137,8 @@ class DoorReport(SalesOverTimeReport):
 
     def chart(self) -> Chart:
         table = self.table()[1]
+        if table:
+            table = [*table, (table[-1][0] + self.size, 0, *table[-1][2:5], 0, table[-1][6])]
         xs = [row[0] for row in table]
         size = self.bucket([]).total_seconds() / 60
         titles = ", ".join(s.title for s in self.shows.values()) or "all shows"

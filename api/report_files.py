@@ -1,0 +1,130 @@
+"""Reports computed by replaying one show's events (`projections/reports`), for the organizer
+who owns the show or an admin: CSV, JSON, PNG and SVG, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from api.access import owned_event
+from api.security import Principal
+from api.services import Services
+from commands.tickets_signing import human_code
+from domain.errors import Invalid, NotFound
+from projections.reports import REPORTS, Report, Window
+from projections.reports.export import CONTENT_TYPES, chunks
+from projections.reports.source import Source
+
+FILE = "^(" + "|".join(REPORTS) + r")\.(csv|json|png|svg)$"
+From = Annotated[datetime | None, Parameter(query="from", description="rows from this time on (ISO 8601)")]
+To = Annotated[datetime | None, Parameter(query="to", description="the report as it stood at this time (ISO 8601)")]
+Bucket = Annotated[
+    str | None, Parameter(pattern="^(minute|5min|hour|day)$", description="time buckets of charts (default: by span)")
+]
+
+
+class ReportLink(msgspec.Struct):
+    name: str
+    title: str
+    description: str
+    formats: list[str]
+    urls: list[str]
+
+
+class ReportFileController(Controller):
+    path = "/events"
+    tags = ["Reports"]
+
+    @get("/{event_id:uuid}/reports", operation_id="listEventReports")
+    async def list_reports(
+        self, event_id: UUID, request: Request[Principal, Any, Any], services: Services
+    ) -> list[ReportLink]:
+        """The reports of a show and where to get them (owner, admin)."""
+        await owned_event(services, request.user, event_id)
+        base = f"/api/v1/events/{event_id}/reports"
+        return [
+            ReportLink(name, r.title, r.description, list(r.formats), [f"{base}/{name}.{f}" for f in r.formats])
+            for name, r in REPORTS.items()
+        ]
+
+    @get("/{event_id:uuid}/reports/summary", operation_id="getEventReportSummary")
+    async def summary(
+        self,
+        event_id: UUID,
+        request: Request[Principal, Any, Any],
+        services: Services,
+        start: From = None,
+        end: To = None,
+    ) -> Response[bytes]:
+        """Sold, held, refunded, revenue per currency, check-in rate, sell-out time, waitlist
+        conversion, computed from the show's events (owner, admin)."""
+        await owned_event(services, request.user, event_id)
+        report = await self._replay(services, "summary", event_id, _window(start, end), {})
+        return Response(b"".join(chunks(report, "json", _meta(event_id, start, end))), media_type="application/json",
+                        headers={"Cache-Control": "private, no-store"})  # fmt: skip
+
+    @get(
+        "/{event_id:uuid}/reports/{file:str}",
+        operation_id="getEventReport",
+        media_type="application/octet-stream",
+        response_description="the report: text/csv (UTF-8 with BOM), application/json, image/png or image/svg+xml",
+    )
+    async def report(
+        self,
+        event_id: UUID,
+        file: Annotated[str, Parameter(pattern=FILE, description="`NAME.FORMAT`, e.g. `sales.csv`")],
+        request: Request[Principal, Any, Any],
+        services: Services,
+        start: From = None,
+        end: To = None,
+        bucket: Bucket = None,
+    ) -> Stream:
+        """A report of the show replayed from its events (owner, admin): `sales.csv`,
+        `attendees.csv`, `sales-over-time.png`/`.svg`, `refunds.csv`, `door.png`, each also as
+        `.json`; see `GET /events/{id}/reports`."""
+        await owned_event(services, request.user, event_id)
+        name, _, fmt = file.rpartition(".")
+        report_class = REPORTS.get(name)
+        if report_class is None or fmt not in report_class.formats:
+            raise NotFound(f"no report {file!r} (see /events/{event_id}/reports)", code="report_not_found")
+        options = {"bucket": bucket} if bucket else {}
+        report = await self._replay(services, name, event_id, _window(start, end), options)
+        content: Iterator[bytes] = chunks(report, fmt, _meta(event_id, start, end))
+        disposition = "attachment" if fmt == "csv" else "inline"
+        return Stream(
+            content,
+            media_type=CONTENT_TYPES[fmt],
+            headers={
+                "Content-Disposition": f'{disposition}; filename="{name}-{event_id}.{fmt}"',
+                "Cache-Control": "private, no-store",
+            },
+        )
+
+    @staticmethod
+    async def _replay(services: Services, name: str, event_id: UUID, window: Window, options: dict[str, str]) -> Report:
+        report = REPORTS[name](window, options, ticket_code=human_code)
+        source = Source(services.boxoffice, services.accounts)
+        return await services.call(lambda: source.run(report, event_id))
+
+
+def _window(start: datetime | None, end: datetime | None) -> Window:
+    start, end = _utc(start), _utc(end)
+    if start and end and start > end:
+        raise Invalid("from must not be after to", field="from")
+    return Window(start, end)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _meta(event_id: UUID, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    return {"event_id": str(event_id), "generated_at": datetime.now(UTC).isoformat(),
+            "from": start.isoformat() if start else None, "to": end.isoformat() if end else None}  # fmt: skip
