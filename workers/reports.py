@@ -58,14 +58,18 @@ def run_report(
         raise SystemExit(f"the {name} report comes as {', '.join(report.formats)}, not {fmt}")
     if out is None and fmt in ("png", "svg") and sys.stdout.isatty():
         raise SystemExit(f"a {fmt} chart is not for a terminal: give --out FILE (or redirect)")
-    with Bar() as bar:
-        source.run(report, event_id, bar)
     meta = {"event_id": str(event_id) if event_id else None, "generated_at": datetime.now(UTC).isoformat(),
             "from": start, "to": end}  # fmt: skip
     target: BinaryIO
-    with open(out, "wb") if out else _Stdout() as target:
-        for chunk in chunks(report, fmt, meta):
-            target.write(chunk)
+    with Bar() as bar:
+        if report.per_order and fmt in ("csv", "json"):  # replayed while it is written
+            body = chunks(report, fmt, meta, source.rows(report, event_id, bar))
+        else:
+            source.run(report, event_id, bar)
+            body = chunks(report, fmt, meta)
+        with open(out, "wb") if out else _Stdout() as target:
+            for chunk in body:
+                target.write(chunk)
     skipped = f" ({report.skipped} undecodable events skipped, see the log)" if report.skipped else ""
     return f"{name}: {fmt} written to {out or 'stdout'}{skipped}"
 

@@ -13,6 +13,7 @@ from projections.reports.orders import OrderBook
 class AttendeesReport(OrderBook, PeopleReport):
     name = "attendees"
     title = "Attendees"
+    per_order = True
     description = "one row per valid ticket: code, holder name and e-mail, tier, seat, check-in time"
     columns = ("ticket_code", "ticket_id", "order_id", "event", "attendee_name", "holder_name", "holder_email",
                "offer", "tier", "day", "seat", "checked_in_at")  # fmt: skip

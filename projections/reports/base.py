@@ -94,6 +94,8 @@ class Report:
     description: ClassVar[str] = ""
     formats: ClassVar[tuple[str, ...]] = ("csv", "json")
     columns: ClassVar[tuple[str, ...]] = ()
+    # Rows that each depend on one order only: a show's replay streams them (`Source.rows`).
+    per_order: ClassVar[bool] = False
     _handlers: ClassVar[dict[type, list[str]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -143,6 +145,9 @@ class Report:
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The table, one tuple per row in `columns` order (a generator: large reports stream)."""
         raise NotImplementedError
+
+    def forget(self) -> None:
+        """Drop the orders whose rows were handed on (`per_order` reports)."""
 
     def chart(self) -> Chart:
         """What png/svg draw (reports whose `formats` include them)."""

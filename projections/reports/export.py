@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -33,12 +33,12 @@ def defuse(value: Any) -> Any:
     return value
 
 
-def csv_chunks(report: Report) -> Iterator[bytes]:
+def csv_chunks(report: Report, rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     buffer.write(BOM)
     writer.writerow(report.columns)
-    for count, row in enumerate(report.rows(), 1):
+    for count, row in enumerate(rows, 1):
         writer.writerow([defuse(v) for v in row])
         if count % ROWS_PER_CHUNK == 0:
             yield buffer.getvalue().encode()
@@ -47,8 +47,8 @@ def csv_chunks(report: Report) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def json_chunks(report: Report, meta: dict[str, Any]) -> Iterator[bytes]:
-    document = report.document()
+def json_chunks(report: Report, meta: dict[str, Any], rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+    document = None if report.per_order else report.document()
     if document is not None:
         yield msgspec.json.encode({"report": report.name, **meta, **document})
         return
@@ -57,7 +57,7 @@ def json_chunks(report: Report, meta: dict[str, Any]) -> Iterator[bytes]:
     encoder = msgspec.json.Encoder()
     parts: list[bytes] = []
     first = True
-    for row in report.rows():
+    for row in rows:
         parts.append((b"" if first else b",") + encoder.encode(dict(zip(report.columns, row, strict=True))))
         first = False
         if len(parts) >= ROWS_PER_CHUNK:
@@ -67,14 +67,17 @@ def json_chunks(report: Report, meta: dict[str, Any]) -> Iterator[bytes]:
     yield b"".join(parts)
 
 
-def chunks(report: Report, fmt: str, meta: dict[str, Any]) -> Iterator[bytes]:
-    """The report in `fmt` (one of its `formats`), as byte chunks."""
+def chunks(
+    report: Report, fmt: str, meta: dict[str, Any], rows: Iterable[tuple[Any, ...]] | None = None
+) -> Iterator[bytes]:
+    """The report in `fmt` (one of its `formats`), as byte chunks; `rows` (default: the replayed
+    report's) may be a stream that replays as it goes (`Source.rows`)."""
     if fmt not in report.formats:
         raise ValueError(f"the {report.name} report comes as {', '.join(report.formats)}, not {fmt}")
     if fmt == "csv":
-        return csv_chunks(report)
+        return csv_chunks(report, report.rows() if rows is None else rows)
     if fmt == "json":
-        return json_chunks(report, meta)
+        return json_chunks(report, meta, report.rows() if rows is None else rows)
     from projections.reports.charts import render
 
     return iter([render(report.chart(), fmt)])

@@ -80,6 +80,11 @@ class OrderBook(Report):
         self.orders: dict[UUID, OrderRow] = {}
         self._tickets: dict[UUID, TicketRow] = {}
 
+    def forget(self) -> None:
+        self.orders.clear()
+        self._tickets.clear()
+        self.people.clear()
+
     @on(Order.Placed)
     def _placed(self, e: Order.Placed) -> None:
         shares = spread_fees(e.fees, [i["quantity"] for i in e.items])

@@ -12,6 +12,7 @@ from projections.reports.orders import OrderBook
 class SalesReport(OrderBook):
     name = "sales"
     title = "Sales"
+    per_order = True
     description = "one row per order line: times, offer, tier, day, seat, quantity, prices, fees, status"
     columns = (
         "order_id", "event", "placed_at", "paid_at", "refunded_at", "offer", "tier", "day", "seat",

@@ -50,9 +50,39 @@ class NoProgress:
 class Source:
     """Reads events for reports from the BoxOffice store (and the Accounts store for names)."""
 
-    def __init__(self, boxoffice: Application[Any], accounts: Application[Any] | None = None) -> None:
+    def __init__(
+        self, boxoffice: Application[Any], accounts: Application[Any] | None = None, *, chunk: int = CHUNK
+    ) -> None:
         self.boxoffice = boxoffice
         self.accounts = accounts
+        self.chunk = chunk
+
+    def rows(
+        self, report: Report, event_id: UUID | None = None, progress: Progress | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """The report's rows. A report with `per_order` rows of one show streams: its orders are
+        read a chunk at a time (in the order they were placed), each chunk's rows handed on and
+        its orders forgotten, so memory stays flat however large the show. Otherwise the whole
+        replay runs first."""
+        if event_id is None or not report.per_order:
+            self.run(report, event_id, progress)
+            yield from report.rows()
+            return
+        progress = progress or NoProgress()
+        topics = report.handled_topics()
+        max_id = self.boxoffice.recorder.max_notification_id() or 0
+        show, orders = self.originators(event_id, max_id)
+        progress.start(self._count(self.boxoffice, [*show, *orders], topics, max_id), "replaying the show")
+        for page in self._by_originator(self.boxoffice, show, topics, max_id):
+            self._feed(report, page)
+            progress.advance(len(page))
+        for start in range(0, len(orders), self.chunk):
+            for page in self._by_originator(self.boxoffice, orders[start : start + self.chunk], topics, max_id):
+                self._feed(report, page)
+                progress.advance(len(page))
+            self._feed_accounts(report, topics)
+            yield from report.rows()
+            report.forget()
 
     def run(self, report: Report, event_id: UUID | None = None, progress: Progress | None = None) -> Report:
         """Replay the show's events (or, without `event_id`, the whole store's) into `report`."""
@@ -75,20 +105,23 @@ class Source:
                 for page in self._by_originator(self.boxoffice, ids, topics, max_id):
                     self._feed(report, page)
                     progress.advance(len(page))
-        people = sorted(report.accounts())
+        self._feed_accounts(report, topics)
+        return report
+
+    def _feed_accounts(self, report: Report, topics: list[str]) -> None:
+        people = sorted(report.accounts() - report.people.keys())
         if people and self.accounts is not None:
             account_topics = [t for t in topics if t.startswith("domain.account:")]
             for page in self._by_originator(self.accounts, people, account_topics, None):
                 self._feed(report, page)
-        return report
 
     def originators(self, event_id: UUID, max_id: int) -> tuple[list[UUID], list[UUID]]:
-        """The ids of the show's aggregates: [show, offers, waitlists] and [orders]."""
+        """The ids of the show's aggregates: [show, offers, waitlists] and [orders, as placed]."""
         with self._connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute("SELECT id FROM read.offers WHERE event_id = %s", (event_id,))
             offers = {row[0] for row in curs.fetchall()}
-            curs.execute("SELECT id FROM read.orders WHERE event_id = %s ORDER BY id", (event_id,))
-            orders = {row[0] for row in curs.fetchall()}
+            curs.execute("SELECT id FROM read.orders WHERE event_id = %s ORDER BY placed_at, id", (event_id,))
+            orders = dict.fromkeys(row[0] for row in curs.fetchall())
             offers_at = _position(curs, "catalog")
             orders_at = _position(curs, "orders")
         # What the store holds past the read models' positions (a few events when they are live).
@@ -97,9 +130,9 @@ class Source:
                 offers.add(created.originator_id)
         for placed in self._recent(Order.Placed, orders_at, max_id):
             if placed.event_id == event_id:
-                orders.add(placed.originator_id)
+                orders[placed.originator_id] = None
         show = [event_id, *sorted(offers), *sorted(waitlist_id(o) for o in offers)]
-        return show, sorted(orders)
+        return show, list(orders)
 
     def _recent(self, event_class: type, after: int, max_id: int) -> Iterator[Any]:
         if after >= max_id:
@@ -126,8 +159,8 @@ class Source:
             "ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
         upper = max_id if max_id is not None else 2**63 - 1
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
+        for start in range(0, len(ids), self.chunk):
+            chunk = ids[start : start + self.chunk]
             with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
                 read.execute(query, (chunk, topics, upper))
                 rows = [Stored(*row) for row in read.fetchall()]

@@ -71,6 +71,22 @@ def test_a_show_report_reads_only_that_shows_events_and_sees_orders_not_yet_proj
     assert other.ga_offer not in show[0] and set(show[1]) == {*first, *late}
 
 
+def test_large_reports_stream_a_chunk_of_orders_at_a_time(boxoffice: BoxOffice, settings: Settings) -> None:
+    sale = put_on_sale(boxoffice, ga_quantity=100)
+    paid = sell(boxoffice, sale, 7, quantity=3)
+    catch_up(settings, boxoffice)
+    report = REPORTS["attendees"]()
+    held = []
+    streamed = []
+    for row in Source(boxoffice, chunk=2).rows(report, sale.event_id):
+        held.append(len(report.orders))
+        streamed.append(row)
+    assert max(held) <= 2  # never more than a chunk of orders in memory
+    assert [UUID(r[2]) for r in streamed[::3]] == paid  # every ticket, in the order the orders were placed
+    whole = Source(boxoffice).run(REPORTS["attendees"](), sale.event_id)
+    assert sorted(streamed) == sorted(whole.rows())
+
+
 def test_report_work_follows_the_show_not_the_store(boxoffice: BoxOffice, settings: Settings) -> None:
     """The same show replayed before and after the store grows by another show's 300 orders:
     the same events are read (and the time stays of the same order)."""
