@@ -4,12 +4,14 @@ who owns the show or an admin: CSV, JSON, PNG and SVG, streamed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, get
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -28,6 +30,22 @@ To = Annotated[datetime | None, Parameter(query="to", description="the report as
 Bucket = Annotated[
     str | None, Parameter(pattern="^(minute|5min|hour|day)$", description="time buckets of charts (default: by span)")
 ]
+
+
+@dataclass
+class ReportFileOperation(Operation):
+    """The OpenAPI operation of a report file: its 200 comes in each of the report formats."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            text, binary = Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {
+                CONTENT_TYPES["csv"]: OpenAPIMediaType(schema=text),
+                CONTENT_TYPES["json"]: OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT)),
+                CONTENT_TYPES["png"]: OpenAPIMediaType(schema=binary),
+                CONTENT_TYPES["svg"]: OpenAPIMediaType(schema=text),
+            }
 
 
 class ReportLink(msgspec.Struct):
@@ -62,20 +80,19 @@ class ReportFileController(Controller):
         services: Services,
         start: From = None,
         end: To = None,
-    ) -> Response[bytes]:
+    ) -> dict[str, Any]:
         """Sold, held, refunded, revenue per currency, check-in rate, sell-out time, waitlist
-        conversion, computed from the show's events (owner, admin)."""
+        size and conversion, computed from the show's events (owner, admin)."""
         await owned_event(services, request.user, event_id)
         report = REPORTS["summary"](_window(start, end))
         source = Source(services.boxoffice, services.accounts)
         await services.call(lambda: source.run(report, event_id))
-        return Response(b"".join(chunks(report, "json", _meta(event_id, start, end))), media_type="application/json",
-                        headers={"Cache-Control": "private, no-store"})  # fmt: skip
+        return {"report": "summary", **_meta(event_id, start, end), **(report.document() or {})}
 
     @get(
         "/{event_id:uuid}/reports/{file:str}",
         operation_id="getEventReport",
-        media_type="application/octet-stream",
+        operation_class=ReportFileOperation,
         response_description="the report: text/csv (UTF-8 with BOM), application/json, image/png or image/svg+xml",
     )
     async def report(

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import tracemalloc
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,6 +22,7 @@ from domain.order import Order
 from domain.waitlist import Waitlist
 from projections.reports import REPORTS, Report, Window
 from projections.reports.export import chunks, defuse
+from projections.reports.orders import OrderBook
 
 T0 = datetime(2031, 3, 1, 10, tzinfo=UTC)
 SCANNER = uuid4()
@@ -287,3 +289,17 @@ def test_a_100000_ticket_attendee_list_streams_in_flat_memory() -> None:
         tracemalloc.stop()
     assert lines == 100_001 and size > 14_000_000
     assert peak < 12_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+class TiersReport(OrderBook):  # the example in the README, as written there
+    name, title, description = "tiers", "Tickets per tier", "valid tickets per tier"
+    columns = ("tier", "tickets")
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        count = Counter(o.lines[t.line].tier_id for o in self.orders.values() for t in o.tickets if not t.voided_at)
+        for tier_id, n in count.most_common():
+            yield self.tiers.get(tier_id, ""), n
+
+
+def test_the_readme_example_report(show: Show) -> None:
+    assert table(show.replay(TiersReport())) == [{"tier": "Standing", "tickets": 4}]
