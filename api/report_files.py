@@ -24,7 +24,7 @@ from projections.reports import REPORTS, Window
 from projections.reports.export import CONTENT_TYPES, chunks
 from projections.reports.source import Source
 
-FILE = "^(" + "|".join(REPORTS) + r")\.(csv|json|png|svg)$"
+FILES = ", ".join(f"`{name}.{fmt}`" for name, r in REPORTS.items() for fmt in r.formats)
 From = Annotated[datetime | None, Parameter(query="from", description="rows from this time on (ISO 8601)")]
 To = Annotated[datetime | None, Parameter(query="to", description="the report as it stood at this time (ISO 8601)")]
 Bucket = Annotated[
@@ -98,7 +98,7 @@ class ReportFileController(Controller):
     async def report(
         self,
         event_id: UUID,
-        file: Annotated[str, Parameter(pattern=FILE, description="`NAME.FORMAT`, e.g. `sales.csv`")],
+        file: Annotated[str, Parameter(description=f"`NAME.FORMAT`, one of {FILES}; others are 404")],
         request: Request[Principal, Any, Any],
         services: Services,
         start: From = None,

@@ -53,6 +53,8 @@ def run_report(
     if window.start and window.end and window.start > window.end:
         raise SystemExit("--from must not be after --to")
     report = make_report(name, window, options, **kwargs)
+    if event_id is not None and not source.has_show(event_id):
+        raise SystemExit(f"--event: no show {event_id} in the store")
     fmt = fmt or (Path(out).suffix.lstrip(".") if out else "") or report.formats[0]
     if fmt not in report.formats:
         raise SystemExit(f"the {name} report comes as {', '.join(report.formats)}, not {fmt}")

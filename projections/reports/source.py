@@ -115,6 +115,11 @@ class Source:
             for page in self._by_originator(self.accounts, people, account_topics, None):
                 self._feed(report, page)
 
+    def has_show(self, event_id: UUID) -> bool:
+        """Whether the store holds this show (a report of an unknown id is an error, not empty)."""
+        recorder: Any = self.boxoffice.recorder
+        return bool(recorder.select_events(event_id, limit=1))
+
     def originators(self, event_id: UUID, max_id: int) -> tuple[list[UUID], list[UUID]]:
         """The ids of the show's aggregates: [show, offers, waitlists] and [orders, as placed]."""
         with self._connection() as conn, conn.cursor(row_factory=tuple_row) as curs:

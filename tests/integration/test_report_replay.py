@@ -16,6 +16,7 @@ from commands.boxoffice import BoxOffice
 from commands.tickets_signing import human_code
 from domain.placement import ItemRequest
 from projections.reports import REPORTS
+from projections.reports.attendees import AttendeesReport
 from projections.reports.source import Source
 from tests.integration.conftest import OnSale, put_on_sale
 from tests.integration.test_projections import catch_up
@@ -75,7 +76,7 @@ def test_large_reports_stream_a_chunk_of_orders_at_a_time(boxoffice: BoxOffice, 
     sale = put_on_sale(boxoffice, ga_quantity=100)
     paid = sell(boxoffice, sale, 7, quantity=3)
     catch_up(settings, boxoffice)
-    report = REPORTS["attendees"]()
+    report = AttendeesReport()
     held = []
     streamed = []
     for row in Source(boxoffice, chunk=2).rows(report, sale.event_id):
@@ -160,5 +161,8 @@ def test_cli_writes_a_report_with_a_progress_bar(boxoffice: BoxOffice, settings:
         [*cli, "sales", "--format", "png"], env=stack_env, capture_output=True, text=True, check=False
     )
     assert wrong.returncode != 0 and "comes as csv, json" in wrong.stderr
+    nowhere = subprocess.run([*cli, "sales", "--event", str(uuid4())], env=stack_env, capture_output=True, text=True,
+                             check=False)  # fmt: skip
+    assert nowhere.returncode != 0 and "no show" in nowhere.stderr
     unknown = subprocess.run([*cli, "nope"], env=stack_env, capture_output=True, text=True, check=False)
     assert unknown.returncode != 0 and "unknown report" in unknown.stderr
