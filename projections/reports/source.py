@@ -68,7 +68,31 @@ class Source:
             self.run(report, event_id, progress)
             yield from report.rows()
             return
+        for _ in self._replay_show(report, event_id, progress or NoProgress()):
+            yield from report.rows()
+            report.forget()
+
+    def run(self, report: Report, event_id: UUID | None = None, progress: Progress | None = None) -> Report:
+        """Replay the show's events (or, without `event_id`, the whole store's) into `report`."""
         progress = progress or NoProgress()
+        if event_id is not None:
+            for _ in self._replay_show(report, event_id, progress):
+                pass
+            return report
+        max_id = self.boxoffice.recorder.max_notification_id() or 0
+        progress.start(max_id, "replaying the store")
+        last = 0
+        for page in read_pages(self.boxoffice, report.handled_topics(), max_id, 5000):
+            self._feed(report, page)
+            progress.advance(page[-1][0].id - last)
+            last = page[-1][0].id
+        progress.advance(max_id - last)
+        self._feed_accounts(report)
+        return report
+
+    def _replay_show(self, report: Report, event_id: UUID, progress: Progress) -> Iterator[None]:
+        """Feed the show's own aggregates, then its orders a chunk at a time (with the accounts
+        they name), pausing after each chunk."""
         topics = report.handled_topics()
         max_id = self.boxoffice.recorder.max_notification_id() or 0
         show, orders = self.originators(event_id, max_id)
@@ -80,38 +104,13 @@ class Source:
             for page in self._by_originator(self.boxoffice, orders[start : start + self.chunk], topics, max_id):
                 self._feed(report, page)
                 progress.advance(len(page))
-            self._feed_accounts(report, topics)
-            yield from report.rows()
-            report.forget()
+            self._feed_accounts(report)
+            yield
 
-    def run(self, report: Report, event_id: UUID | None = None, progress: Progress | None = None) -> Report:
-        """Replay the show's events (or, without `event_id`, the whole store's) into `report`."""
-        progress = progress or NoProgress()
-        topics = report.handled_topics()
-        max_id = self.boxoffice.recorder.max_notification_id() or 0
-        if event_id is None:
-            progress.start(max_id, "replaying the store")
-            last = 0
-            for page in read_pages(self.boxoffice, topics, max_id, 5000):
-                self._feed(report, page)
-                progress.advance(page[-1][0].id - last)
-                last = page[-1][0].id
-            progress.advance(max_id - last)
-        else:
-            show, orders = self.originators(event_id, max_id)
-            groups = [show, orders]
-            progress.start(self._count(self.boxoffice, [*show, *orders], topics, max_id), "replaying the show")
-            for ids in groups:
-                for page in self._by_originator(self.boxoffice, ids, topics, max_id):
-                    self._feed(report, page)
-                    progress.advance(len(page))
-        self._feed_accounts(report, topics)
-        return report
-
-    def _feed_accounts(self, report: Report, topics: list[str]) -> None:
+    def _feed_accounts(self, report: Report) -> None:
         people = sorted(report.accounts() - report.people.keys())
         if people and self.accounts is not None:
-            account_topics = [t for t in topics if t.startswith("domain.account:")]
+            account_topics = [t for t in report.handled_topics() if t.startswith("domain.account:")]
             for page in self._by_originator(self.accounts, people, account_topics, None):
                 self._feed(report, page)
 
