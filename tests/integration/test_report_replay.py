@@ -164,5 +164,9 @@ def test_cli_writes_a_report_with_a_progress_bar(boxoffice: BoxOffice, settings:
     nowhere = subprocess.run([*cli, "sales", "--event", str(uuid4())], env=stack_env, capture_output=True, text=True,
                              check=False)  # fmt: skip
     assert nowhere.returncode != 0 and "no show" in nowhere.stderr
+    rebuilt = subprocess.run([sys.executable, str(ROOT / "ticketing.py"), "projections", "rebuild", "holds"],
+                             env=stack_env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "rebuilding holds" in rebuilt.stderr and "events/s" in rebuilt.stderr
+    assert rebuilt.stdout.startswith("rebuilt holds:")
     unknown = subprocess.run([*cli, "nope"], env=stack_env, capture_output=True, text=True, check=False)
     assert unknown.returncode != 0 and "unknown report" in unknown.stderr
