@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+from uuid import UUID
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -246,12 +247,19 @@ def create_admin(settings: Settings, *, email: str, password: str, username: str
         accounts.close()
 
 
-def load_demo(settings: Settings) -> list[str]:
+def load_demo(settings: Settings, *, progress: bool = False) -> list[str]:
+    from commands.demo import DEMO_STEPS
     from commands.demo import load_demo as load
 
     boxoffice, accounts = open_boxoffice(settings), open_accounts(settings)
     try:
-        return load(boxoffice, accounts)
+        if not progress:
+            return load(boxoffice, accounts)
+        from workers.progress import Bar
+
+        with Bar("steps") as bar:
+            bar.start(DEMO_STEPS, "accounts")
+            return load(boxoffice, accounts, bar.step)
     finally:
         boxoffice.close()
         accounts.close()
@@ -359,6 +367,33 @@ def run_claims_service(settings: Settings) -> None:
         boxoffice.close()
 
 
+def report(settings: Settings, args: argparse.Namespace) -> str:
+    """`ticketing report NAME`: replay the store (or one show's events) through a report."""
+    from commands.tickets_signing import human_code
+    from projections.reports.source import Source
+    from workers.reports import run_report
+
+    boxoffice, accounts = open_boxoffice(settings), open_accounts(settings)
+    try:
+        return run_report(
+            Source(boxoffice, accounts), args.name, event_id=args.event, start=args.start, end=args.end,
+            fmt=args.format, out=args.out, options={"bucket": args.bucket} if args.bucket else {},
+            ticket_code=human_code,
+        )  # fmt: skip
+    finally:
+        boxoffice.close()
+        accounts.close()
+
+
+def rebuild_with_progress(settings: Settings, name: str | None) -> dict[str, int]:
+    from workers.progress import Bar
+    from workers.projector import rebuild
+
+    with Bar() as bar:
+        bar.start(0, f"rebuilding {name or 'every read model'}")
+        return rebuild(settings.eventsourcing_env(), name, progress=bar.reach)
+
+
 def run(settings: Settings, *, demo: bool) -> int:
     """`ticketing run`: the whole service with embedded defaults (workers/supervisor.py)."""
     from workers.supervisor import run_service
@@ -400,6 +435,15 @@ def main(argv: list[str] | None = None) -> None:
         "retry", help="apply set-aside events again, after a fix (when in doubt, rebuild the model instead)"
     )
     retry_cmd.add_argument("name", nargs="?", help="one read model (default: all)")
+    rep = sub.add_parser("report", help="compute a report by replaying the event store (--list: which)")
+    rep.add_argument("name", nargs="?", help="the report (see --list)")
+    rep.add_argument("--list", action="store_true", help="list the reports and their formats")
+    rep.add_argument("--event", type=UUID, help="one show (reads only its events); default: the whole store")
+    rep.add_argument("--from", dest="start", metavar="T", help="rows from this ISO 8601 time (UTC) on")
+    rep.add_argument("--to", dest="end", metavar="T", help="the report as it stood at this time")
+    rep.add_argument("--format", choices=["csv", "json", "png", "svg"], help="default: from --out, else the first")
+    rep.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    rep.add_argument("--bucket", choices=["minute", "5min", "hour", "day"], help="time buckets of charts")
     sub.add_parser("scheduler", help="enqueue periodic jobs (hold sweep) until stopped")
     sub.add_parser("claims", help="run the claims service (the one claim writer) on CLAIMS_ADDRESS")
     args = parser.parse_args(argv)
@@ -410,18 +454,25 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         migrate(settings)
     elif args.command == "demo":
-        print("\n".join(load_demo(settings)))
+        print("\n".join(load_demo(settings, progress=True)))
+    elif args.command == "report":
+        from workers.reports import list_reports
+
+        if args.list or not args.name:
+            print("\n".join(list_reports()))
+        else:
+            print(report(settings, args), file=sys.stderr)
     elif args.command == "create-admin":
         create_admin(settings, email=args.email, password=args.password, username=args.username)
         print(f"admin {args.email} ready")
     elif args.command == "projections":
-        from workers.projector import list_errors, list_positions, rebuild, retry_errors, run_forever
+        from workers.projector import list_errors, list_positions, retry_errors, run_forever
 
         env = settings.eventsourcing_env()
         if args.action == "run":
             run_forever(env)
         elif args.action == "rebuild":
-            for name, count in rebuild(env, args.name).items():
+            for name, count in rebuild_with_progress(settings, args.name).items():
                 print(f"rebuilt {name}: {count} events")
         elif args.action == "errors":
             rows = list_errors(env)

@@ -15,6 +15,7 @@ from api.errors import ErrorBody
 from api.events import EventController, OrganizerController
 from api.offers import OfferController, ShowOffersController, TierController
 from api.orders import OrderController
+from api.report_files import ReportFileController
 from api.reports import ReportController
 from api.seatmaps import SeatMapController
 from api.tickets import MyTicketsController, OrderAttendeesController, TicketController
@@ -63,6 +64,7 @@ API_ROUTES: list[Any] = document_errors(
         SeatMapController,
         DoorController,
         ReportController,
+        ReportFileController,
         OrderController,
         OrderAttendeesController,
         MyTicketsController,

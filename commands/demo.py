@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, uuid5
@@ -18,6 +19,7 @@ ORGANIZER = ("organizer@example.com", "organizer-pass-123")
 BUYER = ("buyer@example.com", "buyer-pass-123")
 DEMO_VENUE = uuid5(NAMESPACE_URL, "ticketing:demo:venue")
 DEMO_EVENT = uuid5(NAMESPACE_URL, "ticketing:demo:event")
+DEMO_STEPS = 5  # how often `load_demo` calls `step` (a progress bar's total)
 
 
 def demo_layout(sections: int = 3, rows: int = 10, seats: int = 20) -> list[dict[str, Any]]:
@@ -55,20 +57,24 @@ def _account(accounts: Accounts, credentials: tuple[str, str], role: str) -> Acc
         return accounts.get_account(account_id(email))
 
 
-def load_demo(boxoffice: BoxOffice, accounts: Accounts) -> list[str]:
-    """Load the demo data once (skipped when the demo event exists); returns lines to print."""
+def load_demo(boxoffice: BoxOffice, accounts: Accounts, step: Callable[[str], None] = lambda done: None) -> list[str]:
+    """Load the demo data once (skipped when the demo event exists); returns lines to print.
+    `step` is called after each of its `DEMO_STEPS` steps with what comes next."""
     lines = [
         f"admin      {ADMIN[0]} / {ADMIN[1]}",
         f"organizer  {ORGANIZER[0]} / {ORGANIZER[1]}",
         f"buyer      {BUYER[0]} / {BUYER[1]}",
     ]
     if boxoffice.exists(DEMO_EVENT):
+        for _ in range(DEMO_STEPS):
+            step("already loaded")
         return ["demo data already loaded", *lines]
     accounts.ensure_admin(email=ADMIN[0], password=ADMIN[1], username="admin")
     organizer = _account(accounts, ORGANIZER, "organizer")
     buyer = _account(accounts, BUYER, "attendee")
     for account in (organizer, buyer):  # demo addresses cannot receive the verification mail
         accounts.mark_verified(account.id)
+    step("venue and seat map")
 
     if not boxoffice.exists(DEMO_VENUE):
         boxoffice.create_venue(
@@ -77,6 +83,7 @@ def load_demo(boxoffice: BoxOffice, accounts: Accounts) -> list[str]:
         latitude=52.52, longitude=13.405, timezone="Europe/Berlin",
     )  # fmt: skip
     venue = boxoffice.set_venue_layout(DEMO_VENUE, demo_layout())
+    step("the show")
     day = (datetime.now(UTC) + timedelta(days=30)).date()
     start = datetime.combine(day, time(19, 0), tzinfo=UTC)
     show = boxoffice.create_event(
@@ -89,6 +96,7 @@ def load_demo(boxoffice: BoxOffice, accounts: Accounts) -> list[str]:
         timezone="Europe/Berlin",
         event_id=DEMO_EVENT,
     )
+    step("tiers and offers")
     floor = boxoffice.add_tier(show.id, name="Standing floor", kind="general", section_ids=[])
     seated = boxoffice.add_tier(
         show.id,
@@ -100,7 +108,9 @@ def load_demo(boxoffice: BoxOffice, accounts: Accounts) -> list[str]:
                              quantity_for_sale=1000, max_per_order=8)  # fmt: skip
     seat_offer = boxoffice.add_offer(show.id, seated, name="Seat", price=7950, currency="EUR",
                                      quantity_for_sale=None, max_per_order=8)  # fmt: skip
+    step("publishing (creates the seats)")
     boxoffice.publish_event(show.id)
+    step("done")
     lines += [
         f"venue      {venue.name} ({venue.seat_count} seats)  id {venue.id}",
         f"event      {show.title}  id {show.id}",

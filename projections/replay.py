@@ -28,11 +28,13 @@ def replay(
     *,
     locked: Callable[[], None] = lambda: None,
     before_commit: Callable[[dict[str, int]], None] = lambda applied: None,
+    read_up_to: Callable[[int], None] = lambda position: None,
 ) -> dict[str, int]:
     """Rebuild these models from the events up to `max_id` (default: the last) in one transaction.
 
     `locked` is called once their locks are held and their tables recreated; `before_commit`
-    with the counts just before the commit (raising there rolls everything back).
+    with the counts just before the commit (raising there rolls everything back); `read_up_to`
+    with the store position each page reached (a progress bar).
     """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
@@ -53,6 +55,8 @@ def replay(
         for events in read_pages(app, topics, max_id, page):
             for projection in projections:
                 applied[projection.name] += _replay_page(curs, app, projection, events)
+            read_up_to(events[-1][0].id)
+        read_up_to(max_id)
         for projection in projections:
             projection.view.create_deferred_indexes(curs)
         if max_id:
@@ -109,8 +113,10 @@ class Stored(NamedTuple):
     state: bytes
 
 
-def read_pages(app: Application[Any], topics: list[str], max_id: int, page: int) -> Iterator[list[tuple[Stored, Any]]]:
-    """The store's events with these topics up to `max_id`, decoded, a page at a time.
+def read_pages(
+    app: Application[Any], topics: list[str], max_id: int, page: int, *, after: int = 0
+) -> Iterator[list[tuple[Stored, Any]]]:
+    """The store's events with these topics after `after` up to `max_id`, decoded, a page at a time.
 
     Each page is one short query (keyset pagination on the notification id; binary results in
     tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
@@ -123,7 +129,7 @@ def read_pages(app: Application[Any], topics: list[str], max_id: int, page: int)
         "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
         "ORDER BY notification_id LIMIT %s"
     ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-    last = 0
+    last = after
     while last < max_id:
         with recorder.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as read:
             read.execute(query, (last, max_id, topics, page), prepare=True)

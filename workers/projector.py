@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,14 @@ def retry_errors(env: dict[str, str], name: str | None = None) -> dict[str, tupl
 GROUPS: tuple[tuple[str, ...], ...] = (("catalog",), ("orders", "holds", "tickets"))
 
 
-def rebuild(env: dict[str, str], name: str | None = None, *, page: int = 5000, parallel: bool = True) -> dict[str, int]:
+def rebuild(
+    env: dict[str, str],
+    name: str | None = None,
+    *,
+    page: int = 5000,
+    parallel: bool = True,
+    progress: Callable[[int, int], None] = lambda position, last: None,
+) -> dict[str, int]:
     """Drop and rebuild read models from the event store; returns events applied per model.
 
     Each group of models (GROUPS) is rebuilt in one pass over its events (each event read and
@@ -190,6 +198,7 @@ def rebuild(env: dict[str, str], name: str | None = None, *, page: int = 5000, p
     first is rebuilt here and the others in child processes, all up to the same position; they
     commit only once every group has finished (if one fails, none commits; only a failure of
     COMMIT itself could leave one group rebuilt and another not, each still consistent).
+    `progress` is told the store position this process's pass has reached, and the last one.
     """
     names = [name] if name else list(READ_MODELS)
     unknown = [n for n in names if n not in READ_MODELS]
@@ -205,7 +214,15 @@ def rebuild(env: dict[str, str], name: str | None = None, *, page: int = 5000, p
     try:
         max_id = app.recorder.max_notification_id() or 0
         with Siblings(env, groups[1:], page, max_id) as siblings, heap.bulk():
-            applied = replay(app, projections, page, max_id, locked=siblings.start, before_commit=siblings.finish)
+            applied = replay(
+                app,
+                projections,
+                page,
+                max_id,
+                locked=siblings.start,
+                before_commit=siblings.finish,
+                read_up_to=lambda position: progress(position, max_id),
+            )
         applied.update(siblings.applied)
         return {n: applied[n] for n in names}
     finally:

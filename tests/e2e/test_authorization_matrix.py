@@ -429,6 +429,50 @@ CASES = [
     Case("listEventOrders", "GET", at("/events/{draft_event}/orders"), {**OWNER_DRAFT, "owner": 200}, "draft"),
     Case("getEventSales", "GET", at("/events/{free_event}/sales"), {**OWNER_PUBLISHED, "owner": 200, "admin": 200}),
     Case("getEventSales", "GET", at("/events/{draft_event}/sales"), {**OWNER_DRAFT, "owner": 200}, "draft"),
+    Case(
+        "listEventReports", "GET", at("/events/{free_event}/reports"), {**OWNER_PUBLISHED, "owner": 200, "admin": 200}
+    ),
+    Case(
+        "getEventReportSummary",
+        "GET",
+        at("/events/{free_event}/reports/summary"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+    ),
+    Case(
+        "getEventReport",
+        "GET",
+        at("/events/{free_event}/reports/sales.csv"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+        "sales",
+    ),
+    Case(
+        "getEventReport",
+        "GET",
+        at("/events/{free_event}/reports/attendees.csv"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+        "attendees",
+    ),
+    Case(
+        "getEventReport",
+        "GET",
+        at("/events/{free_event}/reports/sales-over-time.png"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+        "chart",
+    ),
+    Case(
+        "getEventReport",
+        "GET",
+        at("/events/{draft_event}/reports/sales-over-time.svg"),
+        {**OWNER_DRAFT, "owner": 200},
+        "draft",
+    ),
+    Case(
+        "getEventReportSummary",
+        "GET",
+        at("/events/{draft_event}/reports/summary"),
+        {**OWNER_DRAFT, "owner": 200},
+        "draft",
+    ),
     # Orders and tickets: any signed-in user buys; only the buyer (and admins) see them
     Case(
         "placeOrder",
