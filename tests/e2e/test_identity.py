@@ -38,7 +38,7 @@ class Mailbox:
             with open(path, "rb") as handle:
                 message = email.message_from_binary_file(handle, policy=email.policy.default)
             assert isinstance(message, EmailMessage)
-            if message["To"] == address:
+            if message["To"].addresses[0].addr_spec == address:
                 found.append(message)
         return found
 
