@@ -139,6 +139,15 @@ class ServiceProcesses:
                 return child.proc
         raise KeyError(name)
 
+    def restart(self, name: str) -> None:
+        """Stop one child and start it again (tests: a crash or a redeploy of one process)."""
+        for child in self.children:
+            if child.name == name and child.proc is not None:
+                stop_process(child.proc, self.stop_timeout)
+                child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
+                return
+        raise KeyError(name)
+
     def exited(self) -> dict[str, int]:
         """Children that have exited, with their return codes."""
         return {
