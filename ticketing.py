@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from commands.accounts import Accounts
     from commands.boxoffice import BoxOffice
     from commands.inbox import Inbox
+    from workers.mail import Mailer
     from workers.tasks import Actors, Runtime
 
 ROOT = Path(__file__).resolve().parent
@@ -45,6 +46,10 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "tickets@example.test"
+    # "none" (a local relay or the sink), "starttls" (port 587) or "tls" (port 465); login if a user is set.
+    smtp_security: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
     stripe_api_key: str = ""
     stripe_api_base: str = ""
     stripe_webhook_secret: str = ""
@@ -94,6 +99,9 @@ class Settings:
             smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
             smtp_port=int(env.get("SMTP_PORT", "1025")),
             mail_from=env.get("MAIL_FROM", "tickets@example.test"),
+            smtp_security=env.get("SMTP_SECURITY", "none").lower(),
+            smtp_username=env.get("SMTP_USERNAME", ""),
+            smtp_password=env.get("SMTP_PASSWORD", ""),
             stripe_api_key=env.get("STRIPE_API_KEY", ""),
             stripe_api_base=env.get("STRIPE_API_BASE", ""),
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
@@ -226,7 +234,9 @@ def open_accounts(settings: Settings, *, create_tables: bool = False) -> Account
 
 def migrate(settings: Settings) -> None:
     """Create the event stores and every read model's tables (idempotent)."""
+    from projections.base import ReadModel
     from projections.models import READ_MODELS, open_view
+    from projections.notifier import NotifierProjection
 
     apps = (
         open_boxoffice(settings, create_tables=True),
@@ -235,7 +245,8 @@ def migrate(settings: Settings) -> None:
     )
     for app in apps:
         app.close()
-    for projection_class in READ_MODELS.values():
+    models: list[type[ReadModel[Any]]] = [*READ_MODELS.values(), NotifierProjection]
+    for projection_class in models:
         open_view(settings.eventsourcing_env(), projection_class, create_tables=True).datastore.close()
 
 
@@ -293,17 +304,28 @@ def worker_runtime(settings: Settings) -> Runtime:
     from redis import Redis
 
     from commands.accounts import MailedSecrets
-    from workers.mail import Mailer, MailRuntime
+    from commands.tickets_signing import TicketSigner
+    from workers.mail import MailRuntime
     from workers.tasks import Runtime
 
     mail = MailRuntime(
         accounts=open_accounts(settings),
         redis=Redis.from_url(settings.redis_url),
-        mailer=Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from),
+        mailer=open_mailer(settings),
         secrets=MailedSecrets(settings.jwt_secret),
         base_url=settings.base_url,
+        signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
     )
     return Runtime(open_boxoffice(settings), open_inbox(settings), settings.database_url, mail)
+
+
+def open_mailer(settings: Settings) -> Mailer:
+    from workers.mail import Mailer
+
+    return Mailer(
+        settings.smtp_host, settings.smtp_port, settings.mail_from, security=settings.smtp_security,
+        username=settings.smtp_username, password=settings.smtp_password,
+    )  # fmt: skip
 
 
 def create_api(settings: Settings | None = None) -> Any:
@@ -446,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--bucket", choices=["minute", "5min", "hour", "day"], help="time buckets of charts")
     sub.add_parser("scheduler", help="enqueue periodic jobs (hold sweep) until stopped")
     sub.add_parser("claims", help="run the claims service (the one claim writer) on CLAIMS_ADDRESS")
+    sub.add_parser("notifier", help="follow the event log and queue the mails it causes, until stopped")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -493,6 +516,10 @@ def main(argv: list[str] | None = None) -> None:
         run_scheduler(declare_actors(settings), settings.sweep_interval_seconds)
     elif args.command == "claims":
         run_claims_service(settings)
+    elif args.command == "notifier":
+        from workers.notifier import run_notifier
+
+        run_notifier(settings.eventsourcing_env(pool_size=2), declare_actors(settings).queue_mails)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from api.fastlane import FastLane
 from api.inputs import RefuseBadUrls, check_request
 from api.limits import RateLimits, rate_limits
 from api.observability import Observe, log_access_as_json_lines, request_metrics
+from api.pages import PagesController
 from api.routes import API_ROUTES
 from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
@@ -73,7 +74,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PrometheusController, *assets],
+        route_handlers=[api, SystemController, PagesController, PrometheusController, *assets],
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],

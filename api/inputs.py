@@ -34,6 +34,8 @@ MAX_DEPTH = 32
 # Route option: the handler reads and checks its raw body itself (the Stripe webhook, whose
 # signature covers the exact bytes and whose payload is not ours to judge).
 RAW_BODY = "raw_body"
+# Route option: the body is an HTML form (a web page's POST), checked like JSON fields.
+FORM_BODY = "form_body"
 # Free text where a line break belongs; every other string is a single line.
 MULTILINE_FIELDS = frozenset({"description", "reason", "message", "notes"})
 SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -121,6 +123,12 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     if length is None or length == b"0":
         return
     media_type = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
+    if request.route_handler.opt.get(FORM_BODY):
+        if media_type != "application/x-www-form-urlencoded":
+            raise HTTPException(status_code=415, detail="send application/x-www-form-urlencoded")
+        form = await request.form()
+        check_json({key: form.getall(key) for key in form})
+        return
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="send application/json")
     if request.route_handler.opt.get(RAW_BODY):

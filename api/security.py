@@ -300,6 +300,9 @@ class CookieCSRF(ASGIMiddleware):
 
 # An API answers JSON, images and PDFs: nothing in them may load, run or be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+PAGE_PATHS = frozenset({"/verify"})
+# Web pages (api/pages.py, at PAGE_PATHS): their own styles, forms posted to this origin, nothing else.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI and ReDoc (local assets under /schema/assets) boot from inline scripts and styles,
 # ReDoc runs its search index in a blob: worker and its bundled JSON-schema validator compiles code.
 DOCS_CSP = (
@@ -336,11 +339,19 @@ class SecurityHeaders:
 
         self.api = header_set((csp, API_CSP.encode()))
         self.docs = header_set((csp, DOCS_CSP.encode()))
+        self.page = header_set((csp, PAGE_CSP.encode()), (b"cache-control", b"no-store"))
         # Tokens and account data must not linger in shared or browser caches.
         self.auth = header_set((csp, API_CSP.encode()), (b"cache-control", b"no-store"))
 
     def __call__(self, start: HTTPResponseStartEvent, path: str) -> None:
-        ours = self.docs if path.startswith("/schema") else self.auth if path.startswith("/api/v1/auth/") else self.api
+        if path.startswith("/schema"):
+            ours = self.docs
+        elif path.startswith("/api/v1/auth/"):
+            ours = self.auth
+        elif path in PAGE_PATHS:
+            ours = self.page
+        else:
+            ours = self.api
         headers = [(n, v) for n, v in start.get("headers", ()) if n.lower() not in ours[1]]
         headers.extend(ours[0])
         start["headers"] = headers

@@ -65,7 +65,10 @@ def free_port() -> int:
 
 def start_service(env: dict[str, str], name: str, web_workers: int = 2) -> ServiceProcesses:
     log_dir = Path(env["DATA_DIR"]) / "logs" / name
-    return ServiceProcesses(env, host="127.0.0.1", port=free_port(), web_workers=web_workers, log_dir=log_dir)
+    # A shared, busy machine can take well over 30 s to start every process.
+    return ServiceProcesses(
+        env, host="127.0.0.1", port=free_port(), web_workers=web_workers, log_dir=log_dir, startup_timeout=90
+    )
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,8 @@ class EmbeddedServices:
         self._postgres_starting = False
         self._redis: subprocess.Popen[bytes] | None = None
         self._redis_argv: list[str] = []
+        self._mailsink: subprocess.Popen[bytes] | None = None
+        self._mailsink_argv: list[str] = []
         self._redis_socket = Path()
         # Environment for our service children: ours, not the app's (they need no app settings).
         self._child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -438,17 +440,31 @@ class EmbeddedServices:
         log_path = self.log_dir / "mailsink.log"
         argv = [sys.executable, "-m", "workers.mailsink", "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--dir", str(self.mail_dir)]
-        proc = spawn(argv, env=self._child_env, log_path=log_path)
-        self._stack.callback(stop_process, proc)
+        self._mailsink_argv = argv
+        proc = self._mailsink = spawn(argv, env=self._child_env, log_path=log_path)
+        self._stack.callback(self.stop_mailsink)
         self.overrides["SMTP_HOST"] = "127.0.0.1"
         self.overrides["SMTP_PORT"] = str(port)
+        return lambda: wait_until(self._sink_greets, what="mail sink", timeout=30, proc=proc, log_path=log_path)
 
-        def greets() -> bool:
-            # local_hostname avoids smtplib's socket.getfqdn() (a DNS lookup) on every probe.
-            with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=2) as smtp:
-                return smtp.noop()[0] == 250
+    def _sink_greets(self) -> bool:
+        # local_hostname avoids smtplib's socket.getfqdn() (a DNS lookup) on every probe.
+        port = int(self.overrides["SMTP_PORT"])
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost", timeout=2) as smtp:
+            return smtp.noop()[0] == 250
 
-        return lambda: wait_until(greets, what="mail sink", timeout=30, proc=proc, log_path=log_path)
+    def stop_mailsink(self) -> None:
+        """Stop the embedded mail sink (fault tests: a mail server that is down)."""
+        if self._mailsink is not None:
+            stop_process(self._mailsink)
+            self._mailsink = None
+
+    def start_mailsink(self) -> None:
+        """Start the mail sink again after `stop_mailsink`, on the same port and directory."""
+        if self._mailsink is None and self._mailsink_argv:
+            log_path = self.log_dir / "mailsink.log"
+            self._mailsink = spawn(self._mailsink_argv, env=self._child_env, log_path=log_path)
+            wait_until(self._sink_greets, what="mail sink", timeout=30, proc=self._mailsink, log_path=log_path)
 
 
 def main(argv: list[str] | None = None) -> None:

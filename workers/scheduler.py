@@ -24,10 +24,16 @@ def run_scheduler(actors: Actors, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
-        "scheduler started: hold sweep, payment reconciler, cancelled-show and waitlist sweeps every %ss",
+        "scheduler started: hold sweep, payment reconciler, cancelled-show, waitlist and mail sweeps every %ss",
         interval,
     )
-    periodic = (actors.sweep_holds, actors.reconcile_payments, actors.sweep_cancelled_events, actors.sweep_waitlists)
+    periodic = (
+        actors.sweep_holds,
+        actors.reconcile_payments,
+        actors.sweep_cancelled_events,
+        actors.sweep_waitlists,
+        actors.sweep_mail,
+    )
     while not stop.is_set():
         for actor in periodic:
             try:

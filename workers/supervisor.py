@@ -51,7 +51,8 @@ def _client_host(host: str) -> str:
 
 
 class ServiceProcesses:
-    """Run the claims service, the API, the dramatiq worker, the projection runner and the scheduler.
+    """Run the claims service, the API, the dramatiq worker, the projection runner, the mail
+    notifier and the scheduler.
 
     Each child gets `env` as its environment and appends its output to `<log_dir>/<name>.log`.
     `__enter__` returns once `GET /health` answers 200, and raises StackError with the tail of the
@@ -91,6 +92,7 @@ class ServiceProcesses:
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],
+            "notifier": [python, "-m", "ticketing", "notifier"],
             "worker": [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1", "--threads", "8"],
             "scheduler": [python, "-m", "ticketing", "scheduler"],
             "api": uvicorn,
@@ -131,10 +133,19 @@ class ServiceProcesses:
         return http_ok(f"{self.base_url}/health")
 
     def child(self, name: str) -> subprocess.Popen[bytes]:
-        """The running process of one child (`claims`, `projector`, `worker`, `scheduler`, `api`)."""
+        """The running process of one child (`claims`, `projector`, `notifier`, `worker`, `scheduler`, `api`)."""
         for child in self.children:
             if child.name == name and child.proc is not None:
                 return child.proc
+        raise KeyError(name)
+
+    def restart(self, name: str) -> None:
+        """Stop one child and start it again (tests: a crash or a redeploy of one process)."""
+        for child in self.children:
+            if child.name == name and child.proc is not None:
+                stop_process(child.proc, self.stop_timeout)
+                child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
+                return
         raise KeyError(name)
 
     def exited(self) -> dict[str, int]:
@@ -211,7 +222,7 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
                 say("Migrating the database…")
                 pinned, demo_lines = prepare(env)
                 env.update(pinned)
-                say("Starting the API, worker, projector and scheduler…")
+                say("Starting the API, worker, projector, notifier and scheduler…")
                 processes = stack.enter_context(
                     ServiceProcesses(env, host=host, port=port, web_workers=web_workers, log_dir=data_dir / "logs")
                 )

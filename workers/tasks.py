@@ -18,6 +18,8 @@ from uuid import UUID
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from projections.notifier import EVENT_CANCELLED_REASON
+
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
     from commands.claims import PlacedOrder
@@ -43,6 +45,8 @@ class Runtime:
     inbox: Inbox
     read_dsn: str
     mail: MailRuntime
+    # Unsent mails queued longer ago than this are queued again by the mail sweep.
+    mail_requeue_seconds: float = 3 * 3600
     # The payment reconciler's marks in this process: the inbox head at its previous run, and
     # the position below which every delivery is known to be applied.
     reconcile_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +64,8 @@ class Actors:
     sweep_cancelled_events: dramatiq.Actor[[], None]
     reconcile_payments: dramatiq.Actor[[], None]
     send_email: dramatiq.Actor[[str, str], None]
+    deliver_mail: dramatiq.Actor[[str], None]
+    sweep_mail: dramatiq.Actor[[], None]
     promote_waitlist: dramatiq.Actor[[str], None]
     sweep_waitlists: dramatiq.Actor[[], None]
 
@@ -85,6 +91,11 @@ class Actors:
 
     def queue_email(self, kind: str, email: str) -> None:
         self.send_email.send(kind, email)
+
+    def queue_mails(self, keys: list[str]) -> None:
+        """Send the mails of these outbox rows (the notifier's hook; the mail sweep is the safety net)."""
+        for key in keys:
+            self.deliver_mail.send(key)
 
     def queue_promotions(self, offer_ids: list[UUID]) -> None:
         """Stock came back to offers with a waitlist: offer it to the first in line (the
@@ -150,7 +161,7 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
             if row["status"] == "held":
                 settled += rt.boxoffice.cancel_unpaid(row["id"])
             else:
-                rt.boxoffice.refund_order(row["id"], actor_id=SYSTEM, actor_role="admin", reason="event cancelled")
+                rt.boxoffice.refund_order(row["id"], actor_id=SYSTEM, actor_role="admin", reason=EVENT_CANCELLED_REASON)
                 settled += 1
         log.info("event %s cancelled: %d orders settled", event_id, settled)
 
@@ -208,6 +219,47 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
 
         send_account_email(runtime().mail, kind, email)
 
+    # A mail server that is down delays mails, it loses none: retries back off from 1 s to 5
+    # minutes (about two hours in all), then the mail sweep queues the row again.
+    @dramatiq.actor(
+        broker=broker, actor_name="deliver_mail", queue_name="mail", max_retries=30, min_backoff=1000,
+        max_backoff=300_000,
+    )  # fmt: skip
+    def deliver_mail(key: str) -> None:
+        """Send the mail of one outbox row, once (`workers/outbox.py`)."""
+        from workers.outbox import NotReady, deliver, record_failure
+
+        rt = runtime()
+        try:
+            outcome, added = deliver(rt.mail, rt.boxoffice, rt.read_dsn, key)
+        except NotReady:
+            raise
+        except Exception as error:
+            record_failure(rt.read_dsn, key, error)
+            raise
+        for child in added:
+            deliver_mail.send(child)
+        log.info("mail %s: %s", key, outcome)
+
+    @dramatiq.actor(broker=broker, actor_name="sweep_mail", queue_name="mail", max_retries=3)
+    def sweep_mail() -> None:
+        """Queue the reminders that are due (a day before a show) and, again, every unsent mail
+        whose message was lost or ran out of retries."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        from projections.notifier import due_for_requeue
+        from workers.outbox import queue_reminders
+
+        rt = runtime()
+        keys = queue_reminders(rt.read_dsn)
+        with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
+            keys += due_for_requeue(conn, rt.mail_requeue_seconds)
+        for key in keys:
+            deliver_mail.send(key)
+        if keys:
+            log.info("mail sweep: %d mails queued", len(keys))
+
     def promote(rt: Runtime, offer_id: UUID) -> int:
         orders = rt.boxoffice.promote_waitlist(offer_id)
         for order in orders:  # a waitlist order's hold lapses like any other (the hold sweep too)
@@ -248,4 +300,6 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
         send_email=send_email,
         promote_waitlist=promote_waitlist,
         sweep_waitlists=sweep_waitlists,
+        deliver_mail=deliver_mail,
+        sweep_mail=sweep_mail,
     )

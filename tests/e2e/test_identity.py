@@ -4,8 +4,6 @@ password change, and reset by mailed code; no answer tells whether an account ex
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import json
 import re
 import statistics
@@ -22,42 +20,9 @@ from redis import Redis
 
 from domain.ids import account_id
 from tests.e2e.conftest import PASSWORD, bearer
+from tests.mailbox import Mailbox, body
 
 NEW_PASSWORD = "another-horse-battery"
-
-
-class Mailbox:
-    """The development SMTP sink's directory: one .eml file per message."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def messages_to(self, address: str) -> list[EmailMessage]:
-        found = []
-        for path in sorted(self.directory.glob("*.eml")):
-            with open(path, "rb") as handle:
-                message = email.message_from_binary_file(handle, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            if message["To"] == address:
-                found.append(message)
-        return found
-
-    def wait(self, address: str, subject: str, count: int = 1, timeout: float = 20) -> EmailMessage:
-        """The `count`-th message with this subject to `address`, once it has arrived."""
-        deadline = time.monotonic() + timeout
-        while True:
-            matching = [m for m in self.messages_to(address) if m["Subject"] == subject]
-            if len(matching) >= count:
-                return matching[count - 1]
-            assert time.monotonic() < deadline, f"no mail {subject!r} #{count} to {address}"
-            time.sleep(0.1)
-
-
-def body(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    content: str = part.get_content()
-    return content
 
 
 def verification_token(message: EmailMessage) -> str:

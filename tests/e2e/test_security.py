@@ -16,7 +16,8 @@ from api.security import verified_only
 from api.services import Services
 from tests.conftest import start_service
 from tests.e2e.conftest import PASSWORD, bearer, publish_show, register, stateless_client
-from tests.e2e.test_identity import Mailbox, mailbox, verification_token  # noqa: F401 - fixture
+from tests.e2e.test_identity import mailbox, verification_token  # noqa: F401 - fixture
+from tests.mailbox import Mailbox
 from ticketing import Settings, open_accounts
 
 FRONTEND = "https://app.example.test"

@@ -1,0 +1,71 @@
+"""The mail notifier's process (`ticketing notifier`): follows the BoxOffice notification log with
+the projection runner (`workers/projector.py`) and one model, the notifier
+(`projections/notifier.py`), and hands the outbox rows each batch commits to the worker.
+
+It is a process of its own, not one of the read models: rebuilding them never moves its position,
+so a rebuild (or a replay of the whole log) decides no mail a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from commands.boxoffice import BoxOffice
+from projections.apply import TRANSIENT
+from projections.models import open_view
+from projections.notifier import NotifierProjection, NotifierView
+from workers.projector import Runner
+
+log = logging.getLogger("notifier")
+
+
+def open_notifier(env: dict[str, str], *, create_tables: bool = False) -> NotifierProjection:
+    view = open_view(env, NotifierProjection, create_tables=create_tables)
+    assert isinstance(view, NotifierView)
+    return NotifierProjection(view=view)
+
+
+def run_notifier(env: dict[str, str], queue_mails: Callable[[list[str]], None]) -> None:
+    """Decide mails until SIGTERM/SIGINT; restarts after a lost connection, like the projector."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = BoxOffice(env=env)
+    notifier = open_notifier(env)
+
+    def hand_over(keys: list[str]) -> None:
+        try:
+            queue_mails(keys)
+        except Exception:  # the rows are stored: the mail sweep queues them later
+            log.warning("could not queue %d mails; the mail sweep will", len(keys), exc_info=True)
+
+    notifier.view.on_commit = hand_over
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    pause = 0.5
+    while not done.is_set():
+        try:
+            runner = Runner(app, [notifier])
+        except TRANSIENT as error:
+            log.warning("notifier cannot start yet (%r); trying again in %.1f s", error, pause)
+            done.wait(pause)
+            pause = min(pause * 2, 30.0)
+            continue
+        runner.start()
+        log.info("notifier started at position %d", notifier.view.max_tracking_id(app.name) or 0)
+        started = time.monotonic()
+        while not done.wait(0.5) and runner.error is None:
+            pass
+        runner.stop()
+        runner.join()
+        if runner.error is None:
+            break
+        if time.monotonic() - started > 60:
+            pause = 0.5
+        log.error("notifier stopped (%r); starting again in %.1f s", runner.error, pause, exc_info=runner.error)
+        done.wait(pause)
+        pause = min(pause * 2, 30.0)
+    app.close()
