@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.base import BaseApplication
+from commands.base import BaseApplication, utcnow
 from domain.category import Category
 from domain.errors import Conflict, Invalid, NotFound
 from domain.event import Event, WrongEventState
@@ -139,6 +139,7 @@ class CatalogCommands(BaseApplication):
         genre_id: UUID | None = None,
         sub_genre_id: UUID | None = None,
         event_id: UUID | None = None,
+        at: datetime | None = None,
     ) -> Event:
         check_time_zone(timezone)
         venue = self.load(venue_id, "venue", Venue)
@@ -158,6 +159,7 @@ class CatalogCommands(BaseApplication):
             genre_id=genre_id,
             sub_genre_id=sub_genre_id,
             event_id=event_id,
+            now=at or utcnow(),
         )
         self.save(show)
         return show
@@ -176,7 +178,7 @@ class CatalogCommands(BaseApplication):
             if {"segment_id", "genre_id", "sub_genre_id"} & set(changes):
                 merged = {k: changes.get(k, getattr(show, k)) for k in ("segment_id", "genre_id", "sub_genre_id")}
                 self.check_categories(merged["segment_id"], merged["genre_id"], merged["sub_genre_id"])
-            show.update(**changes)
+            show.update(utcnow(), **changes)
             self.save(show)
             return show
 
@@ -195,10 +197,11 @@ class CatalogCommands(BaseApplication):
         return self.retrying(attempt)
 
     def cancel_event(self, event_id: UUID, reason: str = "") -> Event:
-        return self._change_event(event_id, lambda show: show.cancel(reason))
+        return self._change_event(event_id, lambda show: show.cancel(reason, utcnow()))
 
     def delete_event(self, event_id: UUID) -> Event:
-        return self._change_event(event_id, lambda show: show.delete())
+        """Delete a draft, or cancel a published show (the caller settles its orders)."""
+        return self._change_event(event_id, lambda show: show.withdraw(utcnow()))
 
     def add_attraction(self, event_id: UUID, *, name: str, description: str = "", image_url: str = "") -> UUID:
         def attempt() -> UUID:
@@ -262,8 +265,9 @@ class CatalogCommands(BaseApplication):
         max_per_order: int = 10,
     ) -> Offer:
         show = self.get_event(event_id)
-        if show.status in ("cancelled", "completed"):
-            raise WrongEventState(f"a {show.status} event cannot get new offers")
+        status = show.status_at(utcnow())
+        if status in ("cancelled", "completed"):
+            raise WrongEventState(f"a {status} event cannot get new offers")
         tier = show.tier(tier_id)
         offer = Offer.define(
             event_id=event_id,

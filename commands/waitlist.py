@@ -97,7 +97,7 @@ class WaitlistCommands(SalesCommands):
             now = at or utcnow()
             offer = self.load(offer_id, "offer", Offer)
             show = self.load(offer.event_id, "event", Event)
-            show.check_on_sale()
+            show.check_on_sale(now)
             offer.check_order(quantity, now)
             try:
                 waitlist = self.get_waitlist(offer_id)

@@ -71,7 +71,7 @@ def place_order(
     if len(event_ids) != 1:
         raise Invalid("all items of an order must be for one event", field="items")
     show = find(event_ids.pop(), "event", Event)
-    show.check_on_sale()
+    show.check_on_sale(now)
     currencies = {o.currency for o in offers.values()}
     if len(currencies) != 1:
         raise Invalid("all items of an order must share one currency", field="items")

@@ -292,7 +292,13 @@ CASES = [
         {**OWNER_DRAFT, "owner": 204, "admin": 204},
         "draft",
     ),
-    Case("deleteEvent", "DELETE", at("/events/{published}"), OWNER_PUBLISHED, "published"),
+    Case(
+        "deleteEvent",
+        "DELETE",
+        fresh(lambda w: (f"/events/{w.published()['event']}", None), ("owner", "admin")),
+        {**OWNER_PUBLISHED, "owner": 204, "admin": 204},
+        "published",
+    ),
     Case(
         "publishEvent",
         "POST",
