@@ -4,6 +4,7 @@ withdrawn (DELETE) as deleted draft or cancelled show."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -29,7 +30,7 @@ def a_show(now: datetime = NOW, **changes: object) -> Event:
     return Event.schedule(now=now, **values)  # type: ignore[arg-type]
 
 
-def published(**changes: object) -> Event:
+def published(**changes: Any) -> Event:
     show = a_show(**changes)
     show.add_tier("GA", "general", [], None, set())
     show.publish()
