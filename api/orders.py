@@ -20,7 +20,8 @@ from api.security import Principal, verified_only
 from api.services import ReadModelsLagging, Services, queue_follow_up
 from commands.claims import ClaimRequest, Placed, PlacedOrder
 from commands.tickets_signing import human_code
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, Forbidden, Invalid, NotFound
+from domain.order_number import normalise_order_number
 from domain.placement import ItemRequest
 from projections import queries
 
@@ -61,6 +62,8 @@ class OrderTicket(msgspec.Struct):
 
 class Order(msgspec.Struct):
     id: UUID
+    # The short human order number (on mails, PDFs and lists); None for orders placed before numbering.
+    number: str | None
     status: str
     payment_status: str
     event_id: UUID
@@ -112,6 +115,7 @@ def order_answer(order: PlacedOrder, names: Names, tickets: list[OrderTicket]) -
     c = order.currency
     return Order(
         id=order.id,
+        number=order.number,
         status=order.status,
         payment_status=order.payment_status,
         event_id=order.event_id,
@@ -231,10 +235,24 @@ class OrderController(Controller):
         page: PageParam = 1,
         page_size: PageSizeParam = 20,
         status: Annotated[str | None, Parameter(pattern=ORDER_STATUSES)] = None,
+        event_id: UUID | None = None,
+        buyer_id: UUID | None = None,
+        number: Annotated[str | None, Parameter(max_length=20)] = None,
     ) -> Page[Order]:
-        """The caller's orders, newest first (optionally by status)."""
+        """The caller's orders, newest first; an admin sees everyone's. Filters: `status`,
+        `event_id`, `number` (the human order number, dashes and case ignored) and, for admins,
+        `buyer_id`."""
+        user = request.user
+        if buyer_id is not None and not user.is_admin and buyer_id != user.id:
+            raise Forbidden("only admins list other people's orders", code="forbidden")
+        wanted = None
+        if number is not None:
+            wanted = normalise_order_number(number)
+            if wanted is None:
+                raise Invalid("not an order number (8 characters, e.g. K7QF3MZX)", field="number")
+        owner = buyer_id if user.is_admin else user.id
         async with services.pool.connection() as conn:
-            rows, total = await queries.orders_of(conn, request.user.id, status, page, page_size)
+            rows, total = await queries.orders_of(conn, owner, status, page, page_size, event_id, number=wanted)
         return page_of(await orders_for_rows(services, rows), total, page, page_size)
 
     @get("/{order_id:uuid}", operation_id="getOrder")

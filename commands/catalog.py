@@ -243,6 +243,36 @@ class CatalogCommands(BaseApplication):
     def remove_tier(self, event_id: UUID, tier_id: UUID) -> Event:
         return self._change_event(event_id, lambda show: show.remove_tier(tier_id))
 
+    def set_seats_blocked(self, event_id: UUID, seat_ids: list[UUID], blocked: bool) -> list[Seat]:
+        """Block (or unblock) seats of a show, all or none: one seat that cannot be (held or
+        sold: 409 `seat_taken`; not this show's: 422) leaves every seat as it was."""
+        ids = list(dict.fromkeys(seat_ids))
+        if not ids:
+            raise Invalid("name at least one seat", field="seat_ids")
+
+        def attempt() -> list[Seat]:
+            show = self.get_event(event_id)
+            if show.status_at(utcnow()) not in ("draft", "published"):
+                raise WrongEventState(f"the seats of a {show.status_at(utcnow())} event cannot change")
+            loaded = self.load_many(ids)
+            seats: list[Seat] = []
+            for seat_id in ids:
+                seat = loaded.get(seat_id)
+                if not isinstance(seat, Seat) or seat.event_id != event_id:
+                    raise Invalid(f"seat {seat_id} is not a seat of this event", field="seat_ids")
+                seats.append(seat)
+            changed = []
+            for seat in seats:
+                before = seat.version
+                seat.block() if blocked else seat.unblock()
+                if seat.version != before:
+                    changed.append(seat)
+            if changed:
+                self.save(*changed)
+            return seats
+
+        return self.retrying(attempt)
+
     def _materialise_seats(self, show: Event, venue: Venue | None = None) -> list[Seat]:
         if not show.sections_to_materialise():
             return []

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Gone, Invalid, NotFound
+from domain.order_number import order_number
 
 MAX_ITEMS = 50
 MAX_ATTENDEE_NAME = 100
@@ -132,6 +133,8 @@ class Order(Aggregate):
         total: int
         placed_at: datetime
         hold_expires_at: datetime
+        # The human order number (domain/order_number.py); orders placed before numbering have none.
+        number: str | None = None
 
     @event(Placed)
     def __init__(
@@ -145,7 +148,9 @@ class Order(Aggregate):
         total: int,
         placed_at: datetime,
         hold_expires_at: datetime,
+        number: str | None = None,
     ) -> None:
+        self.number = number
         self.buyer_id = buyer_id
         self.event_id = event_id
         self.items = items
@@ -181,8 +186,11 @@ class Order(Aggregate):
         fee_fixed: int,
         at: datetime,
         hold_until: datetime,
+        serial: int | None = None,
     ) -> Order:
-        """Create a held order whose totals are derived from its items (never trusted input)."""
+        """Create a held order whose totals are derived from its items (never trusted input).
+
+        `serial` is the order's unique serial from the store; its human number derives from it."""
         if not items:
             raise Invalid("an order needs at least one item", field="items")
         if len(items) > MAX_ITEMS:
@@ -209,6 +217,7 @@ class Order(Aggregate):
             total=subtotal + fees,
             placed_at=at,
             hold_expires_at=hold_until,
+            number=order_number(serial) if serial is not None else None,
         )
 
     @property

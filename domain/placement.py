@@ -58,6 +58,7 @@ def place_order(
     find: Find,
     policy: SalesPolicy,
     now: datetime,
+    serial: int | None = None,
 ) -> tuple[Order, list[Offer | Seat]]:
     """Check the request completely, then (only then) hold its inventory.
 
@@ -127,6 +128,7 @@ def place_order(
         fee_fixed=policy.fee_fixed,
         at=now,
         hold_until=hold_until,
+        serial=serial,
     )
     # Everything was checked above, so none of these can fail half-way through the order.
     touched: list[Offer | Seat] = []

@@ -18,7 +18,7 @@ COLUMNS = {
     "placed_at": "timestamptz", "hold_expires_at": "timestamptz", "closed_at": "timestamptz",
     "updated_at": "timestamptz", "payment_status": "text", "payment_intent_id": "text", "amount_paid": "bigint",
     "amount_refunded": "bigint", "paid_at": "timestamptz", "last_payment_error": "text",
-    "payment_failures": "integer",
+    "payment_failures": "integer", "number": "text",
 }  # fmt: skip
 # What the order's later events change.
 MUTABLE = (
@@ -43,6 +43,9 @@ class OrdersView(ReadModelView):
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS paid_at timestamptz",
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS last_payment_error text",
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS payment_failures integer NOT NULL DEFAULT 0",
+        "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS number text",
+        # Unique in the store already (domain/order_number.py); the index is for looking one up.
+        "CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON read.orders (number)",
         "CREATE INDEX IF NOT EXISTS orders_buyer ON read.orders (buyer_id, placed_at DESC)",
         "CREATE INDEX IF NOT EXISTS orders_intent ON read.orders (payment_intent_id)",
         "CREATE INDEX IF NOT EXISTS orders_event ON read.orders (event_id, placed_at DESC)",
@@ -84,7 +87,7 @@ class OrdersProjection(ReadModel[OrdersView]):
             "ticket_count": sum(i["quantity"] for i in items), "placed_at": e.placed_at,
             "hold_expires_at": e.hold_expires_at, "closed_at": None, "updated_at": e.timestamp,
             "payment_status": "unpaid", "payment_intent_id": None, "amount_paid": 0, "amount_refunded": 0,
-            "paid_at": None, "last_payment_error": None, "payment_failures": 0,
+            "paid_at": None, "last_payment_error": None, "payment_failures": 0, "number": e.number,
         }  # fmt: skip
 
         def insert(row: Row | None) -> Row | None:  # ON CONFLICT (id) DO NOTHING

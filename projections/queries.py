@@ -258,9 +258,18 @@ async def seat_changes(conn: Conn, event_id: UUID, since: int) -> list[tuple[UUI
 
 
 async def orders_of(
-    conn: Conn, buyer_id: UUID | None, status: str | None, page: int, page_size: int, event_id: UUID | None = None
+    conn: Conn,
+    buyer_id: UUID | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+    event_id: UUID | None = None,
+    *,
+    number: str | None = None,
 ) -> tuple[list[Row], int]:
-    clauses, params = ["true"], {"buyer": buyer_id, "status": status, "event": event_id,
+    """Orders newest first: one buyer's (or everyone's, `buyer_id` None), by status, show and
+    human order number."""
+    clauses, params = ["true"], {"buyer": buyer_id, "status": status, "event": event_id, "number": number,
                                  "limit": page_size, "offset": (page - 1) * page_size}  # fmt: skip
     if buyer_id is not None:
         clauses.append("buyer_id = %(buyer)s")
@@ -268,6 +277,8 @@ async def orders_of(
         clauses.append("status = %(status)s")
     if event_id is not None:
         clauses.append("event_id = %(event)s")
+    if number is not None:
+        clauses.append("number = %(number)s")
     where = " AND ".join(clauses)
     rows = await _all(
         conn,
@@ -297,9 +308,10 @@ async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
 
 TICKET_SQL = """SELECT t.*, e.title AS event_title, e.start_time AS event_start_time, e.timezone,
        e.venue_name, tr.name AS tier_name, tr.day AS tier_day, s.section, s.row_label, s.label AS seat,
-       n.attendee_name
+       n.attendee_name, o.number AS order_number
     FROM read.tickets t
     JOIN read.events e ON e.id = t.event_id
+    LEFT JOIN read.orders o ON o.id = t.order_id
     LEFT JOIN read.tiers tr ON tr.id = t.tier_id
     LEFT JOIN read.seats s ON s.id = t.seat_id
     LEFT JOIN read.attendee_names n ON n.ticket_id = t.id"""
