@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
+from hypothesis import given
+from hypothesis import strategies as st
 
 from commands.mapper import FastMapper
 from domain.order import Order
