@@ -60,6 +60,16 @@ class OrderTicket(msgspec.Struct):
     price: str
 
 
+class OrderRefund(msgspec.Struct):
+    """One refund of the order: its amount, the tickets it voided (none: money only), why and when."""
+
+    id: str
+    amount: str
+    ticket_ids: list[UUID]
+    reason: str
+    at: datetime
+
+
 class Order(msgspec.Struct):
     id: UUID
     # The short human order number (on mails, PDFs and lists); None for orders placed before numbering.
@@ -83,6 +93,7 @@ class Order(msgspec.Struct):
     paid_at: datetime | None
     last_payment_error: str | None
     tickets: list[OrderTicket]
+    refunds: list[OrderRefund] = []
 
 
 def _item(item: Any, currency: str, names: Names) -> OrderItem:
@@ -141,7 +152,7 @@ def order_answer(order: PlacedOrder, names: Names, tickets: list[OrderTicket]) -
 def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
     currency = row["currency"]
     fields = PlacedOrder(**{name: row[name] for name in PlacedOrder.__struct_fields__})
-    return order_answer(
+    answer = order_answer(
         fields,
         {offer_id: (n.get("name"), n.get("tier_name")) for offer_id, n in names.items()},
         [
@@ -157,6 +168,17 @@ def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets
             for t in tickets
         ],
     )
+    answer.refunds = [
+        OrderRefund(
+            id=r["id"],
+            amount=money(r["amount"], currency) or "0",
+            ticket_ids=[UUID(t) for t in r["ticket_ids"]],
+            reason=r["reason"],
+            at=datetime.fromisoformat(r["at"]),
+        )
+        for r in row.get("refunds") or []
+    ]
+    return answer
 
 
 async def place_order(
@@ -307,11 +329,21 @@ class OrderController(Controller):
         request: Request[Principal, Any, Any],
         services: Services,
         data: RefundCreate | None = None,
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", max_length=200, required=False)
+        ] = None,
     ) -> Order:
-        """Refund all tickets, or those named in `ticket_ids`, through Stripe; voided tickets'
-        seats and quantity go back on sale. Buyers until the refund cutoff, organizers and admins any time."""
+        """Refund through Stripe: all valid tickets, or those named in `ticket_ids` (voided, their
+        seats and quantity back on sale; `amount` may be less than they cost, to keep a fee), or,
+        with only an `amount`, part of the money while every ticket stays valid (the whole
+        remainder is a full refund). 409 `amount_mismatch` for more than can be refunded. The
+        order lists each refund in `refunds`. Send an `Idempotency-Key` to make a retry safe: a
+        repeated key answers the order without refunding again. Buyers until the refund cutoff,
+        organizers and admins any time."""
         data = data or RefundCreate()
         user = request.user
+        if idempotency_key is not None and clean_header(idempotency_key.encode("latin-1", "replace")) is None:
+            raise BadRequest("the Idempotency-Key contains a control character")
         row = await _order_row(services, order_id)
         amount = to_minor(data.amount, row["currency"], "amount") if data.amount is not None else None
         await services.command(
@@ -322,6 +354,7 @@ class OrderController(Controller):
                 ticket_ids=data.ticket_ids,
                 amount=amount,
                 reason=data.reason,
+                request_key=idempotency_key,
             )
         )
         return (await orders_for_rows(services, [await _order_row(services, order_id)]))[0]
