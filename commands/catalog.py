@@ -189,7 +189,7 @@ class CatalogCommands(BaseApplication):
 
         def attempt() -> Event:
             show = self.get_event(event_id)
-            show.publish()
+            show.publish(utcnow())
             seats = self._materialise_seats(show)
             self.save(show, *seats)
             return show

@@ -216,9 +216,11 @@ class Event(Aggregate):
     class Updated(LegacyChanges):
         """Any edit, as recorded before the intent events above; only read from older stores."""
 
-    def publish(self) -> None:
+    def publish(self, now: datetime | None = None) -> None:
         if self.status != "draft":
             raise WrongEventState(f"only drafts can be published (this event is {self.status})")
+        if now is not None and now >= self.end_time:
+            raise EventEnded("this event is over; move it to a new date before publishing it")
         if not self.tiers:
             raise Conflict("add at least one tier before publishing", code="no_tiers")
         self._publish()
