@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, get, post
 
+from api.common import Page, PageParam, PageSizeParam, page_of
 from api.security import admin_only
 from api.services import Services
 from domain.errors import NotFound
@@ -49,12 +50,14 @@ async def _require_parent(services: Services, parent_id: UUID, parent_level: str
         raise NotFound(f"{name} not found", code=f"{name.replace('-', '_')}_not_found")
 
 
-async def _children(services: Services, level: str, parent_id: UUID | None, parent_level: str = "") -> list[Category]:
+async def _children(
+    services: Services, level: str, parent_id: UUID | None, page: int, page_size: int, parent_level: str = ""
+) -> Page[Category]:
     if parent_id is not None:
         await _require_parent(services, parent_id, parent_level)
     async with services.pool.connection() as conn:
-        rows = await queries.categories(conn, level, parent_id)
-    return [Category.of(r) for r in rows]
+        rows, total = await queries.categories(conn, level, parent_id, page, page_size)
+    return page_of([Category.of(r) for r in rows], total, page, page_size)
 
 
 async def _created(services: Services, name: str, parent_id: UUID | None = None, parent_level: str = "") -> Category:
@@ -72,9 +75,9 @@ class CategoryController(Controller):
     tags = ["Catalog"]
 
     @get("/segments", operation_id="listSegments", exclude_from_auth=True)
-    async def segments(self, services: Services) -> list[Category]:
-        """Top-level categories (Music, Sports, Arts & Theatre, ...)."""
-        return await _children(services, "segment", None)
+    async def segments(self, services: Services, page: PageParam = 1, page_size: PageSizeParam = 20) -> Page[Category]:
+        """Top-level categories (Music, Sports, Arts & Theatre, ...), a page at a time."""
+        return await _children(services, "segment", None, page, page_size)
 
     @post("/segments", operation_id="createSegment", guards=[admin_only], status_code=201)
     async def create_segment(self, data: CategoryCreate, services: Services) -> Category:
@@ -82,9 +85,11 @@ class CategoryController(Controller):
         return await _created(services, data.name)
 
     @get("/segments/{segment_id:uuid}/genres", operation_id="listGenres", exclude_from_auth=True)
-    async def genres(self, segment_id: UUID, services: Services) -> list[Category]:
-        """Genres of a segment."""
-        return await _children(services, "genre", segment_id, "segment")
+    async def genres(
+        self, segment_id: UUID, services: Services, page: PageParam = 1, page_size: PageSizeParam = 20
+    ) -> Page[Category]:
+        """Genres of a segment, a page at a time."""
+        return await _children(services, "genre", segment_id, page, page_size, "segment")
 
     @post("/segments/{segment_id:uuid}/genres", operation_id="createGenre", guards=[admin_only], status_code=201)
     async def create_genre(self, segment_id: UUID, data: CategoryCreate, services: Services) -> Category:
@@ -92,9 +97,11 @@ class CategoryController(Controller):
         return await _created(services, data.name, segment_id, "segment")
 
     @get("/genres/{genre_id:uuid}/sub-genres", operation_id="listSubGenres", exclude_from_auth=True)
-    async def sub_genres(self, genre_id: UUID, services: Services) -> list[Category]:
-        """Sub-genres of a genre."""
-        return await _children(services, "sub_genre", genre_id, "genre")
+    async def sub_genres(
+        self, genre_id: UUID, services: Services, page: PageParam = 1, page_size: PageSizeParam = 20
+    ) -> Page[Category]:
+        """Sub-genres of a genre, a page at a time."""
+        return await _children(services, "sub_genre", genre_id, page, page_size, "genre")
 
     @post("/genres/{genre_id:uuid}/sub-genres", operation_id="createSubGenre", guards=[admin_only], status_code=201)
     async def create_sub_genre(self, genre_id: UUID, data: CategoryCreate, services: Services) -> Category:

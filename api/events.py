@@ -4,7 +4,7 @@ with it (create, edit, publish, cancel, delete a draft, the lineup)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -30,6 +30,7 @@ from api.common import (
 from api.offers import Offer, Tier, tiers_of
 from api.security import Principal, optional_principal, organizers, verified_only
 from api.services import Services, queue_follow_up
+from domain.event import lifecycle_status
 from projections import queries
 
 Description = Annotated[str, msgspec.Meta(max_length=20_000)]
@@ -98,7 +99,7 @@ class Event(msgspec.Struct):
             id=row["id"],
             title=row["title"],
             description=row["description"],
-            status=row["status"],
+            status=lifecycle_status(row["status"], row["end_time"], datetime.now(UTC)),
             organizer_id=row["organizer_id"],
             venue_id=row["venue_id"],
             venue_name=row["venue_name"],
@@ -270,9 +271,16 @@ class EventController(Controller):
 
     @delete("/{event_id:uuid}", operation_id="deleteEvent", status_code=204)
     async def delete_draft(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
-        """Delete a draft (published events are cancelled instead: 409)."""
+        """Delete a draft; a published event is cancelled instead (holds released, paid orders
+        refunded, as `POST /events/{id}/cancel`); 409 for one already cancelled or completed."""
         await owned_event(services, request.user, event_id)
-        await services.command(lambda: services.boxoffice.delete_event(event_id))
+
+        def withdraw() -> None:
+            show = services.boxoffice.delete_event(event_id)
+            if show.status == "cancelled":
+                queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
+
+        await services.command(withdraw)
 
     @post("/{event_id:uuid}/attractions", operation_id="addAttraction", status_code=201)
     async def add_attraction(

@@ -11,7 +11,18 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 
 from api.access import owned_event, visible_row
-from api.common import AwareDatetime, Title, money, patch_changes, to_minor, utc
+from api.common import (
+    AwareDatetime,
+    Page,
+    PageParam,
+    PageSizeParam,
+    Title,
+    money,
+    page_of,
+    patch_changes,
+    to_minor,
+    utc,
+)
 from api.security import Principal, optional_principal
 from api.services import Services
 from domain.errors import Invalid, NotFound
@@ -69,6 +80,7 @@ class Offer(msgspec.Struct):
     currency: str
     quantity_for_sale: int | None
     available: int
+    sold: int
     status: str
     sale_start_time: datetime | None
     sale_end_time: datetime | None
@@ -88,6 +100,7 @@ class Offer(msgspec.Struct):
             currency=row["currency"],
             quantity_for_sale=row["quantity_for_sale"],
             available=max(int(row["available"] or 0), 0),
+            sold=int(row["sold_count"] or 0),
             status=row["sale_status"],
             sale_start_time=row["sale_start_time"],
             sale_end_time=row["sale_end_time"],
@@ -197,12 +210,20 @@ class ShowOffersController(Controller):
         return await tier_answer(services, tier_id)
 
     @get("/{event_id:uuid}/offers", operation_id="listEventOffers", exclude_from_auth=True)
-    async def offers(self, event_id: UUID, request: Request[Any, Any, Any], services: Services) -> list[Offer]:
-        """Offers of an event with their sale status, price and availability."""
+    async def offers(
+        self,
+        event_id: UUID,
+        request: Request[Any, Any, Any],
+        services: Services,
+        page: PageParam = 1,
+        page_size: PageSizeParam = 20,
+    ) -> Page[Offer]:
+        """Offers of an event, cheapest first: sale status (scheduled | on_sale | paused |
+        sold_out | ended), price, how many are available and how many were sold."""
         async with services.pool.connection() as conn:
             visible_row(await queries.event(conn, event_id), optional_principal(request))
-            rows = await queries.offers(conn, event_id)
-        return [Offer.of(r) for r in rows]
+            rows, total = await queries.offers_page(conn, event_id, page, page_size)
+        return page_of([Offer.of(r) for r in rows], total, page, page_size)
 
     @get("/{event_id:uuid}/pricing-matrix", operation_id="getPricingMatrix", exclude_from_auth=True)
     async def pricing_matrix(

@@ -20,7 +20,8 @@ from api.security import Principal, verified_only
 from api.services import ReadModelsLagging, Services, queue_follow_up
 from commands.claims import ClaimRequest, Placed, PlacedOrder
 from commands.tickets_signing import human_code
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, Forbidden, Invalid, NotFound
+from domain.order_number import normalise_order_number
 from domain.placement import ItemRequest
 from projections import queries
 
@@ -59,8 +60,20 @@ class OrderTicket(msgspec.Struct):
     price: str
 
 
+class OrderRefund(msgspec.Struct):
+    """One refund of the order: its amount, the tickets it voided (none: money only), why and when."""
+
+    id: str
+    amount: str
+    ticket_ids: list[UUID]
+    reason: str
+    at: datetime
+
+
 class Order(msgspec.Struct):
     id: UUID
+    # The short human order number (on mails, PDFs and lists); None for orders placed before numbering.
+    number: str | None
     status: str
     payment_status: str
     event_id: UUID
@@ -80,6 +93,7 @@ class Order(msgspec.Struct):
     paid_at: datetime | None
     last_payment_error: str | None
     tickets: list[OrderTicket]
+    refunds: list[OrderRefund] = []
 
 
 def _item(item: Any, currency: str, names: Names) -> OrderItem:
@@ -112,6 +126,7 @@ def order_answer(order: PlacedOrder, names: Names, tickets: list[OrderTicket]) -
     c = order.currency
     return Order(
         id=order.id,
+        number=order.number,
         status=order.status,
         payment_status=order.payment_status,
         event_id=order.event_id,
@@ -137,7 +152,7 @@ def order_answer(order: PlacedOrder, names: Names, tickets: list[OrderTicket]) -
 def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets: list[dict[str, Any]]) -> Order:
     currency = row["currency"]
     fields = PlacedOrder(**{name: row[name] for name in PlacedOrder.__struct_fields__})
-    return order_answer(
+    answer = order_answer(
         fields,
         {offer_id: (n.get("name"), n.get("tier_name")) for offer_id, n in names.items()},
         [
@@ -153,6 +168,17 @@ def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets
             for t in tickets
         ],
     )
+    answer.refunds = [
+        OrderRefund(
+            id=r["id"],
+            amount=money(r["amount"], currency) or "0",
+            ticket_ids=[UUID(t) for t in r["ticket_ids"]],
+            reason=r["reason"],
+            at=datetime.fromisoformat(r["at"]),
+        )
+        for r in row.get("refunds") or []
+    ]
+    return answer
 
 
 async def place_order(
@@ -231,10 +257,24 @@ class OrderController(Controller):
         page: PageParam = 1,
         page_size: PageSizeParam = 20,
         status: Annotated[str | None, Parameter(pattern=ORDER_STATUSES)] = None,
+        event_id: UUID | None = None,
+        buyer_id: UUID | None = None,
+        number: Annotated[str | None, Parameter(max_length=20)] = None,
     ) -> Page[Order]:
-        """The caller's orders, newest first (optionally by status)."""
+        """The caller's orders, newest first; an admin sees everyone's. Filters: `status`,
+        `event_id`, `number` (the human order number, dashes and case ignored) and, for admins,
+        `buyer_id`."""
+        user = request.user
+        if buyer_id is not None and not user.is_admin and buyer_id != user.id:
+            raise Forbidden("only admins list other people's orders", code="forbidden")
+        wanted = None
+        if number is not None:
+            wanted = normalise_order_number(number)
+            if wanted is None:
+                raise Invalid("not an order number (8 characters, e.g. K7QF3MZX)", field="number")
+        owner = buyer_id if user.is_admin else user.id
         async with services.pool.connection() as conn:
-            rows, total = await queries.orders_of(conn, request.user.id, status, page, page_size)
+            rows, total = await queries.orders_of(conn, owner, status, page, page_size, event_id, number=wanted)
         return page_of(await orders_for_rows(services, rows), total, page, page_size)
 
     @get("/{order_id:uuid}", operation_id="getOrder")
@@ -289,11 +329,21 @@ class OrderController(Controller):
         request: Request[Principal, Any, Any],
         services: Services,
         data: RefundCreate | None = None,
+        idempotency_key: Annotated[
+            str | None, Parameter(header="Idempotency-Key", max_length=200, required=False)
+        ] = None,
     ) -> Order:
-        """Refund all tickets, or those named in `ticket_ids`, through Stripe; voided tickets'
-        seats and quantity go back on sale. Buyers until the refund cutoff, organizers and admins any time."""
+        """Refund through Stripe: all valid tickets, or those named in `ticket_ids` (voided, their
+        seats and quantity back on sale; `amount` may be less than they cost, to keep a fee), or,
+        with only an `amount`, part of the money while every ticket stays valid (the whole
+        remainder is a full refund). 409 `amount_mismatch` for more than can be refunded. The
+        order lists each refund in `refunds`. Send an `Idempotency-Key` to make a retry safe: a
+        repeated key answers the order without refunding again. Buyers until the refund cutoff,
+        organizers and admins any time."""
         data = data or RefundCreate()
         user = request.user
+        if idempotency_key is not None and clean_header(idempotency_key.encode("latin-1", "replace")) is None:
+            raise BadRequest("the Idempotency-Key contains a control character")
         row = await _order_row(services, order_id)
         amount = to_minor(data.amount, row["currency"], "amount") if data.amount is not None else None
         await services.command(
@@ -304,6 +354,7 @@ class OrderController(Controller):
                 ticket_ids=data.ticket_ids,
                 amount=amount,
                 reason=data.reason,
+                request_key=idempotency_key,
             )
         )
         return (await orders_for_rows(services, [await _order_row(services, order_id)]))[0]

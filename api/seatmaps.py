@@ -3,18 +3,44 @@ moves only when seats or prices change (see api/seatmap_cache.py for how it stay
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, MediaType, Request, Response, get
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.access import visible_row
+from api.access import owned_event, visible_row
 from api.seatmap_cache import SeatMap
-from api.security import optional_principal
+from api.security import Principal, optional_principal
 from api.services import Services
 from projections import queries
+
+
+class SeatsChange(msgspec.Struct, forbid_unknown_fields=True):
+    seat_ids: Annotated[list[UUID], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class SeatState(msgspec.Struct):
+    id: UUID
+    section: str
+    row: str
+    label: str
+    status: str
+
+
+class SeatsChanged(msgspec.Struct):
+    event_id: UUID
+    seats: list[SeatState]
+
+
+async def _set_blocked(
+    services: Services, user: Principal, event_id: UUID, seat_ids: list[UUID], blocked: bool
+) -> SeatsChanged:
+    await owned_event(services, user, event_id)
+    seats = await services.command(lambda: services.boxoffice.set_seats_blocked(event_id, seat_ids, blocked))
+    return SeatsChanged(event_id, [SeatState(s.id, s.section, s.row, s.label, s.status) for s in seats])
 
 
 class SeatMapController(Controller):
@@ -38,3 +64,18 @@ class SeatMapController(Controller):
                 return Response(content=b"", status_code=304, headers=headers)
             body = await services.seat_maps.body(conn, event_id, head["layout_version"], head["version"])
         return Response(content=body, media_type=MediaType.JSON, headers=headers)
+
+    @post("/{event_id:uuid}/seats/block", operation_id="blockSeats", status_code=200)
+    async def block(
+        self, event_id: UUID, data: SeatsChange, request: Request[Principal, Any, Any], services: Services
+    ) -> SeatsChanged:
+        """Take seats off sale (house seats, broken chairs): all or none; 409 `seat_taken` if one
+        is held or sold, 422 if one is not this event's. Blocking a blocked seat changes nothing."""
+        return await _set_blocked(services, request.user, event_id, data.seat_ids, True)
+
+    @post("/{event_id:uuid}/seats/unblock", operation_id="unblockSeats", status_code=200)
+    async def unblock(
+        self, event_id: UUID, data: SeatsChange, request: Request[Principal, Any, Any], services: Services
+    ) -> SeatsChanged:
+        """Put blocked seats back on sale: all or none; 409 `seat_not_blocked` if one is held or sold."""
+        return await _set_blocked(services, request.user, event_id, data.seat_ids, False)

@@ -27,6 +27,7 @@ class Ticket(msgspec.Struct):
     qr_data: str
     status: str
     order_id: UUID
+    order_number: str | None
     event_id: UUID
     event_title: str
     event_start_time: datetime
@@ -50,6 +51,7 @@ def _ticket(row: dict[str, Any], services: Services) -> Ticket:
         qr_data=services.signer.sign(row["id"], row["event_id"], row["generation"]),
         status=status,
         order_id=row["order_id"],
+        order_number=row["order_number"],
         event_id=row["event_id"],
         event_title=row["event_title"],
         event_start_time=row["event_start_time"],
@@ -83,6 +85,7 @@ def _document(row: dict[str, Any], ticket: Ticket) -> TicketDocument:
         currency=ticket.currency,
         holder_name=ticket.attendee_name,
         status=ticket.status,
+        order_number=ticket.order_number,
     )
 
 

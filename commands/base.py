@@ -17,8 +17,9 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 from psycopg import Connection
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
+from commands.recorder import ORDER_SERIALS
 from domain.errors import DomainError, NotFound
 
 T = TypeVar("T")
@@ -93,6 +94,18 @@ class BaseApplication(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
         self._local = threading.local()
+
+    def order_serials(self, count: int, connection: Connection[Any] | None = None) -> list[int]:
+        """`count` new order serials from the store's sequence (`ColumnarRecorder`): never the
+        same twice, whichever process or transaction asks; a serial not used is simply skipped."""
+        recorder: Any = self.recorder
+        query = SQL("SELECT nextval({}) AS serial FROM generate_series(1, %s)").format(
+            Literal(f"{recorder.datastore.schema}.{ORDER_SERIALS}")
+        )
+        if connection is not None:
+            return [row["serial"] for row in connection.execute(query, (count,), prepare=True).fetchall()]
+        with recorder.datastore.get_connection() as conn:
+            return [row["serial"] for row in conn.execute(query, (count,), prepare=True).fetchall()]
 
     def save(self, *objs: Any, connection: Connection[Any] | None = None, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's `save` (same steps, less the deprecated no-op `notify` hook), collecting

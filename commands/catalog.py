@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.base import BaseApplication
+from commands.base import BaseApplication, utcnow
 from domain.category import Category
 from domain.errors import Conflict, Invalid, NotFound
 from domain.event import Event, WrongEventState
@@ -139,6 +139,7 @@ class CatalogCommands(BaseApplication):
         genre_id: UUID | None = None,
         sub_genre_id: UUID | None = None,
         event_id: UUID | None = None,
+        at: datetime | None = None,
     ) -> Event:
         check_time_zone(timezone)
         venue = self.load(venue_id, "venue", Venue)
@@ -158,6 +159,7 @@ class CatalogCommands(BaseApplication):
             genre_id=genre_id,
             sub_genre_id=sub_genre_id,
             event_id=event_id,
+            now=at or utcnow(),
         )
         self.save(show)
         return show
@@ -176,7 +178,7 @@ class CatalogCommands(BaseApplication):
             if {"segment_id", "genre_id", "sub_genre_id"} & set(changes):
                 merged = {k: changes.get(k, getattr(show, k)) for k in ("segment_id", "genre_id", "sub_genre_id")}
                 self.check_categories(merged["segment_id"], merged["genre_id"], merged["sub_genre_id"])
-            show.update(**changes)
+            show.update(utcnow(), **changes)
             self.save(show)
             return show
 
@@ -187,7 +189,7 @@ class CatalogCommands(BaseApplication):
 
         def attempt() -> Event:
             show = self.get_event(event_id)
-            show.publish()
+            show.publish(utcnow())
             seats = self._materialise_seats(show)
             self.save(show, *seats)
             return show
@@ -195,10 +197,11 @@ class CatalogCommands(BaseApplication):
         return self.retrying(attempt)
 
     def cancel_event(self, event_id: UUID, reason: str = "") -> Event:
-        return self._change_event(event_id, lambda show: show.cancel(reason))
+        return self._change_event(event_id, lambda show: show.cancel(reason, utcnow()))
 
     def delete_event(self, event_id: UUID) -> Event:
-        return self._change_event(event_id, lambda show: show.delete())
+        """Delete a draft, or cancel a published show (the caller settles its orders)."""
+        return self._change_event(event_id, lambda show: show.withdraw(utcnow()))
 
     def add_attraction(self, event_id: UUID, *, name: str, description: str = "", image_url: str = "") -> UUID:
         def attempt() -> UUID:
@@ -240,6 +243,36 @@ class CatalogCommands(BaseApplication):
     def remove_tier(self, event_id: UUID, tier_id: UUID) -> Event:
         return self._change_event(event_id, lambda show: show.remove_tier(tier_id))
 
+    def set_seats_blocked(self, event_id: UUID, seat_ids: list[UUID], blocked: bool) -> list[Seat]:
+        """Block (or unblock) seats of a show, all or none: one seat that cannot be (held or
+        sold: 409 `seat_taken`; not this show's: 422) leaves every seat as it was."""
+        ids = list(dict.fromkeys(seat_ids))
+        if not ids:
+            raise Invalid("name at least one seat", field="seat_ids")
+
+        def attempt() -> list[Seat]:
+            show = self.get_event(event_id)
+            if show.status_at(utcnow()) not in ("draft", "published"):
+                raise WrongEventState(f"the seats of a {show.status_at(utcnow())} event cannot change")
+            loaded = self.load_many(ids)
+            seats: list[Seat] = []
+            for seat_id in ids:
+                seat = loaded.get(seat_id)
+                if not isinstance(seat, Seat) or seat.event_id != event_id:
+                    raise Invalid(f"seat {seat_id} is not a seat of this event", field="seat_ids")
+                seats.append(seat)
+            changed = []
+            for seat in seats:
+                before = seat.version
+                seat.block() if blocked else seat.unblock()
+                if seat.version != before:
+                    changed.append(seat)
+            if changed:
+                self.save(*changed)
+            return seats
+
+        return self.retrying(attempt)
+
     def _materialise_seats(self, show: Event, venue: Venue | None = None) -> list[Seat]:
         if not show.sections_to_materialise():
             return []
@@ -262,8 +295,9 @@ class CatalogCommands(BaseApplication):
         max_per_order: int = 10,
     ) -> Offer:
         show = self.get_event(event_id)
-        if show.status in ("cancelled", "completed"):
-            raise WrongEventState(f"a {show.status} event cannot get new offers")
+        status = show.status_at(utcnow())
+        if status in ("cancelled", "completed"):
+            raise WrongEventState(f"a {status} event cannot get new offers")
         tier = show.tier(tier_id)
         offer = Offer.define(
             event_id=event_id,

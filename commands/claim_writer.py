@@ -174,7 +174,9 @@ class ClaimWriter:
         position = None
         with datastore.get_connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
-            outcomes, changed = self._decide(batch, attempted)
+            # One serial per request (one round trip): the human order numbers of the new orders.
+            serials = self.app.order_serials(len(batch), conn)
+            outcomes, changed = self._decide(batch, attempted, serials)
             names = _names(batch, self._last_ledger)
             if changed:
                 recordings = self.app.save(*changed, connection=conn)
@@ -198,7 +200,7 @@ class ClaimWriter:
             log.exception("after-commit hook failed for %d orders", len(orders))
 
     def _decide(
-        self, batch: list[ClaimRequest], attempted: Collection[UUID] = ()
+        self, batch: list[ClaimRequest], attempted: Collection[UUID] = (), serials: list[int] | None = None
     ) -> tuple[list[tuple[ClaimRequest, Any]], list[Any]]:
         ledger = self._last_ledger = Ledger(self.app)
         ledger.prefetch(
@@ -212,7 +214,7 @@ class ClaimWriter:
         outcomes: list[tuple[ClaimRequest, Any]] = []
         new_orders: dict[UUID, Order] = {}
         changed: dict[UUID, Any] = {}
-        for request in batch:
+        for index, request in enumerate(batch):
             try:
                 existing = new_orders.get(request.order_id) or ledger.loaded.get(request.order_id)
                 if existing is not None:
@@ -225,6 +227,7 @@ class ClaimWriter:
                     find=ledger.get,
                     policy=self.app.policy,
                     now=request.at or utcnow(),
+                    serial=serials[index] if serials else None,
                 )
             except DomainError as error:
                 # Without its traceback: that would tie this frame (the batch, the ledger) into a

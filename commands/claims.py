@@ -56,6 +56,7 @@ class PlacedOrder(msgspec.Struct, array_like=True, frozen=True):
     total: int
     amount_paid: int
     amount_refunded: int
+    number: str | None = None
 
     @classmethod
     def of(cls, order: Order) -> PlacedOrder:

@@ -17,7 +17,7 @@ from uuid import UUID
 from commands.base import utcnow
 from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError
 from commands.sales import SalesCommands
-from domain.errors import Conflict, Forbidden, NotFound
+from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.event import Event
 from domain.offer import Offer, SoldOut
 from domain.order import Order, WrongOrderState
@@ -199,27 +199,50 @@ class PaymentCommands(SalesCommands):
         ticket_ids: list[UUID] | None = None,
         amount: int | None = None,
         reason: str = "",
+        request_key: str | None = None,
         at: datetime | None = None,
     ) -> Order:
-        """Refund some tickets (or all) through the provider, void them, return their inventory.
+        """Refund through the provider: named tickets, or every valid one, voided and their
+        inventory put back on sale (for their price, or the `amount` asked if less); or, with an
+        `amount` and no tickets, part of the money while every ticket stays valid (all of what is
+        left to refund is the full refund).
 
-        Buyers may do it until the refund cutoff before the show; the organizer and admins any time.
+        Buyers may do it until the refund cutoff before the show; the organizer and admins any
+        time. A request repeated with its Idempotency-Key (`request_key`) answers the order as
+        that refund left it, without refunding twice; the provider gets the same idempotency key
+        for the same request, also for two copies sent at once.
         """
         now = at or utcnow()
         order = self.get_order(order_id)
         show = self.load(order.event_id, "event", Event)
         if actor_role != "admin" and actor_id not in (order.buyer_id, show.organizer_id):
             raise NotFound("order not found", code="order_not_found")
+        if request_key is not None and order.refund_of_key(request_key) is not None:
+            return order
         if actor_role != "admin" and actor_id != show.organizer_id:
             cutoff = show.start_time - timedelta(hours=self.payment_policy.refund_cutoff_hours)
             if now >= cutoff:
                 raise Forbidden("the refund window for this event has closed", code="refund_window_closed")
-        tickets = order.tickets_to_refund(ticket_ids)
-        value = sum(t["price"] for t in tickets)
-        if amount is not None and amount != value:
-            raise Conflict(f"a refund of these tickets is {value} in minor units, not {amount}", code="amount_mismatch")
+        if amount is not None and amount <= 0:
+            raise Invalid("a refund amount must be more than 0", field="amount")
+        money_only = not ticket_ids and amount is not None and amount < order.refundable
+        tickets = [] if money_only else order.tickets_to_refund(ticket_ids)
+        limit = min(sum(t["price"] for t in tickets), order.refundable)
+        if money_only:
+            order.tickets_to_refund(None)  # a paid order with valid tickets, or the state's 409
+            value = amount or 0
+        elif amount is None:
+            value = limit
+        elif amount <= limit:
+            value = amount
+        else:
+            raise Conflict(
+                f"at most {limit} in minor units can be refunded for these tickets, not {amount}",
+                code="amount_mismatch",
+            )
         ids = sorted(str(t["id"]) for t in tickets)
-        key = hashlib.sha256(f"{order_id}:{','.join(ids)}".encode()).hexdigest()[:32]
+        basis = f"key:{request_key}" if request_key is not None else f"{len(order.refund_ids)}:{value}:{','.join(ids)}"
+        key = hashlib.sha256(f"{order_id}:{basis}".encode()).hexdigest()[:32]
         if order.payment_intent_id is None or value == 0:
             refund_id = f"free-{key}"
         else:
@@ -228,7 +251,34 @@ class PaymentCommands(SalesCommands):
                 .refund(intent_id=order.payment_intent_id, amount=value, idempotency_key=f"refund-{key}", reason=reason)
                 .id
             )
-        return self.apply_refund(order_id, refund_id, [t["id"] for t in tickets], value, reason or "requested", at=now)
+        if money_only:
+            return self.apply_amount_refund(order_id, refund_id, value, reason or "requested", request_key, at=now)
+        return self.apply_refund(
+            order_id,
+            refund_id,
+            [t["id"] for t in tickets],
+            value,
+            reason or "requested",
+            at=now,
+            request_key=request_key,
+        )
+
+    def apply_amount_refund(
+        self, order_id: UUID, refund_id: str, amount: int, reason: str, request_key: str | None, *,
+        at: datetime | None = None,
+    ) -> Order:  # fmt: skip
+        """Record money given back with every ticket still valid. Idempotent."""
+        now = at or utcnow()
+
+        def attempt() -> Order:
+            order = self.get_order(order_id)
+            if refund_id in order.refund_ids:
+                return order
+            order.refund_amount(refund_id, amount, reason, now, request_key)
+            self.save(order)
+            return order
+
+        return self.retrying(attempt)
 
     def apply_refund(
         self,
@@ -239,6 +289,7 @@ class PaymentCommands(SalesCommands):
         reason: str,
         *,
         at: datetime | None = None,
+        request_key: str | None = None,
     ) -> Order:
         """Record a refund and put the voided tickets' seats and quantity back on sale. Idempotent."""
         now = at or utcnow()
@@ -248,7 +299,7 @@ class PaymentCommands(SalesCommands):
             if refund_id in order.refund_ids:
                 return order
             tickets = order.tickets_to_refund(ticket_ids)
-            order.refund(refund_id, [t["id"] for t in tickets], amount, reason, now)
+            order.refund(refund_id, [t["id"] for t in tickets], amount, reason, now, request_key)
             self.save(order, *self._take_back(order, tickets))
             return order
 
@@ -261,8 +312,9 @@ class PaymentCommands(SalesCommands):
             return None
         tickets = order.valid_tickets()
         return self.apply_refund(
-            order_id, refund_id, [t["id"] for t in tickets], sum(t["price"] for t in tickets), reason
-        )
+            order_id, refund_id, [t["id"] for t in tickets], min(sum(t["price"] for t in tickets), order.refundable),
+            reason,
+        )  # fmt: skip
 
     def _take_back(self, order: Order, tickets: list[Any]) -> list[Any]:
         """Seats and quantity of refunded tickets back on sale, or kept for the offer's waitlist

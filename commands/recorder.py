@@ -23,6 +23,9 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+# The sequence order serials come from (`BaseApplication.order_serials`), beside the events.
+ORDER_SERIALS = "order_serials"
+
 
 class ColumnarRecorder(PostgresApplicationRecorder):
     """`PostgresApplicationRecorder` inserting events as four typed arrays.
@@ -51,6 +54,11 @@ class ColumnarRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        self.sql_create_statements.append(
+            SQL("CREATE SEQUENCE IF NOT EXISTS {schema}.{name}").format(
+                schema=Identifier(datastore.schema), name=Identifier(ORDER_SERIALS)
+            )
+        )
         self.insert_columns_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "

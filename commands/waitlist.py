@@ -97,7 +97,7 @@ class WaitlistCommands(SalesCommands):
             now = at or utcnow()
             offer = self.load(offer_id, "offer", Offer)
             show = self.load(offer.event_id, "event", Event)
-            show.check_on_sale()
+            show.check_on_sale(now)
             offer.check_order(quantity, now)
             try:
                 waitlist = self.get_waitlist(offer_id)
@@ -188,7 +188,7 @@ class WaitlistCommands(SalesCommands):
             show = self.load(offer.event_id, "event", Event)
             orders: list[Order] = []
             seats: list[Seat] = []
-            if show.status == "published" and offer.sale_status(now) == "on_sale":
+            if show.status_at(now) == "published" and offer.sale_status(now) == "on_sale":
                 until = now + timedelta(seconds=self.waitlist_policy.offer_seconds)
                 while (head := waitlist.head()) is not None and offer.can_offer(head["quantity"]):
                     order_id = waitlist_order_id(head["id"])
@@ -206,6 +206,7 @@ class WaitlistCommands(SalesCommands):
                         fee_fixed=self.policy.fee_fixed,
                         at=now,
                         hold_until=until,
+                        serial=self.order_serials(1)[0],
                     )
                     for seat in kept:
                         seat.hold_for_waitlist(order.id, until)

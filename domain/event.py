@@ -26,6 +26,28 @@ class WrongEventState(Conflict):
     code = "wrong_event_state"
 
 
+class EventEnded(Conflict):
+    """The show is over (completed): nothing more is sold for it."""
+
+    code = "event_ended"
+
+
+def lifecycle_status(status: str, end_time: datetime, now: datetime) -> str:
+    """The status a show has at `now`: a published show whose end has passed is `completed`.
+
+    Completion follows from the clock alone, so every reader (aggregate, read models, API) agrees
+    at the very second the show ends, without waiting for anything to record it."""
+    return "completed" if status == "published" and now >= end_time else status
+
+
+def check_not_in_past(start_time: datetime, end_time: datetime, now: datetime) -> None:
+    """A show is scheduled (or moved) into the future only."""
+    if start_time < now:
+        raise Invalid("start_time must not be in the past", field="start_time")
+    if end_time <= now:
+        raise Invalid("end_time must be in the future", field="end_time")
+
+
 @dataclass
 class Attraction:
     """A performer or act in the lineup."""
@@ -92,10 +114,13 @@ class Event(Aggregate):
         self.scanners: set[UUID] = set()
 
     @classmethod
-    def schedule(cls, event_id: UUID | None = None, **kwargs: Any) -> Event:
-        """Create a draft after checking the schedule makes sense."""
+    def schedule(cls, event_id: UUID | None = None, *, now: datetime | None = None, **kwargs: Any) -> Event:
+        """Create a draft after checking the schedule makes sense (and, given `now`, that it is
+        not in the past)."""
         if kwargs["end_time"] <= kwargs["start_time"]:
             raise Invalid("end_time must be after start_time", field="end_time")
+        if now is not None:
+            check_not_in_past(kwargs["start_time"], kwargs["end_time"], now)
         if not str(kwargs.get("title", "")).strip():
             raise Invalid("title is required", field="title")
         defaults = {"timezone": "UTC", "days": None, "segment_id": None, "genre_id": None, "sub_genre_id": None}
@@ -103,13 +128,18 @@ class Event(Aggregate):
 
     # Lifecycle -------------------------------------------------------------------------
 
-    def update(self, **changes: Any) -> None:
-        """Change what was sent (PATCH semantics): one event per kind of change, none if nothing changes."""
+    def status_at(self, now: datetime) -> str:
+        return lifecycle_status(self.status, self.end_time, now)
+
+    def update(self, now: datetime | None = None, **changes: Any) -> None:
+        """Change what was sent (PATCH semantics): one event per kind of change, none if nothing
+        changes. Given `now`, a completed show is frozen and a new schedule must lie ahead."""
         unknown = changes.keys() - EDITABLE
         if unknown:
             raise Invalid(f"cannot change {sorted(unknown)}")
-        if self.status in ("cancelled", "completed", "deleted"):
-            raise WrongEventState(f"a {self.status} event cannot be changed")
+        status = self.status if now is None else self.status_at(now)
+        if status in ("cancelled", "completed", "deleted"):
+            raise WrongEventState(f"a {status} event cannot be changed")
         if self.status == "published" and "venue_id" in changes and changes["venue_id"] != self.venue_id:
             raise WrongEventState("a published event keeps its venue")
         start = changes.get("start_time", self.start_time)
@@ -118,6 +148,11 @@ class Event(Aggregate):
             raise Invalid("end_time must be after start_time", field="end_time")
         changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
         new = {k: changes.get(k, getattr(self, k)) for k in EDITABLE}
+        if now is not None and changed.keys() & {"start_time", "end_time"}:
+            if "start_time" in changed and new["start_time"] < now:
+                raise Invalid("an event cannot be rescheduled into the past", field="start_time")
+            if new["end_time"] <= now:
+                raise Invalid("an event cannot be rescheduled into the past", field="end_time")
         if "title" in changed:
             self._retitle(title=new["title"])
         if "description" in changed:
@@ -181,9 +216,11 @@ class Event(Aggregate):
     class Updated(LegacyChanges):
         """Any edit, as recorded before the intent events above; only read from older stores."""
 
-    def publish(self) -> None:
+    def publish(self, now: datetime | None = None) -> None:
         if self.status != "draft":
             raise WrongEventState(f"only drafts can be published (this event is {self.status})")
+        if now is not None and now >= self.end_time:
+            raise EventEnded("this event is over; move it to a new date before publishing it")
         if not self.tiers:
             raise Conflict("add at least one tier before publishing", code="no_tiers")
         self._publish()
@@ -195,9 +232,10 @@ class Event(Aggregate):
     def _publish(self) -> None:
         self.status = "published"
 
-    def cancel(self, reason: str = "") -> None:
-        if self.status not in ("draft", "published"):
-            raise WrongEventState(f"a {self.status} event cannot be cancelled")
+    def cancel(self, reason: str = "", now: datetime | None = None) -> None:
+        status = self.status if now is None else self.status_at(now)
+        if status not in ("draft", "published"):
+            raise WrongEventState(f"a {status} event cannot be cancelled")
         self._cancel(reason=reason)
 
     class Cancelled(Aggregate.Event):
@@ -206,6 +244,14 @@ class Event(Aggregate):
     @event(Cancelled)
     def _cancel(self, reason: str) -> None:
         self.status = "cancelled"
+
+    def withdraw(self, now: datetime, reason: str = "withdrawn by the organizer") -> None:
+        """What DELETE means for a show: a draft is deleted; a published show is cancelled
+        instead (its holds released, paid orders refunded), as its buyers must be told."""
+        if self.status == "draft":
+            self.delete()
+        else:
+            self.cancel(reason, now)
 
     def delete(self) -> None:
         """Drafts can be deleted; published events are cancelled instead."""
@@ -220,9 +266,11 @@ class Event(Aggregate):
     def _delete(self) -> None:
         self.status = "deleted"
 
-    def check_on_sale(self) -> None:
+    def check_on_sale(self, now: datetime | None = None) -> None:
         if self.status != "published":
             raise Conflict("this event is not on sale", code="event_not_on_sale")
+        if now is not None and self.status_at(now) == "completed":
+            raise EventEnded("this event is over; tickets are no longer sold")
 
     # Lineup ------------------------------------------------------------------------
 

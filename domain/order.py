@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, Gone, Invalid, NotFound
+from domain.order_number import order_number
 
 MAX_ITEMS = 50
 MAX_ATTENDEE_NAME = 100
@@ -132,6 +133,8 @@ class Order(Aggregate):
         total: int
         placed_at: datetime
         hold_expires_at: datetime
+        # The human order number (domain/order_number.py); orders placed before numbering have none.
+        number: str | None = None
 
     @event(Placed)
     def __init__(
@@ -145,7 +148,9 @@ class Order(Aggregate):
         total: int,
         placed_at: datetime,
         hold_expires_at: datetime,
+        number: str | None = None,
     ) -> None:
+        self.number = number
         self.buyer_id = buyer_id
         self.event_id = event_id
         self.items = items
@@ -167,6 +172,7 @@ class Order(Aggregate):
         self.tickets: list[Ticket] = []
         self.paid_at: datetime | None = None
         self.ticket_states: dict[UUID, TicketState] = {}
+        self.refund_keys: dict[str, str] = {}
 
     @classmethod
     def place(
@@ -181,8 +187,11 @@ class Order(Aggregate):
         fee_fixed: int,
         at: datetime,
         hold_until: datetime,
+        serial: int | None = None,
     ) -> Order:
-        """Create a held order whose totals are derived from its items (never trusted input)."""
+        """Create a held order whose totals are derived from its items (never trusted input).
+
+        `serial` is the order's unique serial from the store; its human number derives from it."""
         if not items:
             raise Invalid("an order needs at least one item", field="items")
         if len(items) > MAX_ITEMS:
@@ -209,6 +218,7 @@ class Order(Aggregate):
             total=subtotal + fees,
             placed_at=at,
             hold_expires_at=hold_until,
+            number=order_number(serial) if serial is not None else None,
         )
 
     @property
@@ -400,14 +410,33 @@ class Order(Aggregate):
             chosen.append(valid[ticket_id])
         return chosen
 
-    def refund(self, refund_id: str, ticket_ids: list[UUID], amount: int, reason: str, at: datetime) -> None:
-        """Record a refund of these tickets; a refund id already recorded changes nothing."""
+    @property
+    def refundable(self) -> int:
+        """Money paid and not yet given back."""
+        return self.amount_paid - self.amount_refunded
+
+    def refund_of_key(self, request_key: str) -> str | None:
+        """The refund a request with this Idempotency-Key already made, if any."""
+        return self.refund_keys.get(request_key)
+
+    def refund(
+        self,
+        refund_id: str,
+        ticket_ids: list[UUID],
+        amount: int,
+        reason: str,
+        at: datetime,
+        request_key: str | None = None,
+    ) -> None:
+        """Record a refund of these tickets (voided) for `amount`: at most what they cost and
+        what is left to refund (less keeps a fee). A refund id already recorded changes nothing."""
         if refund_id in self.refund_ids:
             return
         tickets = self.tickets_to_refund(ticket_ids)
-        if amount != sum(t["price"] for t in tickets):
+        if not 0 <= amount <= min(sum(t["price"] for t in tickets), self.refundable):
             raise Conflict("refund amount does not match the refunded tickets", code="amount_mismatch")
-        self._refund(refund_id=refund_id, ticket_ids=[t["id"] for t in tickets], amount=amount, reason=reason, at=at)
+        self._refund(refund_id=refund_id, ticket_ids=[t["id"] for t in tickets], amount=amount, reason=reason, at=at,
+                     request_key=request_key)  # fmt: skip
 
     class Refunded(Aggregate.Event):
         refund_id: str
@@ -415,18 +444,60 @@ class Order(Aggregate):
         amount: int
         reason: str
         at: datetime
+        # The Idempotency-Key of the request (None: none sent, or recorded before keys were kept).
+        request_key: str | None = None
 
     @event(Refunded)
-    def _refund(self, refund_id: str, ticket_ids: list[UUID], amount: int, reason: str, at: datetime) -> None:
+    def _refund(
+        self, refund_id: str, ticket_ids: list[UUID], amount: int, reason: str, at: datetime,
+        request_key: str | None = None,
+    ) -> None:  # fmt: skip
         voided = set(ticket_ids)
         self.tickets = [{**t, "status": "voided"} if t["id"] in voided else t for t in self.tickets]
-        self.amount_refunded += amount
-        self.refund_ids = [*self.refund_ids, refund_id]
+        self._record_refund(refund_id, amount, request_key)
         fully = not self.valid_tickets()
         self.status = "refunded" if fully else "partially_refunded"
         self.payment_status = "refunded" if fully else "partially_refunded"
         if fully:
             self.closed_at = at
+
+    def refund_amount(
+        self, refund_id: str, amount: int, reason: str, at: datetime, request_key: str | None = None
+    ) -> None:
+        """Give back part of the money while every ticket stays valid (a goodwill gesture, a
+        price drop). Less than what is left to refund: all of it is a full refund of the tickets."""
+        if refund_id in self.refund_ids:
+            return
+        if self.status not in ("paid", "partially_refunded"):
+            raise WrongOrderState(f"only paid orders can be refunded (this one is {self.status})")
+        if not self.valid_tickets():
+            raise WrongOrderState("every ticket of this order is already refunded")
+        if not 0 < amount < self.refundable:
+            raise Conflict(
+                f"a partial refund is more than 0 and less than the {self.refundable} (minor units) left to refund",
+                code="amount_mismatch",
+            )
+        self._refund_amount(refund_id=refund_id, amount=amount, reason=reason, at=at, request_key=request_key)
+
+    class AmountRefunded(Aggregate.Event):
+        """Money given back without voiding any ticket."""
+
+        refund_id: str
+        amount: int
+        reason: str
+        at: datetime
+        request_key: str | None
+
+    @event(AmountRefunded)
+    def _refund_amount(self, refund_id: str, amount: int, reason: str, at: datetime, request_key: str | None) -> None:
+        self._record_refund(refund_id, amount, request_key)
+        self.status = self.payment_status = "partially_refunded"
+
+    def _record_refund(self, refund_id: str, amount: int, request_key: str | None) -> None:
+        self.amount_refunded += amount
+        self.refund_ids = [*self.refund_ids, refund_id]
+        if request_key is not None:
+            self.refund_keys = {**self.refund_keys, request_key: refund_id}
 
     # At the door and after ------------------------------------------------------------
 

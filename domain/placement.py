@@ -58,6 +58,7 @@ def place_order(
     find: Find,
     policy: SalesPolicy,
     now: datetime,
+    serial: int | None = None,
 ) -> tuple[Order, list[Offer | Seat]]:
     """Check the request completely, then (only then) hold its inventory.
 
@@ -71,7 +72,7 @@ def place_order(
     if len(event_ids) != 1:
         raise Invalid("all items of an order must be for one event", field="items")
     show = find(event_ids.pop(), "event", Event)
-    show.check_on_sale()
+    show.check_on_sale(now)
     currencies = {o.currency for o in offers.values()}
     if len(currencies) != 1:
         raise Invalid("all items of an order must share one currency", field="items")
@@ -127,6 +128,7 @@ def place_order(
         fee_fixed=policy.fee_fixed,
         at=now,
         hold_until=hold_until,
+        serial=serial,
     )
     # Everything was checked above, so none of these can fail half-way through the order.
     touched: list[Offer | Seat] = []

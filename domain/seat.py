@@ -195,8 +195,11 @@ class Seat(Aggregate):
         self.status = "available"
 
     def block(self) -> None:
+        """Take a free seat off sale (house seats, a broken chair); blocking it again is no change."""
+        if self.status == "blocked":
+            return
         if self.status != "available":
-            raise SeatTaken("only available seats can be blocked")
+            raise SeatTaken(f"seat {self.label} is {self.status}: only available seats can be blocked")
         self._block()
 
     class Blocked(Aggregate.Event):
@@ -207,8 +210,11 @@ class Seat(Aggregate):
         self.status = "blocked"
 
     def unblock(self) -> None:
+        """Put a blocked seat back on sale; a seat already on sale is no change."""
+        if self.status == "available":
+            return
         if self.status != "blocked":
-            raise Conflict("seat is not blocked", code="seat_not_blocked")
+            raise Conflict(f"seat {self.label} is {self.status}, not blocked", code="seat_not_blocked")
         self._unblock()
 
     class Unblocked(Aggregate.Event):

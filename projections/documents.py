@@ -74,6 +74,7 @@ class TicketDocument:
     currency: str
     holder_name: str | None = None
     status: str = "valid"
+    order_number: str | None = None
 
 
 def qr_png(data: str, *, scale: int = 8) -> bytes:
@@ -215,6 +216,8 @@ def _ticket_page(pdf: FPDF, ticket: TicketDocument) -> None:
     if ticket.holder_name and ticket.holder_name.strip():
         fields.append(("Name", ticket.holder_name))
     fields.append(("Price", f"{ticket.price} {ticket.currency}"))
+    if ticket.order_number:
+        fields.append(("Order", ticket.order_number))
     if ticket.status not in {"valid", "voided"}:
         fields.append(("Status", ticket.status.replace("_", " ").capitalize()))
     for label, value in fields:

@@ -18,12 +18,13 @@ COLUMNS = {
     "placed_at": "timestamptz", "hold_expires_at": "timestamptz", "closed_at": "timestamptz",
     "updated_at": "timestamptz", "payment_status": "text", "payment_intent_id": "text", "amount_paid": "bigint",
     "amount_refunded": "bigint", "paid_at": "timestamptz", "last_payment_error": "text",
-    "payment_failures": "integer",
+    "payment_failures": "integer", "number": "text", "refunds": "jsonb", "tickets_refunded": "integer",
 }  # fmt: skip
 # What the order's later events change.
 MUTABLE = (
     "status", "hold_expires_at", "closed_at", "updated_at", "payment_status", "payment_intent_id", "amount_paid",
-    "amount_refunded", "paid_at", "last_payment_error", "payment_failures",
+    "amount_refunded", "paid_at", "last_payment_error", "payment_failures", "refunds", "tickets_refunded",
+    "ticket_count",  # never changed; read so a refund can tell whether any ticket is left valid
 )  # fmt: skip
 
 
@@ -43,6 +44,12 @@ class OrdersView(ReadModelView):
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS paid_at timestamptz",
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS last_payment_error text",
         "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS payment_failures integer NOT NULL DEFAULT 0",
+        "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS number text",
+        # Each refund: {id, amount, ticket_ids, reason, at}; how many tickets refunds voided.
+        "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS refunds jsonb NOT NULL DEFAULT '[]'",
+        "ALTER TABLE read.orders ADD COLUMN IF NOT EXISTS tickets_refunded integer NOT NULL DEFAULT 0",
+        # Unique in the store already (domain/order_number.py); the index is for looking one up.
+        "CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON read.orders (number)",
         "CREATE INDEX IF NOT EXISTS orders_buyer ON read.orders (buyer_id, placed_at DESC)",
         "CREATE INDEX IF NOT EXISTS orders_intent ON read.orders (payment_intent_id)",
         "CREATE INDEX IF NOT EXISTS orders_event ON read.orders (event_id, placed_at DESC)",
@@ -84,7 +91,8 @@ class OrdersProjection(ReadModel[OrdersView]):
             "ticket_count": sum(i["quantity"] for i in items), "placed_at": e.placed_at,
             "hold_expires_at": e.hold_expires_at, "closed_at": None, "updated_at": e.timestamp,
             "payment_status": "unpaid", "payment_intent_id": None, "amount_paid": 0, "amount_refunded": 0,
-            "paid_at": None, "last_payment_error": None, "payment_failures": 0,
+            "paid_at": None, "last_payment_error": None, "payment_failures": 0, "number": e.number,
+            "refunds": [], "tickets_refunded": 0,
         }  # fmt: skip
 
         def insert(row: Row | None) -> Row | None:  # ON CONFLICT (id) DO NOTHING
@@ -121,18 +129,40 @@ class OrdersProjection(ReadModel[OrdersView]):
 
     @process_event.register
     def _(self, e: Order.LatePaymentRefunded, tracking: Tracking) -> None:
-        self._set(e, tracking, status="refunded", payment_status="refunded", payment_intent_id=e.payment_intent_id,
-                  amount_paid=e.amount, amount_refunded=e.amount, closed_at=e.at)  # fmt: skip
+        def refund(row: Row | None) -> Row | None:
+            if row is None:
+                return None
+            return {**row, "status": "refunded", "payment_status": "refunded",
+                    "payment_intent_id": e.payment_intent_id, "amount_paid": e.amount, "amount_refunded": e.amount,
+                    "closed_at": e.at, "updated_at": e.timestamp,
+                    "refunds": [*row["refunds"], _refund(e.refund_id, e.amount, [], "late payment", e.at)]}  # fmt: skip
+
+        self._change(e, tracking, refund)
 
     @process_event.register
     def _(self, e: Order.Refunded, tracking: Tracking) -> None:
         def refund(row: Row | None) -> Row | None:
             if row is None:
                 return None
-            refunded = row["amount_refunded"] + e.amount
-            status = "refunded" if refunded >= row["amount_paid"] else "partially_refunded"
-            return {**row, "amount_refunded": refunded, "status": status, "payment_status": status,
-                    "updated_at": e.timestamp}  # fmt: skip
+            # As the order decides: refunded once no ticket is left valid, whatever the money.
+            voided = row["tickets_refunded"] + len(e.ticket_ids)
+            status = "refunded" if voided >= row["ticket_count"] else "partially_refunded"
+            return {**row, "amount_refunded": row["amount_refunded"] + e.amount, "status": status,
+                    "payment_status": status, "tickets_refunded": voided, "updated_at": e.timestamp,
+                    "closed_at": e.at if status == "refunded" else row["closed_at"],
+                    "refunds": [*row["refunds"], _refund(e.refund_id, e.amount, e.ticket_ids, e.reason, e.at)],
+                    }  # fmt: skip
+
+        self._change(e, tracking, refund)
+
+    @process_event.register
+    def _(self, e: Order.AmountRefunded, tracking: Tracking) -> None:
+        def refund(row: Row | None) -> Row | None:
+            if row is None:
+                return None
+            return {**row, "amount_refunded": row["amount_refunded"] + e.amount, "status": "partially_refunded",
+                    "payment_status": "partially_refunded", "updated_at": e.timestamp,
+                    "refunds": [*row["refunds"], _refund(e.refund_id, e.amount, [], e.reason, e.at)]}  # fmt: skip
 
         self._change(e, tracking, refund)
 
@@ -148,3 +178,8 @@ class OrdersProjection(ReadModel[OrdersView]):
         with self.view.writing(tracking):
             batch: RowBatch = self.view.pending
             batch.change(e.originator_id, change)
+
+
+def _refund(refund_id: str, amount: int, ticket_ids: list[Any], reason: str, at: Any) -> dict[str, Any]:
+    return {"id": refund_id, "amount": amount, "ticket_ids": [str(t) for t in ticket_ids], "reason": reason,
+            "at": at.isoformat()}  # fmt: skip

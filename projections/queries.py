@@ -14,16 +14,30 @@ from psycopg.rows import DictRow, tuple_row
 Row = dict[str, Any]
 Conn = AsyncConnection[DictRow]
 
-OFFER_STATUS_SQL = """CASE
-    WHEN o.sale_end_time IS NOT NULL AND now() >= o.sale_end_time THEN 'ended'
-    WHEN o.status = 'paused' THEN 'paused'
-    WHEN o.sale_start_time IS NOT NULL AND now() < o.sale_start_time THEN 'scheduled'
-    ELSE 'on_sale' END"""
-
 OFFER_AVAILABLE_SQL = """CASE
     WHEN o.tier_kind = 'seated' AND o.quantity_for_sale IS NULL THEN t.seats_available
     WHEN o.tier_kind = 'seated' THEN least(t.seats_available, greatest(o.quantity_for_sale - o.held - o.sold, 0))
     ELSE greatest(o.quantity_for_sale - o.held - o.sold, 0) END"""
+
+# As `Offer.sale_status` says, plus what the offer's read row knows besides: an offer of a show
+# that is over has `ended` (the show is completed), and one with nothing left is `sold_out`.
+OFFER_STATUS_SQL = f"""CASE
+    WHEN o.sale_end_time IS NOT NULL AND now() >= o.sale_end_time THEN 'ended'
+    WHEN e.end_time IS NOT NULL AND now() >= e.end_time THEN 'ended'
+    WHEN o.status = 'paused' THEN 'paused'
+    WHEN o.sale_start_time IS NOT NULL AND now() < o.sale_start_time THEN 'scheduled'
+    WHEN ({OFFER_AVAILABLE_SQL}) <= 0 THEN 'sold_out'
+    ELSE 'on_sale' END"""
+
+# Tickets sold (paid, not refunded): counted on the offer where it keeps a quota; a seated offer
+# without one sells its tier's seats, so its valid tickets are counted.
+OFFER_SOLD_SQL = """CASE WHEN o.quantity_for_sale IS NOT NULL THEN o.sold
+    ELSE (SELECT count(*) FROM read.tickets k WHERE k.event_id = o.event_id AND k.offer_id = o.id
+          AND k.status <> 'voided') END"""
+
+OFFER_SELECT = f"""SELECT o.*, {OFFER_STATUS_SQL} AS sale_status, {OFFER_AVAILABLE_SQL} AS available,
+       {OFFER_SOLD_SQL} AS sold_count, t.name AS tier_name
+    FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id LEFT JOIN read.events e ON e.id = o.event_id"""
 
 
 async def _all(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
@@ -172,22 +186,21 @@ async def tier(conn: Conn, tier_id: UUID) -> Row | None:
 
 
 async def offers(conn: Conn, event_id: UUID) -> list[Row]:
-    return await _all(
+    return await _all(conn, f"{OFFER_SELECT} WHERE o.event_id = %s ORDER BY o.price, o.created_at, o.id", (event_id,))
+
+
+async def offers_page(conn: Conn, event_id: UUID, page: int, page_size: int) -> tuple[list[Row], int]:
+    rows = await _all(
         conn,
-        f"""SELECT o.*, {OFFER_STATUS_SQL} AS sale_status, {OFFER_AVAILABLE_SQL} AS available, t.name AS tier_name
-            FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id
-            WHERE o.event_id = %s ORDER BY o.price, o.created_at, o.id""",
-        (event_id,),
+        f"""{OFFER_SELECT} WHERE o.event_id = %s ORDER BY o.price, o.created_at, o.id LIMIT %s OFFSET %s""",
+        (event_id, page_size, (page - 1) * page_size),
     )
+    total = await _count(conn, "SELECT count(*) FROM read.offers WHERE event_id = %s", (event_id,))
+    return rows, total
 
 
 async def offer(conn: Conn, offer_id: UUID) -> Row | None:
-    return await _one(
-        conn,
-        f"""SELECT o.*, {OFFER_STATUS_SQL} AS sale_status, {OFFER_AVAILABLE_SQL} AS available, t.name AS tier_name
-            FROM read.offers o JOIN read.tiers t ON t.id = o.tier_id WHERE o.id = %s""",
-        (offer_id,),
-    )
+    return await _one(conn, f"{OFFER_SELECT} WHERE o.id = %s", (offer_id,))
 
 
 async def seat_map_version(conn: Conn, event_id: UUID) -> Row | None:
@@ -245,9 +258,18 @@ async def seat_changes(conn: Conn, event_id: UUID, since: int) -> list[tuple[UUI
 
 
 async def orders_of(
-    conn: Conn, buyer_id: UUID | None, status: str | None, page: int, page_size: int, event_id: UUID | None = None
+    conn: Conn,
+    buyer_id: UUID | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+    event_id: UUID | None = None,
+    *,
+    number: str | None = None,
 ) -> tuple[list[Row], int]:
-    clauses, params = ["true"], {"buyer": buyer_id, "status": status, "event": event_id,
+    """Orders newest first: one buyer's (or everyone's, `buyer_id` None), by status, show and
+    human order number."""
+    clauses, params = ["true"], {"buyer": buyer_id, "status": status, "event": event_id, "number": number,
                                  "limit": page_size, "offset": (page - 1) * page_size}  # fmt: skip
     if buyer_id is not None:
         clauses.append("buyer_id = %(buyer)s")
@@ -255,6 +277,8 @@ async def orders_of(
         clauses.append("status = %(status)s")
     if event_id is not None:
         clauses.append("event_id = %(event)s")
+    if number is not None:
+        clauses.append("number = %(number)s")
     where = " AND ".join(clauses)
     rows = await _all(
         conn,
@@ -284,9 +308,10 @@ async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
 
 TICKET_SQL = """SELECT t.*, e.title AS event_title, e.start_time AS event_start_time, e.timezone,
        e.venue_name, tr.name AS tier_name, tr.day AS tier_day, s.section, s.row_label, s.label AS seat,
-       n.attendee_name
+       n.attendee_name, o.number AS order_number
     FROM read.tickets t
     JOIN read.events e ON e.id = t.event_id
+    LEFT JOIN read.orders o ON o.id = t.order_id
     LEFT JOIN read.tiers tr ON tr.id = t.tier_id
     LEFT JOIN read.seats s ON s.id = t.seat_id
     LEFT JOIN read.attendee_names n ON n.ticket_id = t.id"""
@@ -324,12 +349,18 @@ async def ticket(conn: Conn, ticket_id: UUID) -> Row | None:
 # Categories and lineup -------------------------------------------------------------------
 
 
-async def categories(conn: Conn, level: str, parent_id: UUID | None) -> list[Row]:
-    if parent_id is None:
-        return await _all(conn, "SELECT * FROM read.categories WHERE level = %s ORDER BY name", (level,))
-    return await _all(
-        conn, "SELECT * FROM read.categories WHERE level = %s AND parent_id = %s ORDER BY name", (level, parent_id)
+async def categories(
+    conn: Conn, level: str, parent_id: UUID | None, page: int = 1, page_size: int = 100
+) -> tuple[list[Row], int]:
+    """One level of the tree (under `parent_id`), by name, a page of it and the total."""
+    where = "level = %(level)s AND parent_id IS NOT DISTINCT FROM %(parent)s"
+    params = {"level": level, "parent": parent_id, "limit": page_size, "offset": (page - 1) * page_size}
+    rows = await _all(
+        conn,
+        f"SELECT * FROM read.categories WHERE {where} ORDER BY name, id LIMIT %(limit)s OFFSET %(offset)s",
+        params,
     )
+    return rows, await _count(conn, f"SELECT count(*) FROM read.categories WHERE {where}", params)
 
 
 async def category(conn: Conn, category_id: UUID) -> Row | None:

@@ -146,3 +146,18 @@ def publish_show(
 
 def order(client: httpx.Client, token: str, items: list[dict[str, Any]], **headers: str) -> httpx.Response:
     return client.post("/orders", headers={**bearer(token), **headers}, json={"items": items})
+
+
+def all_pages(client: httpx.Client, path: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every item of a paginated list route, walking its pages (100 at a time)."""
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        sep = "&" if "?" in path else "?"
+        r = client.get(f"{path}{sep}page={page}&page_size=100", headers=headers or {})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items.extend(body["data"])
+        if page >= body["pagination"]["total_pages"]:
+            return items
+        page += 1

@@ -8,7 +8,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from tests.e2e.conftest import bearer, order, publish_show, register
+from tests.e2e.conftest import all_pages, bearer, order, publish_show, register
 
 
 def make_venue(client: httpx.Client, admin: str, city: str = "Berlin") -> dict[str, Any]:
@@ -44,9 +44,10 @@ def test_category_tree_is_public_to_read_and_admin_only_to_grow(client: httpx.Cl
     genre = client.post(f"/segments/{seg_id}/genres", headers=bearer(admin_token), json={"name": "Rock"}).json()
     sub = client.post(f"/genres/{genre['id']}/sub-genres", headers=bearer(admin_token), json={"name": "Indie Rock"})
     assert sub.status_code == 201 and sub.json()["parent_id"] == genre["id"] and sub.json()["slug"] == "indie-rock"
-    assert name in [s["name"] for s in client.get("/segments").json()]
-    assert [g["name"] for g in client.get(f"/segments/{seg_id}/genres").json()] == ["Rock"]
-    assert [g["name"] for g in client.get(f"/genres/{genre['id']}/sub-genres").json()] == ["Indie Rock"]
+    assert name in [s["name"] for s in all_pages(client, "/segments")]
+    genres = client.get(f"/segments/{seg_id}/genres").json()
+    assert [g["name"] for g in genres["data"]] == ["Rock"] and genres["pagination"]["total_items"] == 1
+    assert [g["name"] for g in client.get(f"/genres/{genre['id']}/sub-genres").json()["data"]] == ["Indie Rock"]
     assert client.get(f"/segments/{uuid4()}/genres").status_code == 404
     assert client.get(f"/genres/{seg_id}/sub-genres").status_code == 404  # a segment is not a genre
     assert (
@@ -89,15 +90,15 @@ def test_event_lifecycle_rules(client: httpx.Client, admin_token: str) -> None:
     assert client.delete(f"/events/{event['id']}", headers=h).status_code == 204
     assert client.get(f"/events/{event['id']}", headers=h).status_code == 404
 
-    # Published: keeps its venue, cannot be deleted; cancelled: frozen, cannot be republished.
+    # Published: keeps its venue; cancelled: frozen, cannot be republished.
     show = publish_show(client, admin_token, ga_quantity=5, seats=2)
     oh = bearer(show.organizer)
     moved = client.patch(f"/events/{show.id}", headers=oh, json={"venue_id": other_venue["id"]})
     assert moved.status_code == 409 and moved.json()["code"] == "wrong_event_state"
     assert client.patch(f"/events/{show.id}", headers=oh, json={"description": "Updated"}).status_code == 200
-    assert client.delete(f"/events/{show.id}", headers=oh).status_code == 409
     assert client.post(f"/events/{show.id}/publish", headers=oh).status_code == 409
     assert client.post(f"/events/{show.id}/cancel", headers=oh).status_code == 200
+    assert client.delete(f"/events/{show.id}", headers=oh).status_code == 409
     assert client.post(f"/events/{show.id}/publish", headers=oh).status_code == 409
     assert client.patch(f"/events/{show.id}", headers=oh, json={"title": "Back"}).status_code == 409
     # Someone else's published event: visible, not writable.

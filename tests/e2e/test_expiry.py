@@ -46,7 +46,7 @@ def test_an_expired_hold_returns_seats_and_quantity(short_holds: httpx.Client, a
         status = client.get(f"/orders/{placed['id']}", headers=bearer(buyer)).json()["status"]
     assert status == "expired"
 
-    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()}
+    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     assert offers[show.ga_offer]["available"] == 3
     seat_map = client.get(f"/events/{show.id}/seat-map").json()
     assert all(s["status"] == "available" for sec in seat_map["sections"] for row in sec["rows"] for s in row["seats"])

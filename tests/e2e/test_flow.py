@@ -40,7 +40,7 @@ def test_organizer_puts_an_event_on_sale_and_a_buyer_holds_seats_and_tickets(
     seat_map = client.get(f"/events/{show.id}/seat-map").json()
     statuses = {s["id"]: s["status"] for sec in seat_map["sections"] for row in sec["rows"] for s in row["seats"]}
     assert statuses[show.seats[0]] == "held"
-    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()}
+    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     assert offers[show.ga_offer]["available"] == 7
     assert offers[show.seat_offer]["available"] == 4
 
@@ -51,7 +51,7 @@ def test_organizer_puts_an_event_on_sale_and_a_buyer_holds_seats_and_tickets(
     # Cancelling returns everything at once.
     cancelled = client.post(f"/orders/{placed['id']}/cancel", headers=bearer(buyer))
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()}
+    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     assert offers[show.ga_offer]["available"] == 10
     assert client.post(f"/orders/{placed['id']}/cancel", headers=bearer(buyer)).status_code == 409
 
@@ -74,7 +74,7 @@ def test_an_idempotency_key_replays_the_same_order(client: httpx.Client, admin_t
     again = order(client, buyer, items, **{"Idempotency-Key": "checkout-1"})
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["id"] == again.json()["id"]
-    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()}
+    offers = {o["id"]: o for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     assert offers[show.ga_offer]["available"] == 3
 
 

@@ -188,7 +188,7 @@ def test_a_partial_refund_voids_only_those_tickets(
     placed = order(client, buyer, [{"offer_id": show.ga_offer, "quantity": 3}]).json()
     pay(stripe_client, start(client, buyer, placed["id"])["payment_intent_id"])
     paid = wait_for(lambda: (o := get_order(client, buyer, placed["id"]))["status"] == "paid" and o)
-    available_before = {o["id"]: o["available"] for o in client.get(f"/events/{show.id}/offers").json()}
+    available_before = {o["id"]: o["available"] for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     first = paid["tickets"][0]
 
     r = client.post(f"/orders/{placed['id']}/refund", headers=bearer(buyer), json={"ticket_ids": [first["id"]]})
@@ -197,7 +197,7 @@ def test_a_partial_refund_voids_only_those_tickets(
     assert refunded["status"] == "partially_refunded" and refunded["amount_refunded"] == "25.00"
     statuses = {t["id"]: t["status"] for t in refunded["tickets"]}
     assert statuses.pop(first["id"]) == "voided" and set(statuses.values()) == {"valid"}
-    available = {o["id"]: o["available"] for o in client.get(f"/events/{show.id}/offers").json()}
+    available = {o["id"]: o["available"] for o in client.get(f"/events/{show.id}/offers").json()["data"]}
     assert available[show.ga_offer] == available_before[show.ga_offer] + 1
     refunds = stripe_client.v1.refunds.list(params={"payment_intent": paid["payment_intent_id"]}).data
     assert sum(x.amount for x in refunds) == 2500
