@@ -234,6 +234,8 @@ def open_accounts(settings: Settings, *, create_tables: bool = False) -> Account
 
 def migrate(settings: Settings) -> None:
     """Create the event stores and every read model's tables (idempotent)."""
+    from eventsourcing.persistence import Tracking
+
     from projections.base import ReadModel
     from projections.models import READ_MODELS, open_view
     from projections.notifier import NotifierProjection
@@ -245,9 +247,27 @@ def migrate(settings: Settings) -> None:
     )
     for app in apps:
         app.close()
+    notifier_is_new = not _table_exists(settings, "read.mail_outbox")
     models: list[type[ReadModel[Any]]] = [*READ_MODELS.values(), NotifierProjection]
     for projection_class in models:
-        open_view(settings.eventsourcing_env(), projection_class, create_tables=True).datastore.close()
+        view = open_view(settings.eventsourcing_env(), projection_class, create_tables=True)
+        if projection_class is NotifierProjection and notifier_is_new:
+            # A notifier installed on a store with history starts at its head: the mails of the
+            # past (confirmations, reminders of shows long over) are not sent to buyers now.
+            boxoffice = open_boxoffice(settings)
+            head = boxoffice.recorder.max_notification_id() or 0
+            if head:
+                view.insert_tracking(Tracking(application_name=boxoffice.name, notification_id=head))
+            boxoffice.close()
+        view.datastore.close()
+
+
+def _table_exists(settings: Settings, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    return row is not None and row[0] is not None
 
 
 def create_admin(settings: Settings, *, email: str, password: str, username: str) -> None:

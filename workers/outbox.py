@@ -167,7 +167,7 @@ class Composer:
                 event_title=r["event_title"], venue_name=r["venue_name"], event_start_time=r["event_start_time"],
                 timezone=r["timezone"], tier_name=r["tier_name"] or "", section=r["section"], row=r["row_label"],
                 seat=r["seat"], price=money(r["price"], r["currency"]).split(" ")[0], currency=r["currency"],
-                holder_name=r["attendee_name"],
+                holder_name=r["attendee_name"], order_number=r.get("order_number"),
             )
             for r in valid
         ]  # fmt: skip
@@ -187,7 +187,7 @@ class Composer:
         if not rows:
             raise NotReady(f"tickets of order {order['id']} not in the read model yet")
         mail = render(
-            n.ORDER_CONFIRMED, **self.common(who), order_id=order["id"], event=self.event(order["event_id"]),
+            n.ORDER_CONFIRMED, **self.common(who), order_id=order_ref(order), event=self.event(order["event_id"]),
             tickets=self.ticket_lines(rows), total=money(order["amount_paid"] or order["total"], order["currency"]),
             attachments=self.pdf(rows),
         )  # fmt: skip
@@ -200,7 +200,7 @@ class Composer:
             return None  # paid since, or closed: the failure no longer matters
         event = self.event(order["event_id"])
         mail = render(
-            n.PAYMENT_FAILED, **self.common(who), order_id=order["id"], event=event, reason=data["reason"],
+            n.PAYMENT_FAILED, **self.common(who), order_id=order_ref(order), event=event, reason=data["reason"],
             hold_until=local_time(order["hold_expires_at"], event["timezone"]),
             order_link=f"{self.base}/api/v1/orders/{order['id']}",
         )  # fmt: skip
@@ -213,7 +213,7 @@ class Composer:
             return None
         rows = self.tickets("t.id = ANY(%s)", ([UUID(t) for t in data["ticket_ids"]],))
         mail = render(
-            kind, **self.common(who), order_id=order["id"], event=self.event(order["event_id"]),
+            kind, **self.common(who), order_id=order_ref(order), event=self.event(order["event_id"]),
             tickets=self.ticket_lines(rows), amount=money(data["amount"], order["currency"]),
             reason="" if kind == n.EVENT_CANCELLED else data["reason"], cancel_reason="",
         )  # fmt: skip
@@ -282,7 +282,7 @@ class Composer:
         event = self.event(order["event_id"])
         until = datetime.fromisoformat(data["until"])
         mail = render(
-            n.WAITLIST_OFFER, **self.common(who), event=event, order_id=order["id"], quantity=data["quantity"],
+            n.WAITLIST_OFFER, **self.common(who), event=event, order_id=order_ref(order), quantity=data["quantity"],
             total=money(order["total"], order["currency"]), until=local_time(until, event["timezone"]),
             order_link=f"{self.base}/api/v1/orders/{order['id']}",
         )  # fmt: skip
@@ -293,3 +293,8 @@ def _seat(row: DictRow) -> str:
     parts = [row["section"], f"row {row['row_label']}" if row["row_label"] else None,
              f"seat {row['seat']}" if row["seat"] else None]  # fmt: skip
     return ", ".join(p for p in parts if p)
+
+
+def order_ref(order: DictRow) -> Any:
+    """How a mail names an order: its short number (orders placed before numbering: its id)."""
+    return order["number"] or order["id"]
