@@ -104,7 +104,7 @@ def test_paying_an_order_mails_the_tickets_as_a_pdf_with_links_to_each(
     assert_well_formed(mail, address)
     assert mail["Message-ID"].strip().startswith(f"<order_confirmed.{placed['id']}.")
     text, html = body(mail), body(mail, "html")
-    assert placed["id"] in text and "90.00 EUR" in text and "Ирина Петрова" in text
+    assert placed["number"] in text and placed["number"] in html and "90.00 EUR" in text and "Ирина Петрова" in text
     # What the buyer typed is escaped in the HTML part, shown as typed in the text part.
     assert "&lt;b&gt;Βασίλης&lt;/b&gt;" in html and "<b>Βασίλης</b>" not in html and "<b>Βασίλης</b>" in text
     codes = {human_code(UUID(t["id"])) for t in paid["tickets"]}
@@ -135,7 +135,7 @@ def test_a_declined_card_mails_that_the_payment_failed(
     mail = mailbox.wait_for(address, subject_starts("Payment failed"), what="payment failed")
     assert_well_formed(mail, address)
     text = body(mail)
-    assert placed["id"] in text and "held for you until" in text
+    assert placed["number"] in text and "held for you until" in text
     assert get_order(client, token, placed["id"])["last_payment_error"].split()[0] in text
 
 
