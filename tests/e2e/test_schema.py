@@ -26,6 +26,9 @@ def test_no_server_errors_and_responses_match_their_schema(service: str, admin_t
         "--seed", "1",
         "--workers", "2",
         "--request-timeout", "30",
+        # Generating a venue layout (nested sections, rows, seats) is slow on a loaded machine;
+        # that says nothing about the service, so only that health check is off.
+        "--suppress-health-check", "too_slow",
         "--header", f"Authorization: Bearer {admin_token}",
         "--report", "junit",
         "--report-dir", str(report),

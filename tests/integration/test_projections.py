@@ -130,9 +130,17 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: 
 
     # However the log is cut into batches (one event each, a few, one page), the result is the same.
     for page in (1, 7, 5000):
-        counts = rebuild(settings.eventsourcing_env(), page=page)
+        for _ in range(5):
+            # In the whole suite the e2e stack shares this store and its worker may still write
+            # (a hold expiring): a rebuild is compared with the live models of the same log.
+            head = boxoffice.recorder.max_notification_id()
+            catch_up(settings, boxoffice)
+            live = dump(settings)
+            counts = rebuild(settings.eventsourcing_env(), page=page)
+            rebuilt = dump(settings)
+            if boxoffice.recorder.max_notification_id() == head:
+                break
         assert set(counts) == set(READ_MODELS)
-        rebuilt = dump(settings)
         for table in live:
             assert rebuilt[table] == live[table], (page, table)
 
