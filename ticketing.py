@@ -15,6 +15,7 @@ wiring, CLI, in that order.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import sys
@@ -76,7 +77,12 @@ class Settings:
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     public_url: str = ""
-    # Per-client (IP) limits, "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
+    # Peers (addresses or CIDRs) whose X-Forwarded-For names the client; nobody else's is read.
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    # Bearer token that opens /metrics and the detail of /ready (admins may use theirs); empty: admins only.
+    metrics_token: str = ""
+    # Per-client limits (the account on authenticated routes, else the address; logins: failures
+    # only), "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "20/hour"
@@ -121,6 +127,8 @@ class Settings:
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
             public_url=env.get("PUBLIC_URL", "").rstrip("/"),
+            trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
+            metrics_token=env.get("METRICS_TOKEN", ""),
             rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("false", "0", "no", "off"),
             rate_limit_login=env.get("RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_register=env.get("RATE_LIMIT_REGISTER", "20/hour"),
@@ -170,6 +178,11 @@ class Settings:
             "AGGREGATE_CACHE_FASTFORWARD": "y",
             "CREATE_TABLE": "y" if create_tables else "n",
         }
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or CIDRs, each checked (ValueError if not one)."""
+    return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in text.split(",") if part.strip())
 
 
 def _dev_secret(data_dir: Path) -> str:

@@ -26,7 +26,7 @@ from litestar.types import ASGIApp
 from api.errors import EXCEPTION_HANDLERS
 from api.fastlane import FastLane
 from api.inputs import RefuseBadUrls, check_request
-from api.limits import RateLimits, rate_limits
+from api.limits import RateLimits, failed_logins, rate_limits
 from api.observability import Observe, log_access_as_json_lines, request_metrics
 from api.routes import API_ROUTES
 from api.seatmap_cache import SeatMaps
@@ -88,7 +88,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
         cors_config=cors,
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,
-        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config}),
+        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config, "failed_logins": failed_logins(settings)}),
         debug=False,
     )
 

@@ -1,0 +1,112 @@
+"""The HTTP edge in production shape: rate limits behind a trusted proxy, per account and for
+failed logins only; /metrics and the detail of /ready behind a token; oversized headers; ticket
+codes that outlive a rotated JWT secret.
+
+The `edge` deployment runs on the same stack as the main one, with low limits, a trusted proxy
+(127.0.0.1, where the tests connect from), a metrics token and its own JWT secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from tests.conftest import start_service
+from tests.e2e.conftest import PASSWORD, bearer, register_with_email, stateless_client
+from ticketing import Settings
+from workers.supervisor import proxy_options
+
+LOGINS, ORDERS = 3, 3
+METRICS_TOKEN = "metrics-" + "m" * 32
+
+
+@pytest.fixture(scope="module")
+def edge(stack_env: dict[str, str], settings: Settings, service: str) -> Iterator[str]:
+    env = {
+        **stack_env,
+        "TRUSTED_PROXIES": "127.0.0.1/32, ::1",
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "JWT_SECRET": "rotated-" + "r" * 40,
+        "RATE_LIMIT_LOGIN": f"{LOGINS}/minute",
+        "RATE_LIMIT_ORDERS": f"{ORDERS}/minute",
+    }
+    with start_service(env, "e2e-edge", web_workers=1) as processes:
+        yield processes.base_url
+
+
+def forwarded(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def login(c: httpx.Client, email: str, password: str, address: str) -> httpx.Response:
+    return c.post("/auth/login", json={"email": email, "password": password}, headers=forwarded(address))
+
+
+# Rate limits ---------------------------------------------------------------------------------
+
+
+def test_proxy_headers_are_read_only_from_trusted_proxies() -> None:
+    assert proxy_options("") == ["--no-proxy-headers"]
+    assert proxy_options(" 10.0.0.0/8 , 192.168.1.1") == [
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "10.0.0.0/8,192.168.1.1",
+    ]
+    assert Settings.from_env({"TRUSTED_PROXIES": "10.0.0.1/8, ::1"}).trusted_proxies == ("10.0.0.0/8", "::1/128")
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6"):
+        Settings.from_env({"TRUSTED_PROXIES": "proxy.example.com"})
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_budget(edge: str) -> None:
+    with stateless_client(edge) as c:
+        first = [
+            login(c, f"nobody-{uuid4().hex}@example.com", "wrong-password", "203.0.113.7") for _ in range(LOGINS + 1)
+        ]
+        assert [r.status_code for r in first] == [401] * LOGINS + [429]
+        # Another client behind the same proxy is not refused; the first still is.
+        assert login(c, f"nobody-{uuid4().hex}@example.com", "wrong-password", "203.0.113.8").status_code == 401
+        assert login(c, f"nobody-{uuid4().hex}@example.com", "wrong-password", "203.0.113.7").status_code == 429
+
+
+def test_successful_logins_do_not_spend_the_login_limit(edge: str, client: httpx.Client) -> None:
+    _, email = register_with_email(client)
+    with stateless_client(edge) as c:
+        answers = [login(c, email, PASSWORD, "198.51.100.20") for _ in range(LOGINS * 3)]
+        assert [r.status_code for r in answers] == [200] * (LOGINS * 3)
+        assert answers[-1].headers["x-ratelimit-remaining"] == str(LOGINS)
+
+
+def test_failed_logins_of_one_account_are_limited_from_any_address(edge: str, client: httpx.Client) -> None:
+    _, email = register_with_email(client)
+    with stateless_client(edge) as c:
+        failed = [login(c, email, "wrong-password", f"198.51.100.{30 + n}") for n in range(LOGINS)]
+        assert [r.status_code for r in failed] == [401] * LOGINS
+        assert failed[-1].json()["code"] == "invalid_credentials" and failed[-1].headers["x-ratelimit-remaining"] == "0"
+        # Guessing on from a fresh address, even with the right password, waits for the window.
+        refused = login(c, email, PASSWORD, "198.51.100.99")
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        # Other accounts from that address are not affected.
+        _, other = register_with_email(client)
+        assert login(c, other, PASSWORD, "198.51.100.99").status_code == 200
+
+
+def test_order_limits_are_per_account_not_per_address(edge: str, client: httpx.Client) -> None:
+    with stateless_client(edge) as c:
+        tokens = []
+        for _ in range(2):
+            _, email = register_with_email(client)
+            tokens.append(login(c, email, PASSWORD, "192.0.2.50").json()["access_token"])
+        first, second = tokens
+        # Both buyers come from the same address (one carrier NAT): each has its own budget.
+        a = [c.post("/orders", headers=bearer(first), json={"items": []}) for _ in range(ORDERS + 1)]
+        assert [r.status_code for r in a] == [422] * ORDERS + [429]
+        assert "retry-after" in a[-1].headers
+        b = c.post("/orders", headers=bearer(second), json={"items": []})
+        assert b.status_code == 422 and b.headers["x-ratelimit-remaining"] == str(ORDERS - 1)
+        # A different address does not give the first buyer a new budget.
+        again = c.post("/orders", headers={**bearer(first), **forwarded("192.0.2.51")}, json={"items": []})
+        assert again.status_code == 429
