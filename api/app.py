@@ -19,7 +19,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
@@ -32,7 +31,7 @@ from api.routes import API_ROUTES
 from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
 from api.services import ApiSettings, Services
-from api.system import SystemController
+from api.system import Metrics, SystemController
 
 ASSETS = Path(__file__).resolve().parent / "docs-assets" / "node_modules"
 
@@ -73,7 +72,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PrometheusController, *assets],
+        route_handlers=[api, SystemController, Metrics, *assets],
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],
@@ -88,7 +87,14 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
         cors_config=cors,
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,
-        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config, "failed_logins": failed_logins(settings)}),
+        state=State(
+            {
+                "jwt_auth": jwt_auth,
+                "csrf_config": csrf_config,
+                "failed_logins": failed_logins(settings),
+                "metrics_token": settings.metrics_token,
+            }
+        ),
         debug=False,
     )
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import start_service
 from tests.e2e.conftest import PASSWORD, bearer, register_with_email, stateless_client
-from ticketing import Settings
+from ticketing import Settings, create_admin
 from workers.supervisor import proxy_options
 
 LOGINS, ORDERS = 3, 3
@@ -110,3 +110,45 @@ def test_order_limits_are_per_account_not_per_address(edge: str, client: httpx.C
         # A different address does not give the first buyer a new budget.
         again = c.post("/orders", headers={**bearer(first), **forwarded("192.0.2.51")}, json={"items": []})
         assert again.status_code == 429
+
+
+# /metrics and /ready ---------------------------------------------------------------------------
+
+
+def test_metrics_need_the_metrics_token_or_an_admin(edge: str, settings: Settings) -> None:
+    with httpx.Client(base_url=edge, timeout=30) as c:
+        for headers in ({}, bearer("wrong-token"), bearer(METRICS_TOKEN + "x")):
+            refused = c.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and refused.json()["code"] == "not_authenticated"
+            assert "ticketing_requests" not in refused.text
+        scraped = c.get("/metrics", headers=bearer(METRICS_TOKEN))
+        assert scraped.status_code == 200 and "ticketing_requests" in scraped.text
+        # An admin may look too; a buyer may not.
+        with stateless_client(edge) as api:
+            admin = admin_on(api, settings)
+            _, email = register_with_email(api)
+            buyer = login(api, email, PASSWORD, "192.0.2.77").json()["access_token"]
+        assert c.get("/metrics", headers=bearer(admin)).status_code == 200
+        assert c.get("/metrics", headers=bearer(buyer)).status_code == 401
+
+
+def test_ready_tells_the_public_only_ready_or_not(edge: str, settings: Settings) -> None:
+    with httpx.Client(base_url=edge, timeout=30) as c:
+        public = c.get("/ready")
+        assert public.status_code == 200 and public.json() == {"status": "ok"}
+        detail = c.get("/ready", headers=bearer(METRICS_TOKEN)).json()
+        assert detail["status"] == "ok" and detail["database"] is True and detail["redis"] is True
+        assert isinstance(detail["event_store_position"], int) and isinstance(detail["read_model_position"], int)
+        assert "projection_error_list" in detail
+        with stateless_client(edge) as api:
+            admin = admin_on(api, settings)
+        assert "read_model_position" in c.get("/ready", headers=bearer(admin)).json()
+        assert c.get("/health").json() == {"status": "ok"}
+
+
+def admin_on(api: httpx.Client, settings: Settings) -> str:
+    """A new admin's access token, signed by the deployment `api` talks to."""
+    email = f"admin-{uuid4().hex[:8]}@example.com"
+    create_admin(settings, email=email, password=PASSWORD, username="admin")
+    token: str = login(api, email, PASSWORD, "192.0.2.200").json()["access_token"]
+    return token
