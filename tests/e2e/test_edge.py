@@ -8,7 +8,10 @@ The `edge` deployment runs on the same stack as the main one, with low limits, a
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import httpx
@@ -152,3 +155,43 @@ def admin_on(api: httpx.Client, settings: Settings) -> str:
     create_admin(settings, email=email, password=PASSWORD, username="admin")
     token: str = login(api, email, PASSWORD, "192.0.2.200").json()["access_token"]
     return token
+
+
+# Oversized request heads -----------------------------------------------------------------------
+
+
+def raw_request(base_url: str, head: bytes) -> bytes:
+    """Send `head` over a plain socket (as much of it as the server reads) and return its answer."""
+    url = urlsplit(base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        # Refused before the end: the answer was sent already.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and b'"}' in answer:
+                    break
+        return answer
+
+
+@pytest.mark.parametrize("header_bytes", [20 * 1024, 8 * 1024 * 1024])
+def test_oversized_request_headers_get_431(service: str, header_bytes: int) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * header_bytes + b"\r\n\r\n"
+    answer = raw_request(service, head)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"code":"headers_too_large"' in answer and b"connection: close" in answer.lower()
+
+
+def test_many_headers_count_together(service: str) -> None:
+    padding = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"b" * 1000) for n in range(20))
+    answer = raw_request(service, b"GET /health HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+def test_headers_under_the_limit_are_served_on_a_kept_alive_connection(service: str) -> None:
+    with httpx.Client(base_url=service, timeout=30) as c:
+        for _ in range(3):  # one connection: each request's head is counted on its own
+            r = c.get("/health", headers={"X-Padding": "c" * 12 * 1024})
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
