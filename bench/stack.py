@@ -96,6 +96,7 @@ class BenchStack:
                 "ENVIRONMENT": "production",
                 "JWT_SECRET": JWT_SECRET,
                 "METRICS_TOKEN": METRICS_TOKEN,
+                "TICKET_SIGNING_KEY": JWT_SECRET + "-tickets",
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
                 "WEB_CONCURRENCY": str(self.web_workers),

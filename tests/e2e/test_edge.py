@@ -1,6 +1,6 @@
 """The HTTP edge in production shape: rate limits behind a trusted proxy, per account and for
 failed logins only; /metrics and the detail of /ready behind a token; oversized headers; ticket
-codes that outlive a rotated JWT secret.
+codes that outlive a rotated JWT secret (TICKET_SIGNING_KEY).
 
 The `edge` deployment runs on the same stack as the main one, with low limits, a trusted proxy
 (127.0.0.1, where the tests connect from), a metrics token and its own JWT secret.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -18,7 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import start_service
-from tests.e2e.conftest import PASSWORD, bearer, register_with_email, stateless_client
+from tests.e2e.conftest import PASSWORD, bearer, register, register_with_email, stateless_client
+from tests.e2e.door_helpers import day_pass_show, free_tickets
 from ticketing import Settings, create_admin
 from workers.supervisor import proxy_options
 
@@ -195,3 +197,35 @@ def test_headers_under_the_limit_are_served_on_a_kept_alive_connection(service: 
         for _ in range(3):  # one connection: each request's head is counted on its own
             r = c.get("/health", headers={"X-Padding": "c" * 12 * 1024})
             assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+# Ticket codes and the JWT secret -------------------------------------------------------------------
+
+
+def test_the_ticket_key_is_its_own_secret(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path), "JWT_SECRET": "first-" + "j" * 40}
+    key = Settings.from_env(env).ticket_signing_key
+    assert key and key != env["JWT_SECRET"] and (tmp_path / "ticket-signing-key").read_text() == key
+    # Generated once in development: a new JWT secret (or a restart) keeps it.
+    assert Settings.from_env({**env, "JWT_SECRET": "second-" + "j" * 40}).ticket_signing_key == key
+    assert Settings.from_env({**env, "TICKET_SIGNING_KEY": "set-" + "k" * 40}).ticket_signing_key == "set-" + "k" * 40
+    with pytest.raises(ValueError, match="TICKET_SIGNING_KEY is not set"):
+        Settings.from_env({**env, "ENVIRONMENT": "production"})
+
+
+def test_tickets_stay_valid_after_the_jwt_secret_is_rotated(
+    edge: str, client: httpx.Client, admin_token: str, settings: Settings
+) -> None:
+    """Tickets issued by the main deployment are admitted by the edge one, whose JWT secret differs
+    (as after a rotation): codes are signed with TICKET_SIGNING_KEY, not with JWT_SECRET."""
+    show = day_pass_show(client, admin_token, days=1)
+    buyer = register(client)
+    (ticket,) = free_tickets(client, buyer, [{"offer_id": show.offers[show.days[0]], "quantity": 1}])
+    with stateless_client(edge) as api:
+        # The old secret's tokens are refused there; the ticket code is not.
+        assert api.get("/auth/me", headers=bearer(buyer)).status_code == 401
+        scanner = admin_on(api, settings)
+        scanned = api.post(f"/events/{show.id}/check-ins", headers=bearer(scanner), json={"qr_data": ticket["qr_data"]})
+        assert scanned.status_code == 200, scanned.text
+        again = api.post(f"/events/{show.id}/check-ins", headers=bearer(scanner), json={"qr_data": ticket["qr_data"]})
+        assert again.status_code == 409 and again.json()["code"] == "already_checked_in"
