@@ -15,6 +15,7 @@ wiring, CLI, in that order.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import sys
@@ -66,6 +67,7 @@ class Settings:
     refund_cutoff_hours: int = 48
     # How long the first in line of a waitlist has to pay the order kept for them.
     waitlist_offer_seconds: int = 1800
+    # Seed of the Ed25519 key of ticket codes: its own secret, so rotating JWT_SECRET keeps tickets.
     ticket_signing_key: str = ""
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
@@ -81,7 +83,12 @@ class Settings:
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     public_url: str = ""
-    # Per-client (IP) limits, "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
+    # Peers (addresses or CIDRs) whose X-Forwarded-For names the client; nobody else's is read.
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    # Bearer token that opens /metrics and the detail of /ready (admins may use theirs); empty: admins only.
+    metrics_token: str = ""
+    # Per-client limits (the account on authenticated routes, else the address; logins: failures
+    # only), "<count>/<second|minute|hour|day>"; RATE_LIMITS_ENABLED=false turns them off.
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "20/hour"
@@ -118,7 +125,7 @@ class Settings:
             waitlist_offer_seconds=int(
                 env.get("WAITLIST_OFFER_SECONDS") or int(env.get("WAITLIST_OFFER_MINUTES", "30")) * 60
             ),
-            ticket_signing_key=env.get("TICKET_SIGNING_KEY", ""),
+            ticket_signing_key=_ticket_signing_key(env, data_dir),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
@@ -129,6 +136,8 @@ class Settings:
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
             public_url=env.get("PUBLIC_URL", "").rstrip("/"),
+            trusted_proxies=_networks(env.get("TRUSTED_PROXIES", "")),
+            metrics_token=env.get("METRICS_TOKEN", ""),
             rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("false", "0", "no", "off"),
             rate_limit_login=env.get("RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_register=env.get("RATE_LIMIT_REGISTER", "20/hour"),
@@ -180,9 +189,28 @@ class Settings:
         }
 
 
-def _dev_secret(data_dir: Path) -> str:
+def _networks(text: str) -> tuple[str, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or CIDRs, each checked (ValueError if not one)."""
+    return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in text.split(",") if part.strip())
+
+
+def _ticket_signing_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """TICKET_SIGNING_KEY; in development one generated once under .data/. Production must set
+    it: a generated key would void every ticket when .data/ is lost or differs between hosts."""
+    key = env.get("TICKET_SIGNING_KEY", "")
+    if key:
+        return key
+    if env.get("ENVIRONMENT", "development") == "production":
+        raise ValueError(
+            "TICKET_SIGNING_KEY is not set: give it a long random value (tickets issued before it "
+            "existed were signed with JWT_SECRET: set it to that value to keep them valid)"
+        )
+    return _dev_secret(data_dir, "ticket-signing-key")
+
+
+def _dev_secret(data_dir: Path, name: str = "dev-secret") -> str:
     """A development signing key kept under .data/ so tokens survive restarts."""
-    path = data_dir / "dev-secret"
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -375,7 +403,7 @@ def create_api(settings: Settings | None = None) -> Any:
             accounts=open_accounts(settings),
             inbox=open_inbox(settings),
             tasks=actors,
-            signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
+            signer=TicketSigner.from_secret(settings.ticket_signing_key),
         )
         heap.settle()  # once the services are open (see workers/heap.py)
         return services
@@ -443,8 +471,9 @@ def run(settings: Settings, *, demo: bool) -> int:
     def prepare(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         stack_settings = Settings.from_env(env)
         migrate(stack_settings)
-        # Pin the development signing key so every child process agrees on it.
-        return {"JWT_SECRET": stack_settings.jwt_secret}, load_demo(stack_settings) if demo else []
+        # Pin the development signing keys so every child process agrees on them.
+        pinned = {"JWT_SECRET": stack_settings.jwt_secret, "TICKET_SIGNING_KEY": stack_settings.ticket_signing_key}
+        return pinned, load_demo(stack_settings) if demo else []
 
     return run_service(
         data_dir=settings.data_dir,

@@ -4,7 +4,7 @@ CSRF token). How tokens and CSRF work is described in `api/security.py`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import msgspec
@@ -15,6 +15,8 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.security.jwt import JWTCookieAuth, Token
 
+from api.errors import domain_error_parts
+from api.limits import FailedLogins
 from api.security import (
     ACCESS_COOKIE,
     ACCESS_TTL,
@@ -26,7 +28,7 @@ from api.security import (
     signed_by_us,
 )
 from api.services import Services, queue_follow_up
-from commands.accounts import REFRESH_TTL, InvalidRefreshToken, MailedSecrets, Sessions
+from commands.accounts import REFRESH_TTL, BadCredentials, InvalidRefreshToken, MailedSecrets, Sessions
 from domain.account import Account
 from domain.errors import Invalid, NotFound
 
@@ -200,9 +202,21 @@ class AuthController(Controller):
 
     @post("/login", operation_id="login", exclude_from_auth=True, exclude_from_csrf=True, status_code=200)
     async def login(self, data: LoginCreate, services: Services, request: Request[Any, Any, Any]) -> Response[Tokens]:
-        """Exchange e-mail and password for tokens (also set as HttpOnly cookies)."""
-        account = await services.call(lambda: services.accounts.authenticate(data.email, data.password))
-        return await _signed_in(request, services, account, 200)
+        """Exchange e-mail and password for tokens (also set as HttpOnly cookies). Only failed
+        attempts spend the login rate limit (per address and per e-mail, see api/limits.py)."""
+        failures: FailedLogins | None = request.app.state.get("failed_logins")
+        headers = await failures.check(services.redis, request.scope, data.email) if failures else {}
+        try:
+            account = await services.call(lambda: services.accounts.authenticate(data.email, data.password))
+        except BadCredentials as error:
+            if failures is None:
+                raise
+            headers = await failures.failed(services.redis, request.scope, data.email)
+            status, body, _ = domain_error_parts(error)
+            return cast("Response[Tokens]", Response(body, status_code=status, headers=headers))
+        answer = await _signed_in(request, services, account, 200)
+        answer.headers.update(headers)
+        return answer
 
     @post("/refresh", operation_id="refreshTokens", exclude_from_auth=True, exclude_from_csrf=True, status_code=200)
     async def refresh(

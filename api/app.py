@@ -19,21 +19,20 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
 from api.errors import EXCEPTION_HANDLERS
 from api.fastlane import FastLane
 from api.inputs import RefuseBadUrls, check_request
-from api.limits import RateLimits, rate_limits
+from api.limits import RateLimits, failed_logins, rate_limits
 from api.observability import Observe, log_access_as_json_lines, request_metrics
 from api.pages import PagesController
 from api.routes import API_ROUTES
 from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
 from api.services import ApiSettings, Services
-from api.system import SystemController
+from api.system import Metrics, SystemController
 
 ASSETS = Path(__file__).resolve().parent / "docs-assets" / "node_modules"
 
@@ -74,7 +73,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PagesController, PrometheusController, *assets],
+        route_handlers=[api, SystemController, PagesController, Metrics, *assets],
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],
@@ -89,7 +88,14 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
         cors_config=cors,
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,
-        state=State({"jwt_auth": jwt_auth, "csrf_config": csrf_config}),
+        state=State(
+            {
+                "jwt_auth": jwt_auth,
+                "csrf_config": csrf_config,
+                "failed_logins": failed_logins(settings),
+                "metrics_token": settings.metrics_token,
+            }
+        ),
         debug=False,
     )
 

@@ -174,7 +174,7 @@ class FastLane:
         try:
             refusal = None
             if self.limit is not None:
-                headers, refusal = await count_hit(services.redis, OPERATION, self.limit, scope)
+                headers, refusal = await count_hit(services.redis, OPERATION, self.limit, f"user:{buyer.id}")
             if refusal is not None:
                 status, answer = 429, ErrorBody(error=refusal, code="rate_limited")
             else:

@@ -8,7 +8,10 @@ wrapped so that everything written during one event-loop step goes out as one wr
 of that step (`loop.call_soon`): a response's head and body, sent one after the other by the
 app, leave together. Nothing waits longer than the rest of the current step.
 
-It also answers requests it cannot parse in the API's error shape (JSON), not uvicorn's plain text.
+It also answers requests it cannot parse in the API's error shape (JSON), not uvicorn's plain text,
+and refuses a request head (request line and headers) larger than `MAX_HEAD_BYTES` with 431:
+httptools sets no limit of its own, and uvicorn's `h11_max_incomplete_event_size` applies only to
+its h11 protocol.
 
 Serve it with `uvicorn --http api.http:HttpProtocol`.
 """
@@ -73,14 +76,67 @@ class CoalescingTransport:
 MALFORMED = b'{"error":"malformed HTTP request","code":"bad_request"}'
 
 
+# The largest request head (request line and headers) accepted, as in common proxies' defaults.
+MAX_HEAD_BYTES = 16 * 1024
+TOO_LARGE = b'{"error":"the request headers are too large (16 KiB at most)","code":"headers_too_large"}'
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools stops and uvicorn answers (send_400_response)."""
+
+
 class HttpProtocol(HttpToolsProtocol):
+    # Bytes of the current request's head: as parsed (request target, headers) and as received
+    # since it began; both stop counting once its headers are complete.
+    _head = 0
+    _received = 0
+    _in_head = True
+    _refusing = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
+    def data_received(self, data: bytes) -> None:
+        # A head that never ends (one endless header) is cut off here, before httptools has
+        # buffered much more of it: the chunks before this one were all head.
+        if self._in_head:
+            if self._received > MAX_HEAD_BYTES and not self._refusing:
+                self._refusing = True
+                self.send_400_response("request head too large")
+                return
+            self._received += len(data)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._head = self._received = 0
+        self._in_head = True
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._head += size
+        if self._head > MAX_HEAD_BYTES:
+            self._refusing = True
+            raise HeadTooLarge
+
     def send_400_response(self, msg: str) -> None:
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        status, body = (
+            (b"431 Request Header Fields Too Large", TOO_LARGE) if self._refusing else (b"400 Bad Request", MALFORMED)
+        )
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(MALFORMED)]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
         head += [b"connection: close\r\n\r\n"]
-        self.transport.write(b"".join(head) + MALFORMED)
+        self.transport.write(b"".join(head) + body)
         self.transport.close()

@@ -1,5 +1,11 @@
 """Rate limits: per client for chosen routes (by operation id), counted in Redis so every API
-process shares them; 429 with `Retry-After` and `X-RateLimit-*` headers."""
+process shares them; 429 with `Retry-After` and `X-RateLimit-*` headers.
+
+The client is the signed-in account on authenticated routes (buyers behind one carrier NAT or
+office proxy do not share a budget), else the address the request came from: uvicorn's
+proxy-headers handling has already replaced the peer by the `X-Forwarded-For` client when the
+peer is one of TRUSTED_PROXIES (workers/supervisor.py), and never otherwise. Logins count only
+failures (`FailedLogins`), per address and per account e-mail."""
 
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ return {n, ttl}
 
 
 class RateLimits(ASGIMiddleware):
-    """Per-client (IP) limits for chosen routes, counted in Redis so every API process shares them.
+    """Per-client (account, else address) limits for chosen routes, counted in Redis so every API process shares them.
 
     Litestar's RateLimitMiddleware counts in one window for all routes, keeps the full request
     history per client in the store (read-modify-write guarded by a per-process lock, so several
@@ -72,7 +78,8 @@ class RateLimits(ASGIMiddleware):
         if limit is None or not isinstance(operation, str):
             await next_app(scope, receive, send)
             return
-        headers, refusal = await count_hit(scope["litestar_app"].state.services.redis, operation, limit, scope)
+        redis = scope["litestar_app"].state.services.redis
+        headers, refusal = await count_hit(redis, operation, limit, client_of(scope))
         if refusal is not None:
             raise TooManyRequestsException(detail=refusal, headers=headers)
 
@@ -86,15 +93,24 @@ class RateLimits(ASGIMiddleware):
         await next_app(scope, receive, send_with_headers)
 
 
-async def count_hit(redis: Redis, operation: str, limit: Limit, scope: Scope) -> tuple[dict[str, str], str | None]:
-    """Count one request of a client (by IP) against an operation's limit: the
-    `X-RateLimit-*` headers to answer with, and the refusal message when over the limit (the
-    headers then include `Retry-After`)."""
+def address_of(scope: Scope) -> str:
+    """The client's address (the forwarded one only from a trusted proxy, see the module)."""
     client = scope.get("client")
-    address = client[0] if client else "unknown"
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
+def client_of(scope: Scope) -> str:
+    """Whose budget a request spends: the signed-in account's, else its address's."""
+    user_id = getattr(scope.get("user"), "id", None)
+    return f"user:{user_id}" if user_id is not None else address_of(scope)
+
+
+def _key(operation: str, limit: Limit, client: str) -> str:
     # The limit is part of the key: deployments with different limits never share counters.
-    key = f"ratelimit:{operation}:{limit.count}/{limit.window}:{address}"
-    count, ttl = (int(v) for v in await redis.eval(_HIT, 1, key, limit.window))
+    return f"ratelimit:{operation}:{limit.count}/{limit.window}:{client}"
+
+
+def _answer(limit: Limit, count: int, ttl: int) -> tuple[dict[str, str], str | None]:
     headers = {
         "X-RateLimit-Limit": str(limit.count),
         "X-RateLimit-Remaining": str(max(limit.count - count, 0)),
@@ -105,10 +121,59 @@ async def count_hit(redis: Redis, operation: str, limit: Limit, scope: Scope) ->
     return {**headers, "Retry-After": str(ttl)}, f"too many requests; retry in {ttl} s"
 
 
+async def count_hit(redis: Redis, operation: str, limit: Limit, client: str) -> tuple[dict[str, str], str | None]:
+    """Count one request of a client (`client_of`) against an operation's limit: the
+    `X-RateLimit-*` headers to answer with, and the refusal message when over the limit (the
+    headers then include `Retry-After`)."""
+    count, ttl = (int(v) for v in await redis.eval(_HIT, 1, _key(operation, limit, client), limit.window))
+    return _answer(limit, count, ttl)
+
+
+@dataclass(frozen=True)
+class FailedLogins:
+    """The login limit, spent only by failed attempts: per address (password guessing from one
+    place) and per account e-mail (guessing one account's password from many places). A
+    successful login costs nothing, so a box office signing in its staff from one address is
+    not refused; once either budget is spent, every attempt (right password or not) waits for
+    its window to end."""
+
+    limit: Limit
+    operation: str = "login"
+
+    def _keys(self, scope: Scope, email: str) -> list[str]:
+        email = email.strip().lower()
+        return [_key(self.operation, self.limit, address_of(scope)), _key(self.operation, self.limit, f"email:{email}")]
+
+    async def check(self, redis: Redis, scope: Scope, email: str) -> dict[str, str]:
+        """The headers for an attempt that may go ahead; over the limit, TooManyRequestsException."""
+        keys = self._keys(scope, email)
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+                pipe.ttl(key)
+            values = await pipe.execute()
+        count, ttl = max((int(values[i] or 0), max(int(values[i + 1]), 0)) for i in range(0, len(values), 2))
+        if count >= self.limit.count:
+            headers, refusal = _answer(self.limit, count + 1, ttl or self.limit.window)
+            raise TooManyRequestsException(detail=refusal or "", headers=headers)
+        return _answer(self.limit, count, ttl or self.limit.window)[0]
+
+    async def failed(self, redis: Redis, scope: Scope, email: str) -> dict[str, str]:
+        """Count a failed attempt against both budgets; the headers to answer it with."""
+        counted = [await redis.eval(_HIT, 1, key, self.limit.window) for key in self._keys(scope, email)]
+        count, ttl = max((int(count), int(ttl)) for count, ttl in counted)
+        return _answer(self.limit, count, ttl)[0]
+
+
+def failed_logins(settings: ApiSettings) -> FailedLogins | None:
+    """The login limit (failures only), or None when rate limits are off."""
+    return FailedLogins(Limit.parse(settings.rate_limit_login)) if settings.rate_limits_enabled else None
+
+
 def rate_limits(settings: ApiSettings) -> dict[str, Limit]:
-    """The limited routes (by operation id) and their limits from the settings."""
+    """The limited routes (by operation id) and their limits from the settings (logins:
+    `failed_logins`)."""
     return {
-        "login": Limit.parse(settings.rate_limit_login),
         "register": Limit.parse(settings.rate_limit_register),
         "forgotPassword": Limit.parse(settings.rate_limit_forgot_password),
         "resendVerification": Limit.parse(settings.rate_limit_resend_verification),

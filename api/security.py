@@ -377,3 +377,31 @@ def cors_config(settings: ApiSettings) -> CORSConfig | None:
         ],
         expose_headers=["ETag", "X-Request-ID", "Content-Disposition", *rate_headers],
     )
+
+
+def is_operator(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the caller may read operational detail (/metrics, the positions of /ready): it
+    sends METRICS_TOKEN as its Bearer token (a scraper), or an admin's access token (header or
+    cookie). These routes are outside the JWT middleware, so the token is checked here."""
+    presented = _bearer_token(connection.scope)
+    expected: str = connection.app.state.get("metrics_token", "")
+    if expected and presented and hmac.compare_digest(presented.encode(), expected.encode()):
+        return True
+    encoded = presented or connection.cookies.get(ACCESS_COOKIE, "")
+    if not encoded:
+        return False
+    jwt_auth: JWTCookieAuth[Principal, Token] = connection.app.state.jwt_auth
+    try:
+        token = Token.decode(encoded, secret=jwt_auth.token_secret, algorithm=jwt_auth.algorithm)
+    except NotAuthorizedException:
+        return False
+    principal = _principal(token)
+    return principal is not None and principal.is_admin
+
+
+async def operators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: METRICS_TOKEN or an admin (`is_operator`), else 401."""
+    if not is_operator(connection):
+        raise NotAuthorizedException(
+            "send METRICS_TOKEN or an admin's token as Bearer", headers={"WWW-Authenticate": "Bearer"}
+        )

@@ -1,4 +1,8 @@
-"""Liveness, readiness (database, redis, projection lag) and Prometheus metrics."""
+"""Liveness, readiness (database, redis, projection lag) and Prometheus metrics.
+
+`/health` and the verdict of `/ready` are public (load balancers, orchestrators); the metrics and
+the detail of `/ready` (store positions, set-aside events) only for METRICS_TOKEN or an admin
+(`api/security.py: is_operator`)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
+from litestar.plugins.prometheus import PrometheusController
 
+from api.security import is_operator, operators_only
 from api.services import Services
 
 
@@ -28,17 +34,25 @@ class SetAside(msgspec.Struct):
     last_failed_at: datetime
 
 
-class Readiness(msgspec.Struct):
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """`status` for everyone; the rest only for operators (METRICS_TOKEN or an admin)."""
+
     status: str
-    database: bool
-    redis: bool
-    event_store_position: int
-    read_model_position: int
-    projection_lag: int
+    database: bool | None = None
+    redis: bool | None = None
+    event_store_position: int | None = None
+    read_model_position: int | None = None
+    projection_lag: int | None = None
     # Events set aside by read models: the API and the other models carry on, an operator
     # fixes the cause and runs `ticketing projections retry` (or rebuilds the model).
-    projection_errors: int
-    projection_error_list: list[SetAside]
+    projection_errors: int | None = None
+    projection_error_list: list[SetAside] | None = None
+
+
+class Metrics(PrometheusController):
+    """Litestar's Prometheus exposition, for METRICS_TOKEN or an admin only."""
+
+    guards = [operators_only]
 
 
 class SystemController(Controller):
@@ -52,8 +66,9 @@ class SystemController(Controller):
         return Health(status="ok")
 
     @get("/ready", operation_id="ready", exclude_from_auth=True)
-    async def ready(self, services: Services) -> Response[Readiness]:
-        """Database and Redis answer, and the read models are not far behind the event store."""
+    async def ready(self, services: Services, request: Request[Any, Any, Any]) -> Response[Readiness]:
+        """Database and Redis answer, and the read models are not far behind the event store
+        (200 `ok`, else 503 `degraded`); the detail with METRICS_TOKEN or an admin's token."""
         database = redis_ok = False
         head = errors = 0
         set_aside: list[SetAside] = []
@@ -85,6 +100,8 @@ class SystemController(Controller):
         position = services.watcher.position
         lag = max(0, head - position)
         ok = database and redis_ok and lag < 10_000
+        if not is_operator(request):
+            return Response(Readiness(status="ok" if ok else "degraded"), status_code=200 if ok else 503)
         body = Readiness(
             status="ok" if ok else "degraded",
             database=database,

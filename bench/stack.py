@@ -30,6 +30,8 @@ DATA_DIR = ROOT / ".data" / "bench"
 # A fixed key: every process of the stack and the benchmark agree on it, and nothing it signs
 # outlives the run.
 JWT_SECRET = "bench-only-signing-key-" + "0" * 40
+# Opens the detail of /ready (read-model positions), which the benchmark polls.
+METRICS_TOKEN = "bench-only-metrics-token-" + "0" * 20
 # Holds outlast the whole run, so no expiry traffic lands in a later scenario at a random moment.
 HOLD_SECONDS = 3600
 # Variables that would point the stack at services other than the embedded ones.
@@ -93,6 +95,8 @@ class BenchStack:
                 "DATA_DIR": str(self.data_dir),
                 "ENVIRONMENT": "production",
                 "JWT_SECRET": JWT_SECRET,
+                "METRICS_TOKEN": METRICS_TOKEN,
+                "TICKET_SIGNING_KEY": JWT_SECRET + "-tickets",
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
                 "WEB_CONCURRENCY": str(self.web_workers),
@@ -234,7 +238,7 @@ class BenchStack:
         last: Any = None
         while True:
             self.check_alive()
-            _, last = self.get_json("/ready")
+            _, last = self.request("GET", "/ready", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
             polls += 1
             if isinstance(last, dict) and last.get("read_model_position", 0) >= position:
                 break

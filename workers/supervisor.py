@@ -89,6 +89,7 @@ class ServiceProcesses:
         uvicorn = [python, "-m", "uvicorn", "ticketing:create_api", "--factory"]
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "api.http:HttpProtocol"]
+        uvicorn += proxy_options(self.env.get("TRUSTED_PROXIES", ""))
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],
@@ -193,6 +194,14 @@ def say(message: str, *, err: bool = False) -> None:
     """Print for the person at the terminal; a closed pipe (`make run | tee`, Ctrl-C) is no error."""
     with contextlib.suppress(OSError):
         print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def proxy_options(trusted_proxies: str) -> list[str]:
+    """uvicorn's options for TRUSTED_PROXIES (comma-separated addresses or CIDRs): the client
+    address (rate limits, logs) and scheme are taken from `X-Forwarded-For`/`-Proto` only when
+    the peer is one of them; with none, never (uvicorn would otherwise trust 127.0.0.1)."""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    return ["--proxy-headers", "--forwarded-allow-ips", proxies] if proxies else ["--no-proxy-headers"]
 
 
 def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepare: Prepare) -> int:

@@ -108,7 +108,7 @@ def test_a_paid_order_gets_tickets_with_signed_qr_codes(
     assert len(tickets) == 3 and {t["status"] for t in tickets} == {"valid"}
     seated = [t for t in tickets if t["seat"] is not None]
     assert len(seated) == 1 and seated[0]["section"] == "Floor" and seated[0]["row"] == "A"
-    public_key = TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret).public_key_b64
+    public_key = TicketSigner.from_secret(settings.ticket_signing_key).public_key_b64
     for t in tickets:
         verified = verify_with_public_key(public_key, t["qr_data"])
         assert verified.ticket_id == UUID(t["ticket_id"]) and verified.event_id == UUID(show.id)
