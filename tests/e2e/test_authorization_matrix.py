@@ -225,6 +225,13 @@ def _sync(w: World) -> Target:
 CASES = [
     # Accounts
     Case("me", "GET", at("/auth/me"), ANY_USER_OK),
+    # Prometheus metrics (outside /api/v1): METRICS_TOKEN or an admin; everyone else 401.
+    Case(
+        "MetricsGet",
+        "GET",
+        lambda w, _role: (str(w.client.base_url.copy_with(path="/metrics")), None),
+        {**dict.fromkeys(ROLES, 401), "admin": 200},
+    ),
     Case("updateMe", "PATCH", at("/auth/me", {"first_name": "Matrix"}), ANY_USER_OK),
     Case(
         "changePassword",
