@@ -24,7 +24,9 @@ def test_no_server_errors_and_responses_match_their_schema(service: str, admin_t
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", "8",
         "--seed", "1",
-        "--workers", "2",
+        # One worker: with two threads, hypothesis' lambda descriptions (ast.parse) race inside
+        # CPython 3.11 ("AST constructor recursion depth mismatch"), a tool error, not a finding.
+        "--workers", "1",
         "--request-timeout", "30",
         # Generating a venue layout (nested sections, rows, seats) is slow on a loaded machine;
         # that says nothing about the service, so only that health check is off.
