@@ -9,16 +9,12 @@ so a rebuild (or a replay of the whole log) decides no mail a second time.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-import time
 from collections.abc import Callable
 
 from commands.boxoffice import BoxOffice
-from projections.apply import TRANSIENT
 from projections.models import open_view
 from projections.notifier import NotifierProjection, NotifierView
-from workers.projector import Runner
+from workers.projector import Runner, run_until_stopped
 
 log = logging.getLogger("notifier")
 
@@ -42,30 +38,5 @@ def run_notifier(env: dict[str, str], queue_mails: Callable[[list[str]], None]) 
             log.warning("could not queue %d mails; the mail sweep will", len(keys), exc_info=True)
 
     notifier.view.on_commit = hand_over
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    pause = 0.5
-    while not done.is_set():
-        try:
-            runner = Runner(app, [notifier])
-        except TRANSIENT as error:
-            log.warning("notifier cannot start yet (%r); trying again in %.1f s", error, pause)
-            done.wait(pause)
-            pause = min(pause * 2, 30.0)
-            continue
-        runner.start()
-        log.info("notifier started at position %d", notifier.view.max_tracking_id(app.name) or 0)
-        started = time.monotonic()
-        while not done.wait(0.5) and runner.error is None:
-            pass
-        runner.stop()
-        runner.join()
-        if runner.error is None:
-            break
-        if time.monotonic() - started > 60:
-            pause = 0.5
-        log.error("notifier stopped (%r); starting again in %.1f s", runner.error, pause, exc_info=runner.error)
-        done.wait(pause)
-        pause = min(pause * 2, 30.0)
+    run_until_stopped(lambda: Runner(app, [notifier]), "notifier")
     app.close()

@@ -116,22 +116,30 @@ def run_forever(env: dict[str, str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = BoxOffice(env=env)
     projections = [open_projection(env, name) for name in READ_MODELS]
+    heap.settle()
+    # One runner for all read models: one subscription, one decode and one transaction per batch.
+    run_until_stopped(lambda: Runner(app, projections), "read models")
+    app.close()
+
+
+def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
+    """Run what `make_runner` makes until SIGTERM/SIGINT, starting it again after a failure
+    (Postgres restarting, the connection lost) from the positions its models recorded, after a
+    pause that grows up to 30 s while failures repeat."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    heap.settle()
     pause = 0.5
     while not done.is_set():
         try:
-            # One runner for all read models: one subscription, one decode and one transaction per batch.
-            runner = Runner(app, projections)
+            runner = make_runner()
         except TRANSIENT as error:
-            log.warning("read models cannot start yet (%r); trying again in %.1f s", error, pause)
+            log.warning("%s cannot start yet (%r); trying again in %.1f s", what, error, pause)
             done.wait(pause)
             pause = min(pause * 2, 30.0)
             continue
         runner.start()
-        log.info("projection runner started: %s", ", ".join(READ_MODELS))
+        log.info("%s started", what)
         started = time.monotonic()
         while not done.wait(0.5) and runner.error is None:
             pass
@@ -141,10 +149,9 @@ def run_forever(env: dict[str, str]) -> None:
             break
         if time.monotonic() - started > 60:
             pause = 0.5  # it ran fine for a while: this is a new failure, not the same one again
-        log.error("read models stopped (%r); starting again in %.1f s", runner.error, pause, exc_info=runner.error)
+        log.error("%s stopped (%r); starting again in %.1f s", what, runner.error, pause, exc_info=runner.error)
         done.wait(pause)
         pause = min(pause * 2, 30.0)
-    app.close()
 
 
 def list_errors(env: dict[str, str]) -> list[dict[str, Any]]:
