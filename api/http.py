@@ -86,49 +86,46 @@ class HeadTooLarge(Exception):
 
 
 class HttpProtocol(HttpToolsProtocol):
-    # Bytes of the current request's head: as parsed (request target, headers) and as received
-    # since it began; both stop counting once its headers are complete.
-    _head = 0
+    # How many bytes of the current request's head can have arrived: while its head is incomplete,
+    # every chunk counts whole (an upper bound: a chunk may also hold the end of the previous request).
     _received = 0
-    _in_head = True
+    _in_head = False
     _refusing = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
+    # The head is measured per chunk and per request, never per header: counting in the parser's
+    # per-header callback cost 7.5 µs of a POST /orders' ~20 µs of parsing (8 headers, measured
+    # in process), for a limit almost no request comes near.
     def data_received(self, data: bytes) -> None:
-        # A head that never ends (one endless header) is cut off here, before httptools has
-        # buffered much more of it: the chunks before this one were all head.
         if self._in_head:
+            # A head that never ends (one endless header) is cut off here, before httptools has
+            # buffered much more of it: the chunks counted so far were all head.
             if self._received > MAX_HEAD_BYTES and not self._refusing:
                 self._refusing = True
                 self.send_400_response("request head too large")
                 return
             self._received += len(data)
+        else:
+            self._received = len(data)  # a request that begins in this chunk has at most this much head
         super().data_received(data)
 
     def on_message_begin(self) -> None:
-        self._head = self._received = 0
         self._in_head = True
         super().on_message_begin()
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        # Only a request whose chunks could hold a head this large is measured exactly.
+        if self._received > MAX_HEAD_BYTES and self._head_size() > MAX_HEAD_BYTES:
+            self._refusing = True
+            raise HeadTooLarge  # httptools stops; uvicorn answers with send_400_response
         super().on_headers_complete()
 
-    def _count(self, size: int) -> None:
-        self._head += size
-        if self._head > MAX_HEAD_BYTES:
-            self._refusing = True
-            raise HeadTooLarge
+    def _head_size(self) -> int:
+        """The request target and the headers as received (each header with its ': ' and CRLF)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def send_400_response(self, msg: str) -> None:
         status, body = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,7 +17,7 @@ from api.errors import domain_error
 from api.inputs import BadRequest, clean_header
 from api.security import Principal, verified_only
 from api.services import ReadModelsLagging, Services, queue_follow_up
-from commands.claims import ClaimRequest, Placed, PlacedOrder
+from commands.claims import PlacedOrder, submit_and_wait
 from commands.tickets_signing import human_code
 from domain.errors import Conflict, Forbidden, Invalid, NotFound
 from domain.order_number import normalise_order_number
@@ -187,11 +186,9 @@ async def place_order(
     """Place an order and wait (a bounded while) until the read models have it: (201 or, for a
     repeated Idempotency-Key, 200; the order). Raises the domain's errors."""
     items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
-    placed: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
-    # The claims port batches this order with everyone else's; its outcome settles `placed` on
+    # The claims port batches this order with everyone else's; its outcome settles the future on
     # this event loop (no worker thread waits).
-    services.boxoffice.claims.submit(ClaimRequest.new(buyer_id, items, idempotency_key, waiter=placed))
-    outcome = await placed
+    outcome = await submit_and_wait(services.boxoffice.claims, buyer_id, items, idempotency_key)
     with contextlib.suppress(ReadModelsLagging):
         # Stored either way, and answered from the write itself: a lagging projector delays
         # read-your-writes, never the order (a "retry" would make a client buy twice).
