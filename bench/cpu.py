@@ -28,6 +28,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("uvicorn", "api"),
     ("projections run", "projector"),
     ("ticketing claims", "claims"),
+    ("ticketing notifier", "notifier"),
     ("dramatiq", "worker"),
     ("ticketing scheduler", "scheduler"),
     ("redis-server", "redis"),
@@ -36,7 +37,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )
 # Everything that serves requests, for the server-vs-load-generator split.
 SERVER_GROUPS = frozenset(
-    {"api", "claims", "projector", "worker", "scheduler", "postgres", "redis", "localstripe", "mailsink"}
+    {"api", "claims", "projector", "notifier", "worker", "scheduler", "postgres", "redis", "localstripe", "mailsink"}
 )
 
 

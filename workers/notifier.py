@@ -38,5 +38,7 @@ def run_notifier(env: dict[str, str], queue_mails: Callable[[list[str]], None]) 
             log.warning("could not queue %d mails; the mail sweep will", len(keys), exc_info=True)
 
     notifier.view.on_commit = hand_over
-    run_until_stopped(lambda: Runner(app, [notifier]), "notifier")
+    # Only the events that can cause a mail are read: in an on-sale the log is nearly all order
+    # placements and seat claims, which the notifier would otherwise fetch and skip one by one.
+    run_until_stopped(lambda: Runner(app, [notifier], only_handled=True), "notifier")
     app.close()
