@@ -171,7 +171,7 @@ class AuthController(Controller):
             queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
             return account
 
-        account = await services.command(register, app=services.accounts)
+        account = await services.command(register, app=services.accounts, actor=None)
         return await _signed_in(request, services, account, 201)
 
     @post("/verify-email", operation_id="verifyEmail", exclude_from_auth=True, exclude_from_csrf=True, status_code=200)
@@ -179,7 +179,9 @@ class AuthController(Controller):
         """Redeem the token from the verification mail (once, within 24 hours); 422 `invalid_token`
         otherwise. Access tokens minted before say `email_verified: false` until refreshed."""
         user_id = await MailedSecrets(services.settings.jwt_secret).redeem_verification(services.redis, data.token)
-        account = await services.command(lambda: services.accounts.mark_verified(user_id), app=services.accounts)
+        account = await services.command(
+            lambda: services.accounts.mark_verified(user_id), app=services.accounts, actor=user_id
+        )
         return EmailVerification(email_verified=account.email_verified)
 
     @post(
@@ -287,6 +289,7 @@ class AuthController(Controller):
                 phone=data.phone,
             ),
             app=services.accounts,
+            actor=request.user.id,
         )
         return User.of(account)
 
@@ -300,6 +303,7 @@ class AuthController(Controller):
         account = await services.command(
             lambda: services.accounts.change_password(user.id, data.old_password, data.new_password),
             app=services.accounts,
+            actor=user.id,
         )
         # The session this request came from is dead with the old generation; it continues as a new one.
         await Sessions(services.redis).revoke(user.session)
@@ -333,7 +337,7 @@ class AuthController(Controller):
         secrets = MailedSecrets(services.settings.jwt_secret)
         user_id = await secrets.redeem_reset_code(services.redis, data.email, data.code)
         await services.command(
-            lambda: services.accounts.reset_password(user_id, data.new_password), app=services.accounts
+            lambda: services.accounts.reset_password(user_id, data.new_password), app=services.accounts, actor=user_id
         )
         return Done(status="password_reset")
 

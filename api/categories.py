@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 
 from api.common import Page, PageParam, PageSizeParam, page_of
-from api.security import admin_only
+from api.security import Principal, admin_only
 from api.services import Services
 from domain.errors import NotFound
 from projections import queries
@@ -60,10 +60,12 @@ async def _children(
     return page_of([Category.of(r) for r in rows], total, page, page_size)
 
 
-async def _created(services: Services, name: str, parent_id: UUID | None = None, parent_level: str = "") -> Category:
+async def _created(
+    services: Services, actor: UUID, name: str, parent_id: UUID | None = None, parent_level: str = ""
+) -> Category:
     if parent_id is not None:
         await _require_parent(services, parent_id, parent_level)
-    category = await services.command(lambda: services.boxoffice.create_category(name, parent_id))
+    category = await services.command(lambda: services.boxoffice.create_category(name, parent_id), actor=actor)
     async with services.pool.connection() as conn:
         row = await queries.category(conn, category.id)
     assert row is not None
@@ -80,9 +82,11 @@ class CategoryController(Controller):
         return await _children(services, "segment", None, page, page_size)
 
     @post("/segments", operation_id="createSegment", guards=[admin_only], status_code=201)
-    async def create_segment(self, data: CategoryCreate, services: Services) -> Category:
+    async def create_segment(
+        self, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
+    ) -> Category:
         """Add a segment (admin); the same name twice is 409."""
-        return await _created(services, data.name)
+        return await _created(services, request.user.id, data.name)
 
     @get("/segments/{segment_id:uuid}/genres", operation_id="listGenres", exclude_from_auth=True)
     async def genres(
@@ -92,9 +96,11 @@ class CategoryController(Controller):
         return await _children(services, "genre", segment_id, page, page_size, "segment")
 
     @post("/segments/{segment_id:uuid}/genres", operation_id="createGenre", guards=[admin_only], status_code=201)
-    async def create_genre(self, segment_id: UUID, data: CategoryCreate, services: Services) -> Category:
+    async def create_genre(
+        self, segment_id: UUID, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
+    ) -> Category:
         """Add a genre under a segment (admin)."""
-        return await _created(services, data.name, segment_id, "segment")
+        return await _created(services, request.user.id, data.name, segment_id, "segment")
 
     @get("/genres/{genre_id:uuid}/sub-genres", operation_id="listSubGenres", exclude_from_auth=True)
     async def sub_genres(
@@ -104,6 +110,8 @@ class CategoryController(Controller):
         return await _children(services, "sub_genre", genre_id, page, page_size, "genre")
 
     @post("/genres/{genre_id:uuid}/sub-genres", operation_id="createSubGenre", guards=[admin_only], status_code=201)
-    async def create_sub_genre(self, genre_id: UUID, data: CategoryCreate, services: Services) -> Category:
+    async def create_sub_genre(
+        self, genre_id: UUID, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
+    ) -> Category:
         """Add a sub-genre under a genre (admin)."""
-        return await _created(services, data.name, genre_id, "genre")
+        return await _created(services, request.user.id, data.name, genre_id, "genre")

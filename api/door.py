@@ -210,7 +210,8 @@ class DoorController(Controller):
                     generation=verified.generation,
                     scanner_id=user.id,
                     scanner_is_admin=user.is_admin,
-                )
+                ),
+                actor=user.id,
             )
         except (AlreadyCheckedIn, WrongDay) as exc:
             # Answered here rather than by the exception handler: the body carries the details.
@@ -275,7 +276,8 @@ class DoorController(Controller):
         results = await services.command(
             lambda: services.boxoffice.check_in_batch(
                 event_id=event_id, scans=scans, scanner_id=user.id, scanner_is_admin=user.is_admin
-            )
+            ),
+            actor=user.id,
         )
         by_index = {**early, **{r.index: r for r in results}}
         outcomes = []
@@ -413,7 +415,7 @@ class DoorController(Controller):
             await services.call(lambda: services.accounts.get_account(target))
         except NotFound:
             raise Invalid("no account with this e-mail", field="email") from None
-        await services.command(lambda: services.boxoffice.grant_scanner(event_id, target))
+        await services.command(lambda: services.boxoffice.grant_scanner(event_id, target), actor=request.user.id)
         async with services.pool.connection() as conn:
             rows = [r for r in await queries.scanners(conn, event_id) if r["account_id"] == target]
         granted = rows[0]["granted_at"] if rows else datetime.now().astimezone()
@@ -425,4 +427,4 @@ class DoorController(Controller):
     ) -> None:
         """Withdraw a scanner's access (owner)."""
         await owned_event(services, request.user, event_id)
-        await services.command(lambda: services.boxoffice.revoke_scanner(event_id, account_id))
+        await services.command(lambda: services.boxoffice.revoke_scanner(event_id, account_id), actor=request.user.id)

@@ -248,7 +248,8 @@ class EventController(Controller):
                 segment_id=data.segment_id,
                 genre_id=data.genre_id,
                 sub_genre_id=data.sub_genre_id,
-            )
+            ),
+            actor=request.user.id,
         )
         return await _detail(services, await event_row(services, show.id))
 
@@ -266,7 +267,7 @@ class EventController(Controller):
         """Partial update; a published event keeps its venue, cancelled ones are frozen."""
         await owned_event(services, request.user, event_id)
         changes = patch_changes(data, {"days": lambda days: [d.isoformat() for d in days]})
-        await services.command(lambda: services.boxoffice.update_event(event_id, changes))
+        await services.command(lambda: services.boxoffice.update_event(event_id, changes), actor=request.user.id)
         return await _detail(services, await event_row(services, event_id))
 
     @delete("/{event_id:uuid}", operation_id="deleteEvent", status_code=204)
@@ -280,7 +281,7 @@ class EventController(Controller):
             if show.status == "cancelled":
                 queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
 
-        await services.command(withdraw)
+        await services.command(withdraw, actor=request.user.id)
 
     @post("/{event_id:uuid}/attractions", operation_id="addAttraction", status_code=201)
     async def add_attraction(
@@ -291,7 +292,8 @@ class EventController(Controller):
         attraction_id = await services.command(
             lambda: services.boxoffice.add_attraction(
                 event_id, name=data.name, description=data.description, image_url=data.image_url
-            )
+            ),
+            actor=request.user.id,
         )
         return Attraction(attraction_id, " ".join(data.name.split()), data.description, data.image_url)
 
@@ -301,13 +303,15 @@ class EventController(Controller):
     ) -> None:
         """Take an act off the lineup."""
         await owned_event(services, request.user, event_id)
-        await services.command(lambda: services.boxoffice.remove_attraction(event_id, attraction_id))
+        await services.command(
+            lambda: services.boxoffice.remove_attraction(event_id, attraction_id), actor=request.user.id
+        )
 
     @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200, guards=[verified_only])
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Put a draft on sale; seated tiers get their seats."""
         await owned_event(services, request.user, event_id)
-        await services.command(lambda: services.boxoffice.publish_event(event_id))
+        await services.command(lambda: services.boxoffice.publish_event(event_id), actor=request.user.id)
         return await _detail(services, await event_row(services, event_id))
 
     @post("/{event_id:uuid}/cancel", operation_id="cancelEvent", status_code=200)
@@ -327,7 +331,7 @@ class EventController(Controller):
             # Holds are released and paid orders refunded by a worker, each idempotently.
             queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
 
-        await services.command(cancel)
+        await services.command(cancel, actor=request.user.id)
         return await _detail(services, await event_row(services, event_id))
 
 

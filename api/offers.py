@@ -205,7 +205,8 @@ class ShowOffersController(Controller):
                 kind=data.kind,
                 section_ids=data.section_ids,
                 day=data.day.isoformat() if data.day else None,
-            )
+            ),
+            actor=request.user.id,
         )
         return await tier_answer(services, tier_id)
 
@@ -267,14 +268,16 @@ class TierController(Controller):
         """Rename a tier or move it to another day of the event."""
         show = await _tier_event(services, request.user, tier_id)
         day = data.day.isoformat() if data.day else None
-        await services.command(lambda: services.boxoffice.update_tier(show["id"], tier_id, name=data.name, day=day))
+        await services.command(
+            lambda: services.boxoffice.update_tier(show["id"], tier_id, name=data.name, day=day), actor=request.user.id
+        )
         return await tier_answer(services, tier_id)
 
     @delete("/{tier_id:uuid}", operation_id="deleteTier", status_code=204)
     async def remove(self, tier_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
         """Remove a tier from a draft event."""
         show = await _tier_event(services, request.user, tier_id)
-        await services.command(lambda: services.boxoffice.remove_tier(show["id"], tier_id))
+        await services.command(lambda: services.boxoffice.remove_tier(show["id"], tier_id), actor=request.user.id)
 
     @post("/{tier_id:uuid}/offers", operation_id="createOffer", status_code=201)
     async def add_offer(
@@ -295,7 +298,8 @@ class TierController(Controller):
                 sale_end_time=utc(data.sale_end_time),
                 min_per_order=data.min_per_order,
                 max_per_order=data.max_per_order,
-            )
+            ),
+            actor=request.user.id,
         )
         return await _offer(services, offer.id)
 
@@ -342,5 +346,5 @@ class OfferController(Controller):
                 "sale_end_time": utc,
             },
         )
-        await services.command(lambda: services.boxoffice.update_offer(offer_id, changes))
+        await services.command(lambda: services.boxoffice.update_offer(offer_id, changes), actor=request.user.id)
         return await _offer(services, offer_id)

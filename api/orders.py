@@ -208,7 +208,7 @@ async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> lis
     return [order_of_row(r, names, by_order.get(r["id"], [])) for r in rows]
 
 
-async def _visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
+async def visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
     """The order row if the caller owns it or is an admin; 404 otherwise (not even its existence leaks)."""
     async with services.pool.connection() as conn:
         row = await queries.order(conn, order_id)
@@ -277,15 +277,15 @@ class OrderController(Controller):
     @get("/{order_id:uuid}", operation_id="getOrder")
     async def get_order(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Order:
         """One order with items, totals and hold deadline (owner or admin)."""
-        row = await _visible_order(services, request.user, order_id)
+        row = await visible_order(services, request.user, order_id)
         return (await orders_for_rows(services, [row]))[0]
 
     @post("/{order_id:uuid}/cancel", operation_id="cancelOrder", status_code=200)
     async def cancel(self, order_id: UUID, request: Request[Principal, Any, Any], services: Services) -> Order:
         """Give up a held order; its seats and quantity go straight back on sale."""
-        await _visible_order(services, request.user, order_id)
-        await services.command(lambda: services.boxoffice.cancel_order(order_id))
-        row = await _visible_order(services, request.user, order_id)
+        await visible_order(services, request.user, order_id)
+        await services.command(lambda: services.boxoffice.cancel_order(order_id), actor=request.user.id)
+        row = await visible_order(services, request.user, order_id)
         return (await orders_for_rows(services, [row]))[0]
 
     @post("/{order_id:uuid}/payment", operation_id="startPayment", status_code=200)
@@ -295,7 +295,7 @@ class OrderController(Controller):
         Confirm the returned client_secret with Stripe.js (or, against localstripe, with the test
         card `pm_card_visa`); the order becomes paid when Stripe's webhook arrives.
         """
-        row = await _visible_order(services, request.user, order_id)
+        row = await visible_order(services, request.user, order_id)
         if row["buyer_id"] != request.user.id:
             raise NotFound("order not found", code="order_not_found")
 
@@ -306,7 +306,7 @@ class OrderController(Controller):
                 queue_follow_up(lambda: services.tasks.schedule_expiry(order_id, deadline), "hold expiry")
             return started
 
-        started = await services.command(start)
+        started = await services.command(start, actor=request.user.id)
         order, intent = started.order, started.intent
         return Payment(
             order_id=order.id,
@@ -352,7 +352,8 @@ class OrderController(Controller):
                 amount=amount,
                 reason=data.reason,
                 request_key=idempotency_key,
-            )
+            ),
+            actor=user.id,
         )
         return (await orders_for_rows(services, [await _order_row(services, order_id)]))[0]
 

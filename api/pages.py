@@ -82,7 +82,7 @@ class PagesController(Controller):
                 "Sign in and ask for a new verification mail.</p>" + _form(""),
                 status=422,
             )
-        await services.command(lambda: services.accounts.mark_verified(user_id), app=services.accounts)
+        await services.command(lambda: services.accounts.mark_verified(user_id), app=services.accounts, actor=user_id)
         return _page(
             "E-mail address confirmed", "<p>Thank you: your e-mail address is confirmed. You can buy tickets now.</p>"
         )

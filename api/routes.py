@@ -13,6 +13,7 @@ from api.categories import CategoryController
 from api.door import DoorController
 from api.errors import ErrorBody
 from api.events import EventController, OrganizerController
+from api.history import HistoryController
 from api.offers import OfferController, ShowOffersController, TierController
 from api.orders import OrderController
 from api.report_files import ReportFileController
@@ -65,6 +66,7 @@ API_ROUTES: list[Any] = document_errors(
         DoorController,
         ReportController,
         ReportFileController,
+        HistoryController,
         OrderController,
         OrderAttendeesController,
         MyTicketsController,

@@ -39,7 +39,9 @@ async def _set_blocked(
     services: Services, user: Principal, event_id: UUID, seat_ids: list[UUID], blocked: bool
 ) -> SeatsChanged:
     await owned_event(services, user, event_id)
-    seats = await services.command(lambda: services.boxoffice.set_seats_blocked(event_id, seat_ids, blocked))
+    seats = await services.command(
+        lambda: services.boxoffice.set_seats_blocked(event_id, seat_ids, blocked), actor=user.id
+    )
     return SeatsChanged(event_id, [SeatState(s.id, s.section, s.row, s.label, s.status) for s in seats])
 
 

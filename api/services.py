@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from api.common import ResponseCache
 from commands.accounts import Accounts
+from commands.base import acting_as
 from commands.boxoffice import BoxOffice
 from commands.claims import PlacedOrder
 from commands.claims_client import ClaimClient
@@ -279,12 +280,18 @@ class Services:
         for app in (self.boxoffice, self.accounts, self.inbox):
             app.close()
 
-    async def command(self, fn: Callable[[], T], *, app: BoxOffice | Accounts | Inbox | None = None) -> T:
-        """Run a (blocking) command in a worker thread and wait for the read models to apply it."""
+    async def command(
+        self, fn: Callable[[], T], *, actor: UUID | None, app: BoxOffice | Accounts | Inbox | None = None
+    ) -> T:
+        """Run a (blocking) command in a worker thread and wait for the read models to apply it.
+
+        `actor` is the account acting (None: nobody signed in, e.g. a registration or Stripe):
+        every event the command saves records it (`commands.base.acting_as`), for the audit trail."""
         target = app or self.boxoffice
 
         def run() -> tuple[T, int | None]:
-            result = fn()
+            with acting_as(actor):
+                result = fn()
             return result, target.take_position()
 
         result, position = await sync_to_thread(run)

@@ -164,7 +164,7 @@ class OrderAttendeesController(Controller):
         if row is None or row["buyer_id"] != user.id:
             raise NotFound("order not found", code="order_not_found")
         order = await services.command(
-            lambda: services.boxoffice.name_order_attendees(order_id, data.attendee_names, by=user.id)
+            lambda: services.boxoffice.name_order_attendees(order_id, data.attendee_names, by=user.id), actor=user.id
         )
         return OrderAttendees(
             order_id=order_id,
@@ -215,7 +215,8 @@ class TicketController(Controller):
         await services.command(
             lambda: services.boxoffice.name_attendees(
                 row["order_id"], {ticket_id: data.attendee_name}, by=request.user.id
-            )
+            ),
+            actor=request.user.id,
         )
         async with services.pool.connection() as conn:
             named = await queries.ticket(conn, ticket_id)
@@ -238,7 +239,8 @@ class TicketController(Controller):
         await services.command(
             lambda: services.boxoffice.transfer_ticket(
                 row["order_id"], ticket_id, from_id=request.user.id, to_id=target
-            )
+            ),
+            actor=request.user.id,
         )
         async with services.pool.connection() as conn:
             moved = await queries.ticket(conn, ticket_id)

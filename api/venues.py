@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, get, patch, post, put
+from litestar import Controller, Request, get, patch, post, put
 
 from api.common import Page, PageParam, PageSizeParam, page_of
-from api.security import admin_only
+from api.security import Principal, admin_only
 from api.services import Services
 from domain.errors import NotFound
 from projections import queries
@@ -135,21 +135,27 @@ class VenueController(Controller):
         return Venue.of(await _venue_row(services, venue_id))
 
     @post("/", operation_id="createVenue", guards=[admin_only], status_code=201)
-    async def create_venue(self, data: VenueCreate, services: Services) -> Venue:
+    async def create_venue(self, data: VenueCreate, request: Request[Principal, Any, Any], services: Services) -> Venue:
         """Create a venue (admin)."""
-        venue = await services.command(lambda: services.boxoffice.create_venue(**msgspec.structs.asdict(data)))
+        venue = await services.command(
+            lambda: services.boxoffice.create_venue(**msgspec.structs.asdict(data)), actor=request.user.id
+        )
         return Venue.of(await _venue_row(services, venue.id))
 
     @patch("/{venue_id:uuid}", operation_id="updateVenue", guards=[admin_only])
-    async def update_venue(self, venue_id: UUID, data: VenueUpdate, services: Services) -> Venue:
+    async def update_venue(
+        self, venue_id: UUID, data: VenueUpdate, request: Request[Principal, Any, Any], services: Services
+    ) -> Venue:
         """Change a venue's details (admin)."""
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-        await services.command(lambda: services.boxoffice.update_venue(venue_id, changes))
+        await services.command(lambda: services.boxoffice.update_venue(venue_id, changes), actor=request.user.id)
         return Venue.of(await _venue_row(services, venue_id))
 
     @put("/{venue_id:uuid}/layout", operation_id="setVenueLayout", guards=[admin_only])
-    async def set_layout(self, venue_id: UUID, data: LayoutUpdate, services: Services) -> Venue:
+    async def set_layout(
+        self, venue_id: UUID, data: LayoutUpdate, request: Request[Principal, Any, Any], services: Services
+    ) -> Venue:
         """Replace the seating layout: sections -> rows -> seats with x/y (admin)."""
         sections = msgspec.to_builtins(data.sections)
-        await services.command(lambda: services.boxoffice.set_venue_layout(venue_id, sections))
+        await services.command(lambda: services.boxoffice.set_venue_layout(venue_id, sections), actor=request.user.id)
         return Venue.of(await _venue_row(services, venue_id))

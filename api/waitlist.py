@@ -75,7 +75,9 @@ class OfferWaitlistController(Controller):
         409 `not_sold_out` while the offer can still be bought, 409 `already_waiting`.
         """
         quantity = data.quantity if data is not None else 1
-        joined = await services.command(lambda: services.boxoffice.join_waitlist(offer_id, request.user.id, quantity))
+        joined = await services.command(
+            lambda: services.boxoffice.join_waitlist(offer_id, request.user.id, quantity), actor=request.user.id
+        )
         return _entry(await _own_entry(services, request.user, joined.entry_id))
 
 
@@ -105,4 +107,6 @@ class WaitlistController(Controller):
     async def leave(self, entry_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
         """Leave the line; an order already offered to you is cancelled and goes to the next in line."""
         row = await _own_entry(services, request.user, entry_id)
-        await services.command(lambda: services.boxoffice.leave_waitlist(row["offer_id"], entry_id, request.user.id))
+        await services.command(
+            lambda: services.boxoffice.leave_waitlist(row["offer_id"], entry_id, request.user.id), actor=request.user.id
+        )

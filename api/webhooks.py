@@ -59,7 +59,7 @@ class WebhookController(Controller):
         # Only the depth: Stripe's text is not ours to judge (stored events are read back NUL-free).
         check_json(body, text=False)
         delivery_id, new = await services.command(
-            lambda: services.inbox.receive("stripe", body["id"], body["type"], body), app=services.inbox
+            lambda: services.inbox.receive("stripe", body["id"], body["type"], body), app=services.inbox, actor=None
         )
         if new or not await services.call(lambda: services.inbox.is_applied(delivery_id)):
             try:

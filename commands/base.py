@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from psycopg import Connection
 from psycopg.sql import SQL, Identifier, Literal
 
 from commands.recorder import ORDER_SERIALS
+from domain.audit import Audited
 from domain.errors import DomainError, NotFound
 
 T = TypeVar("T")
@@ -40,6 +42,31 @@ def new_id() -> UUID:
     """A random (version 4) UUID without a system call per id: order ids must be unique, not
     secret (every read checks ownership), and on the hot path os.urandom showed up in profiles."""
     return UUID(int=_ids.getrandbits(128), version=4)
+
+
+_actor: contextvars.ContextVar[UUID | None] = contextvars.ContextVar("actor", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(actor_id: UUID | None) -> Iterator[None]:
+    """Every event saved in this block (in this thread or task) names `actor_id` as the account
+    that caused it: the one place the audit trail's actor is set, once per command by whoever
+    runs it (the API: `Services.command(..., actor=...)`). Outside such a block, as in the
+    workers, the claim writer and the CLI, events are saved with `actor_id` None (the system)."""
+    token = _actor.set(actor_id)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def _stamp_actor(events: Iterable[Any]) -> None:
+    actor = _actor.get()
+    if actor is None:
+        return
+    for domain_event in events:
+        if isinstance(domain_event, Audited.Event) and domain_event.actor_id is None:
+            object.__setattr__(domain_event, "actor_id", actor)  # a frozen dataclass, not yet stored
 
 
 def utcnow() -> datetime:
@@ -116,6 +143,7 @@ class BaseApplication(Application[UUID]):
         still fail: call `refresh_cache` with the aggregates once the commit succeeded."""
         processing_event = _Collected()
         processing_event.collect_events(*objs, **kwargs)
+        _stamp_actor(processing_event.events)
         if connection is not None:
             processing_event.saved_kwargs["connection"] = connection
             return self._record(processing_event)

@@ -14,6 +14,11 @@ changing the stored format:
 3. the number of UUIDs and datetimes the result holds must equal the number unwrapped, which
    proves each one landed in a field annotated as such (a UUID kept in a `str` field would not).
 
+A field the event class declares with a default (`actor_id` on every event, `domain/audit.py`;
+`Order.Placed.number`) may be missing from the stored state, as it is in events stored before
+the field existed: the fast path then leaves it out of the event's `__dict__` too, exactly as the
+library's mapper does (the class attribute supplies the default), instead of falling back.
+
 Anything else — event classes whose annotations are not plain (`Any`, `dict`, Decimal ...), a
 class version above 1, a cipher or compressor, a value that does not fit its annotation — is
 decoded by the library's own mapper, so the result never differs from `Mapper.to_domain_event`.
@@ -25,6 +30,7 @@ the commands and events applied by the read models all go through it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 import typing
@@ -119,6 +125,9 @@ class EventDecoder:
             counted += count(event_state[name])
         if counted != tagged:
             return self._fallback(stored)
+        for name in plan.optional:
+            if event_state[name] is msgspec.UNSET:
+                del event_state[name]  # not stored: the class's default, as the mapper leaves it
         originator_id = stored.originator_id
         if type(originator_id) is not UUID:
             return self._fallback(stored)
@@ -134,23 +143,33 @@ class EventDecoder:
             if getattr(cls, "class_version", 1) != 1:
                 return None
             hints = typing.get_type_hints(cls)
-            fields = []
+            defaults = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+            fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
             counters: list[tuple[str, Counter]] = []
             finishers: list[tuple[str, Callable[[Any], Any]]] = []
+            optional: list[str] = []
             for name, hint in hints.items():
                 if name in _COLUMNS or typing.get_origin(hint) is typing.ClassVar:
                     continue
                 spec, count, finish = _field(hint)
-                fields.append((name, spec))
+                if name in defaults and finish is None:
+                    # May be missing (stored before the field existed): UNSET, then left out.
+                    fields.append((name, spec | msgspec.UnsetType, msgspec.UNSET))
+                    optional.append(name)
+                    count = _unless_unset(count) if count is not None else None
+                else:
+                    fields.append((name, spec))
                 if count is not None:
                     counters.append((name, count))
                 if finish is not None:
                     finishers.append((name, finish))
-            struct = msgspec.defstruct(f"{cls.__qualname__}State", fields, forbid_unknown_fields=True)
+            struct = msgspec.defstruct(f"{cls.__qualname__}State", fields, forbid_unknown_fields=True, kw_only=True)
             id_convertor = find_id_convertor(cls, UUID)
         except (Unsupported, TypeError, NameError, ValueError, AttributeError):
             return None
-        return _Plan(cls, msgspec.json.Decoder(struct), tuple(counters), tuple(finishers), id_convertor)
+        return _Plan(
+            cls, msgspec.json.Decoder(struct), tuple(counters), tuple(finishers), tuple(optional), id_convertor
+        )
 
 
 def _unwrap(state: bytes) -> tuple[bytes, int] | None:
@@ -185,6 +204,8 @@ class _Plan(typing.NamedTuple):
     counters: tuple[tuple[str, Counter], ...]
     # Per field: Structs standing in for TypedDicts, turned back into dicts.
     finishers: tuple[tuple[str, Callable[[Any], Any]], ...]
+    # Fields with a default on the class: absent from the event when absent from the state.
+    optional: tuple[str, ...]
     # What the mapper does to a UUID originator id (for classes typed with UUID ids: nothing).
     id_convertor: Callable[[Any], Any]
 
@@ -242,6 +263,10 @@ def _typeddict(hint: Any) -> tuple[Any, Counter | None, Callable[[Any], Any] | N
 
 def _one(value: Any) -> int:
     return 0 if value is None else 1
+
+
+def _unless_unset(count: Counter) -> Counter:
+    return lambda value: 0 if value is msgspec.UNSET else count(value)
 
 
 def _sum(count: Counter) -> Counter:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict, Invalid
 from domain.ids import account_id
 
@@ -28,7 +29,7 @@ class AlreadyVerified(Conflict):
     code = "email_already_verified"
 
 
-class Account(Aggregate):
+class Account(Audited):
     @staticmethod
     def create_id(email: str, **_: Any) -> UUID:
         return account_id(email)

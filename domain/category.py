@@ -13,6 +13,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Invalid
 
 ROOT = UUID("a3c1d2e4-5f60-4718-9a2b-3c4d5e6f7081")
@@ -29,7 +30,7 @@ def category_id(parent_id: UUID | None, name: str) -> UUID:
     return uuid5(parent_id or ROOT, f"category:{slugify(name)}")
 
 
-class Category(Aggregate):
+class Category(Audited):
     class Created(Aggregate.Created):
         level: str
         name: str

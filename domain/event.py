@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict, Invalid, NotFound
 from domain.legacy import LegacyChanges
 
@@ -67,7 +68,7 @@ class Tier:
     day: str | None
 
 
-class Event(Aggregate):
+class Event(Audited):
     class Created(Aggregate.Created):
         organizer_id: UUID
         venue_id: UUID

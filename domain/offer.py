@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict, Invalid
 from domain.legacy import LegacyChanges
 
@@ -54,7 +55,7 @@ class OrderLimit(Invalid):
     code = "order_limit"
 
 
-class Offer(Aggregate):
+class Offer(Audited):
     # Every attribute holds an immutable value (ids, strings, numbers, datetimes, None) and the
     # events rebind attributes instead of mutating them, so a copy may share the values
     # (`commands.base.copy_aggregate`). Keep it that way, or drop this flag.

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict, Gone, Invalid, NotFound
 from domain.order_number import order_number
 
@@ -122,7 +123,7 @@ def compute_fee(subtotal: int, percent_basis_points: int, fixed: int) -> int:
     return -(-subtotal * percent_basis_points // 10_000) + fixed
 
 
-class Order(Aggregate):
+class Order(Audited):
     class Placed(Aggregate.Created):
         buyer_id: UUID
         event_id: UUID
@@ -135,6 +136,12 @@ class Order(Aggregate):
         hold_expires_at: datetime
         # The human order number (domain/order_number.py); orders placed before numbering have none.
         number: str | None = None
+
+        def acting(self) -> UUID | None:
+            """An order is placed by its buyer: the claim path saves without naming an actor (a
+            waitlist offer is placed for the entry's account, on the system's initiative)."""
+            actor: UUID | None = getattr(self, "actor_id", None)
+            return actor or self.buyer_id
 
     @event(Placed)
     def __init__(

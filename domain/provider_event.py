@@ -12,6 +12,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
+
 NAMESPACE = UUID("0d6c5c1e-8a53-4bb0-9a45-0f3b1f8f2f61")
 
 
@@ -19,7 +21,7 @@ def provider_event_id(provider: str, external_id: str) -> UUID:
     return uuid5(NAMESPACE, f"{provider}:{external_id}")
 
 
-class ProviderEvent(Aggregate):
+class ProviderEvent(Audited):
     class Received(Aggregate.Created):
         provider: str
         external_id: str

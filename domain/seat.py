@@ -12,6 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict
 from domain.ids import seat_id
 
@@ -24,7 +25,7 @@ class SeatTaken(Conflict):
     code = "seat_taken"
 
 
-class Seat(Aggregate):
+class Seat(Audited):
     # Every attribute holds an immutable value (ids, strings, numbers, datetimes, None) and the
     # events rebind attributes instead of mutating them, so a copy may share the values
     # (`commands.base.copy_aggregate`). Keep it that way, or drop this flag.

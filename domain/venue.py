@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Invalid
 from domain.ids import seat_key, section_id
 from domain.legacy import LegacyChanges
@@ -104,7 +105,7 @@ def normalise_layout(venue_id: UUID, sections: list[dict[str, Any]]) -> list[Sec
     return result
 
 
-class Venue(Aggregate):
+class Venue(Audited):
     class Created(Aggregate.Created):
         name: str
         address: str

@@ -16,6 +16,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.audit import Audited
 from domain.errors import Conflict, NotFound
 
 WAITLISTS = UUID("0c6f3f0e-2b1e-4c47-9a55-6b8c1d7e4a21")
@@ -50,7 +51,7 @@ class Entry(TypedDict):
     until: datetime | None
 
 
-class Waitlist(Aggregate):
+class Waitlist(Audited):
     @staticmethod
     def create_id(offer_id: UUID, **_: Any) -> UUID:
         return waitlist_id(offer_id)

@@ -290,6 +290,13 @@ async def orders_of(
     return rows, total
 
 
+async def show_parts(conn: Conn, event_id: UUID) -> tuple[list[UUID], list[UUID]]:
+    """The ids of a show's offers and of its seats (the audit trail reads their stored events)."""
+    offers = await _all(conn, "SELECT id FROM read.offers WHERE event_id = %s ORDER BY id", (event_id,))
+    seats = await _all(conn, "SELECT id FROM read.seats WHERE event_id = %s", (event_id,))
+    return [r["id"] for r in offers], [r["id"] for r in seats]
+
+
 async def order(conn: Conn, order_id: UUID) -> Row | None:
     return await _one(conn, "SELECT * FROM read.orders WHERE id = %s", (order_id,))
 

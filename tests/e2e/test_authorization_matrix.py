@@ -510,6 +510,17 @@ CASES = [
         {**OWNER_DRAFT, "owner": 200},
         "draft",
     ),
+    # The audit trail: a show's for its owner and admins, an order's for its buyer and admins
+    Case(
+        "getEventHistory",
+        "GET",
+        at("/events/{free_event}/history"),
+        {**OWNER_PUBLISHED, "scanner": 403, "owner": 200, "admin": 200},
+    ),
+    Case("getEventHistory", "GET", at("/events/{draft_event}/history"), {**OWNER_DRAFT, "owner": 200}, "draft"),
+    Case(
+        "getOrderHistory", "GET", at("/orders/{order}/history"), {**BUYERS, "scanner": 404, "buyer": 200, "admin": 200}
+    ),
     # Orders and tickets: any signed-in user buys; only the buyer (and admins) see them
     Case(
         "placeOrder",

@@ -20,7 +20,10 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from psycopg.rows import dict_row
 
+from commands.base import acting_as
 from commands.boxoffice import BoxOffice
+from commands.history import event_data, event_type, history
+from domain.audit import actor_of
 from domain.event import Event
 from domain.offer import Offer
 from domain.order import Order
@@ -186,3 +189,25 @@ def test_new_edits_on_top_of_the_old_ones_are_intent_events(
     show = row(settings, "events", SHOW)
     assert show["max_price"] == 4500
     assert show["layout_version"] > layout_before  # a new price: the seat map is built again
+
+
+def test_the_old_store_reads_as_an_audit_trail_with_unknown_actors(app: BoxOffice, old_store: dict[UUID, int]) -> None:
+    """Events stored before actors were recorded: listed, actor unknown; an edit made now by a
+    command names its actor, in the same trail."""
+    old, total = history(app, [SHOW, SEAT_OFFER], offset=0, limit=1000)
+    assert total >= old_store[SHOW] + old_store[SEAT_OFFER]
+    assert all(r.event is not None for r in old)
+    before = [r for r in old if r.version <= old_store[r.aggregate_id]]
+    assert next(event_type(r) for r in before if r.aggregate_id == SHOW) == "Event.Created"
+    assert "Event.Updated" in {event_type(r) for r in before}
+    assert {actor_of(r.event) for r in before} == {None}
+    updated = next(r for r in before if event_type(r) == "Event.Updated")
+    assert event_data(updated)["changes"]["title"] == "New Title"
+
+    organizer = UUID(int=7)
+    with acting_as(organizer):
+        app.update_offer(SEAT_OFFER, {"max_per_order": 9})
+    trail, _ = history(app, [SHOW, SEAT_OFFER], offset=0, limit=1000)
+    last = trail[-1]
+    assert (event_type(last), actor_of(last.event)) == ("Offer.LimitsChanged", organizer)
+    assert [r.position for r in trail] == sorted(r.position for r in trail)
