@@ -1,0 +1,227 @@
+"""Personal data at rest: a key per person outside the log, and an e-mail index that does not
+reveal the address.
+
+- `Vault`: each person's data is sealed (AES-GCM) with a key of their own, kept in
+  `personal_keys`, beside the events table, never in it. Keys are stored wrapped with a key
+  derived from `PERSONAL_DATA_SECRET`, so a copy of the database alone opens nothing. Erasure
+  (`shred`) replaces the key with NULL: everything sealed with it, in every stored event, in
+  every backup of the log, can no longer be read. A sealed value is a string,
+  `sealed:v1:<person hex>:<base64 nonce+ciphertext>`, so the event keeps its shape and the fast
+  decoder keeps decoding it; the person's id is the associated data, so a value cannot be moved
+  to another person.
+- The e-mail index: `account_emails` maps HMAC-SHA256(secret, address) to the account id; the
+  address itself appears nowhere outside the sealed events. Erasure deletes the row, so the
+  address can register again (a new account, a new id, a new key).
+
+Keys are looked up once per process and cached; reading a whole store loads them all in one
+query on the first miss. Every process notices an erasure made elsewhere within a second
+(`ERASURE_CHECK_SECONDS`: one small query for the keys destroyed since, when keys are in use).
+Sealing an event costs a microsecond or two: only account events and attendee names carry
+personal data, never an order placement.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import Connection
+from psycopg.sql import SQL, Identifier
+
+PREFIX = "sealed:v1:"
+KEYS_TABLE = "personal_keys"
+EMAILS_TABLE = "account_emails"
+ERASURE_CHECK_SECONDS = 1.0
+# The value `open` gives for data whose key is gone (the mapper turns it into "" or None).
+ERASED: None = None
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    if not secret:
+        raise RuntimeError("PERSONAL_DATA_SECRET is not set")
+    return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+
+
+def email_digest(secret: str, email: str) -> bytes:
+    """The keyed hash under which an address is indexed (normalised as the account stores it)."""
+    return hmac.new(_derive(secret, "account-emails"), email.strip().lower().encode(), hashlib.sha256).digest()
+
+
+def create_tables(conn: Connection[Any], schema: str) -> None:
+    conn.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{keys} (person_id uuid PRIMARY KEY, wrapped bytea, "
+            "created_at timestamptz NOT NULL DEFAULT now(), erased_at timestamptz)"
+        ).format(schema=Identifier(schema), keys=Identifier(KEYS_TABLE))
+    )
+    conn.execute(
+        SQL(
+            "CREATE INDEX IF NOT EXISTS personal_keys_erased ON {schema}.{keys} (erased_at) WHERE erased_at IS NOT NULL"
+        ).format(schema=Identifier(schema), keys=Identifier(KEYS_TABLE))
+    )
+    conn.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{emails} (digest bytea PRIMARY KEY, account_id uuid NOT NULL UNIQUE)"
+        ).format(schema=Identifier(schema), emails=Identifier(EMAILS_TABLE))
+    )
+
+
+class Vault:
+    """Per-person keys (see the module docstring). `datastore` is the store's `PostgresDatastore`,
+    asked for lazily (the mapper exists before the recorder)."""
+
+    def __init__(self, datastore: Any, secret: str) -> None:
+        self._datastore = datastore
+        self._secret = secret
+        self._keys: dict[UUID, AESGCM | None] = {}  # None: shredded
+        self._loaded_all = False
+        self._lock = threading.Lock()
+        # When this process last asked for keys destroyed by others (monotonic; database time).
+        self._checked = 0.0
+        self._checked_at: datetime | None = None
+
+    @functools.cached_property
+    def _kek(self) -> AESGCM:
+        return AESGCM(_derive(self._secret, "personal-keys"))
+
+    def _sql(self, text: str) -> Any:
+        store = self._datastore()
+        return SQL(text).format(schema=Identifier(store.schema), keys=Identifier(KEYS_TABLE))
+
+    # Sealing ------------------------------------------------------------------------------
+
+    def seal(self, person: UUID, text: str) -> str:
+        """`text` sealed with the person's key (made on first use); "" stays "" and a person
+        already erased gets nothing sealed: their data is not stored at all."""
+        if not text:
+            return text
+        key = self._key(person, create=True)
+        if key is None:
+            return f"{PREFIX}{person.hex}:"
+        nonce = os.urandom(12)
+        sealed = base64.b64encode(nonce + key.encrypt(nonce, text.encode(), person.bytes)).decode()
+        return f"{PREFIX}{person.hex}:{sealed}"
+
+    def open(self, value: str) -> str | None:
+        """The plain text of a sealed value, `ERASED` when its key is gone (or it was tampered
+        with); anything not sealed (events stored before sealing existed) as it is."""
+        if not value.startswith(PREFIX):
+            return value
+        try:
+            owner, _, body = value[len(PREFIX) :].partition(":")
+            person = UUID(hex=owner)
+            raw = base64.b64decode(body, validate=True)
+        except ValueError:
+            return ERASED
+        key = self._key(person, create=False)
+        if key is None or len(raw) < 28:
+            return ERASED
+        try:
+            return key.decrypt(raw[:12], raw[12:], person.bytes).decode()
+        except (InvalidTag, UnicodeDecodeError):
+            return ERASED
+
+    # Keys ---------------------------------------------------------------------------------
+
+    def _key(self, person: UUID, *, create: bool) -> AESGCM | None:
+        if time.monotonic() - self._checked > ERASURE_CHECK_SECONDS:
+            self._drop_erased()
+        if person in self._keys:
+            return self._keys[person]
+        with self._lock:
+            if not self._loaded_all and not create:
+                self._load_all()
+                if person in self._keys:
+                    return self._keys[person]
+            row = self._fetch(person, create=create)
+        if row is None:
+            return None  # never had a key: nothing to open (not cached: it may be made later)
+        key = self._unwrap(person, row)
+        self._keys[person] = key
+        return key
+
+    def _fetch(self, person: UUID, *, create: bool) -> tuple[bytes | None] | None:
+        store = self._datastore()
+        with store.get_connection() as conn:
+            if create:
+                wrapped = self._wrap(person, AESGCM.generate_key(bit_length=256))
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO {schema}.{keys} (person_id, wrapped) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+                    ),
+                    (person, wrapped),
+                )
+            row = conn.execute(
+                self._sql("SELECT wrapped FROM {schema}.{keys} WHERE person_id = %s"), (person,)
+            ).fetchone()
+        return None if row is None else (None if row["wrapped"] is None else bytes(row["wrapped"]),)
+
+    def _load_all(self) -> None:
+        """Every key in one query: a replay of the whole store meets most people."""
+        store = self._datastore()
+        with store.get_connection() as conn:
+            rows = conn.execute(self._sql("SELECT person_id, wrapped FROM {schema}.{keys}")).fetchall()
+        for row in rows:
+            wrapped = None if row["wrapped"] is None else bytes(row["wrapped"])
+            self._keys.setdefault(row["person_id"], self._unwrap(row["person_id"], (wrapped,)))
+        self._loaded_all = True
+
+    def _drop_erased(self) -> None:
+        """Forget the cached keys destroyed (by any process) since the last look, with a margin
+        for erasures whose transaction started before that look and committed after it."""
+        with self._lock:
+            if time.monotonic() - self._checked <= ERASURE_CHECK_SECONDS:
+                return
+            since = self._checked_at - timedelta(seconds=10) if self._checked_at else datetime(1970, 1, 1, tzinfo=UTC)
+            with self._datastore().get_connection() as conn:
+                row = conn.execute(
+                    self._sql(
+                        "SELECT now() AS at, array(SELECT person_id FROM {schema}.{keys} "
+                        "WHERE erased_at IS NOT NULL AND erased_at >= %s) AS erased"
+                    ),
+                    (since,),
+                ).fetchone()
+            for person in row["erased"]:
+                self._keys[person] = None
+            self._checked, self._checked_at = time.monotonic(), row["at"]
+
+    def _wrap(self, person: UUID, key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._kek.encrypt(nonce, key, person.bytes)
+
+    def _unwrap(self, person: UUID, row: tuple[bytes | None]) -> AESGCM | None:
+        wrapped = row[0]
+        if wrapped is None:
+            return None
+        try:
+            return AESGCM(self._kek.decrypt(wrapped[:12], wrapped[12:], person.bytes))
+        except InvalidTag:
+            raise RuntimeError("a personal-data key does not open: PERSONAL_DATA_SECRET changed?") from None
+
+    def shred(self, person: UUID) -> None:
+        """Destroy the person's key (idempotent); a key never made is recorded as destroyed."""
+        store = self._datastore()
+        with store.get_connection() as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {schema}.{keys} (person_id, wrapped, erased_at) VALUES (%s, NULL, now()) "
+                    "ON CONFLICT (person_id) DO UPDATE SET wrapped = NULL, "
+                    "erased_at = coalesce({keys}.erased_at, now())"
+                ),
+                (person,),
+            )
+        self._keys[person] = None
+
+    def forget(self, person: UUID) -> None:
+        """Drop a cached key (another process erased the person)."""
+        self._keys[person] = None

@@ -1,0 +1,44 @@
+"""Personal data in events, and the record that a person was erased.
+
+An event class that carries personal data names those fields in `personal_data` and, in
+`personal_owner`, the field holding the id of the person they belong to (`originator_id` when
+the aggregate is the person). The store's mapper (`commands/mapper.py`) seals those fields with
+that person's key before they are stored and opens them when events are read; the domain only
+ever sees the plain values, or `None`/`""` once the person's key is destroyed.
+
+`Erasure` is the fact, in the sales store, that a person was erased: the read models scrub what
+they hold of that person when they apply it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+# How reports and documents name someone whose data was erased.
+ERASED_PERSON = "erased person"
+
+ERASURES = UUID("0b6a2f5e-3f0e-4d7e-9b8a-6c1d2e3f4a5b")
+
+
+def personal_fields(event_class: type) -> tuple[tuple[str, ...], str]:
+    """(the personal fields, the field naming their owner) of an event class; () if none."""
+    fields: tuple[str, ...] = getattr(event_class, "personal_data", ())
+    return fields, getattr(event_class, "personal_owner", "originator_id")
+
+
+class Erasure(Aggregate):
+    """A person erased (one per person, so recording it twice is a version conflict, not two facts)."""
+
+    @staticmethod
+    def create_id(person_id: UUID, **_: Any) -> UUID:
+        return uuid5(ERASURES, str(person_id))
+
+    class Recorded(Aggregate.Created):
+        person_id: UUID
+
+    @event(Recorded)
+    def __init__(self, person_id: UUID) -> None:
+        self.person_id = person_id
