@@ -28,7 +28,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
 from commands.base import BaseApplication
-from commands.privacy import EMAILS_TABLE, email_digest
+from commands.privacy import EMAILS_TABLE, blank_plain_text, email_digest
 from domain.account import Account, EmailTaken
 from domain.errors import DomainError, Invalid, NotFound
 from domain.ids import account_id
@@ -195,6 +195,7 @@ class Accounts(BaseApplication):
             self._change(user_id, erase, erased_too=True)
         with self.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
             conn.execute(self._emails_sql("DELETE FROM {schema}.{emails} WHERE account_id = %s"), (user_id,))
+        blank_plain_text(self.recorder, user_id)
 
     def shred(self, user_id: UUID) -> None:
         """Destroy the person's key: their personal data in the store is unreadable from now on."""

@@ -26,6 +26,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import os
 import threading
 import time
@@ -35,8 +36,11 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.utils import resolve_topic
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
+
+from domain.privacy import personal_fields
 
 PREFIX = "sealed:v1:"
 KEYS_TABLE = "personal_keys"
@@ -74,6 +78,42 @@ def create_tables(conn: Connection[Any], schema: str) -> None:
             "CREATE TABLE IF NOT EXISTS {schema}.{emails} (digest bytea PRIMARY KEY, account_id uuid NOT NULL UNIQUE)"
         ).format(schema=Identifier(schema), emails=Identifier(EMAILS_TABLE))
     )
+
+
+def blank_plain_text(recorder: Any, person: UUID) -> int:
+    """Blank, in place, the personal data a person's own events (the account's) hold in plain
+    text because they were stored before sealing existed; returns how many were rewritten.
+
+    The one rewrite of the log: shredding a key cannot make unreadable what was never sealed.
+    Only the personal fields change (to ""), so the events still load as before."""
+    table = SQL("{schema}.{table}").format(
+        schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name)
+    )
+    rewritten = 0
+    with recorder.datastore.get_connection() as conn, conn.transaction():
+        rows = conn.execute(
+            SQL("SELECT originator_version, topic, state FROM {} WHERE originator_id = %s FOR UPDATE").format(table),
+            (person,),
+        ).fetchall()
+        for row in rows:
+            try:
+                fields = personal_fields(resolve_topic(row["topic"]))[0]
+            except (ImportError, AttributeError, ValueError):
+                continue
+            state = json.loads(bytes(row["state"]))
+            plain = [
+                f for f in fields if isinstance(state.get(f), str) and state[f] and not state[f].startswith(PREFIX)
+            ]
+            if not plain:
+                continue
+            state.update(dict.fromkeys(plain, ""))
+            conn.execute(
+                SQL("UPDATE {} SET state = %s WHERE originator_id = %s AND originator_version = %s").format(table),
+                (json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode(), person,
+                 row["originator_version"]),
+            )  # fmt: skip
+            rewritten += 1
+    return rewritten
 
 
 class Vault:
