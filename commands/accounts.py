@@ -23,12 +23,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.persistence import IntegrityError
 from psycopg.errors import UniqueViolation
-from psycopg.sql import SQL, Identifier
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
 from commands.base import BaseApplication
-from commands.privacy import EMAILS_TABLE, blank_plain_text, email_digest
+from commands.privacy import EmailIndex, blank_plain_text
 from domain.account import Account, EmailTaken
 from domain.errors import DomainError, Invalid, NotFound
 from domain.ids import account_id
@@ -91,6 +90,7 @@ class Accounts(BaseApplication):
         self.hasher = PasswordHasher()
         # Verifying against this when the account does not exist keeps login timing flat.
         self._dummy_hash = self.hasher.hash("not-a-real-password")
+        self.emails = EmailIndex(self.recorder.datastore, self.secret)  # type: ignore[attr-defined]
 
     def register(
         self,
@@ -126,8 +126,7 @@ class Accounts(BaseApplication):
         datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
         try:
             with datastore.get_connection() as conn, conn.transaction():
-                conn.execute(self._emails_sql("INSERT INTO {schema}.{emails} (digest, account_id) VALUES (%s, %s)"),
-                             (email_digest(self.secret, email), account.id))  # fmt: skip
+                self.emails.add(conn, email, account.id)
                 self.save(account, connection=conn)
         except (UniqueViolation, IntegrityError):
             raise EmailTaken("an account with this e-mail already exists", field="email") from None
@@ -135,11 +134,8 @@ class Accounts(BaseApplication):
 
     def lookup(self, email: str) -> UUID | None:
         """The id of the (not erased) account registered with this e-mail, if any."""
-        with self.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-            row = conn.execute(self._emails_sql("SELECT account_id FROM {schema}.{emails} WHERE digest = %s"),
-                               (email_digest(self.secret, email),)).fetchone()  # fmt: skip
-        if row is not None:
-            found: UUID = row["account_id"]
+        found = self.emails.find(email)
+        if found is not None:
             return found
         # Accounts registered before the index: their id is the uuid5 of the address.
         try:
@@ -147,10 +143,6 @@ class Accounts(BaseApplication):
         except NotFound:
             return None
         return None if legacy.erased else legacy.id
-
-    def _emails_sql(self, text: str) -> Any:
-        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
-        return SQL(text).format(schema=Identifier(datastore.schema), emails=Identifier(EMAILS_TABLE))
 
     def authenticate(self, email: str, password: str) -> Account:
         user_id = self.lookup(email)
@@ -193,8 +185,7 @@ class Accounts(BaseApplication):
 
         if not account.erased:
             self._change(user_id, erase, erased_too=True)
-        with self.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-            conn.execute(self._emails_sql("DELETE FROM {schema}.{emails} WHERE account_id = %s"), (user_id,))
+        self.emails.remove(user_id)
         blank_plain_text(self.recorder, user_id)
 
     def shred(self, user_id: UUID) -> None:

@@ -80,6 +80,32 @@ def create_tables(conn: Connection[Any], schema: str) -> None:
     )
 
 
+class EmailIndex:
+    """`account_emails`: the keyed hash of each address with an account, to its account id."""
+
+    def __init__(self, datastore: Any, secret: str) -> None:
+        self._datastore = datastore
+        self._secret = secret
+        self._table = SQL("{schema}.{emails}").format(
+            schema=Identifier(datastore.schema), emails=Identifier(EMAILS_TABLE)
+        )
+
+    def add(self, conn: Connection[Any], email: str, account_id: UUID) -> None:
+        """Index the address in `conn`'s transaction (psycopg's UniqueViolation when it is taken)."""
+        conn.execute(SQL("INSERT INTO {} (digest, account_id) VALUES (%s, %s)").format(self._table),
+                     (email_digest(self._secret, email), account_id))  # fmt: skip
+
+    def find(self, email: str) -> UUID | None:
+        with self._datastore.get_connection() as conn:
+            row = conn.execute(SQL("SELECT account_id FROM {} WHERE digest = %s").format(self._table),
+                               (email_digest(self._secret, email),)).fetchone()  # fmt: skip
+        return None if row is None else UUID(str(row["account_id"]))
+
+    def remove(self, account_id: UUID) -> None:
+        with self._datastore.get_connection() as conn:
+            conn.execute(SQL("DELETE FROM {} WHERE account_id = %s").format(self._table), (account_id,))
+
+
 def blank_plain_text(recorder: Any, person: UUID) -> int:
     """Blank, in place, the personal data a person's own events (the account's) hold in plain
     text because they were stored before sealing existed; returns how many were rewritten.
