@@ -294,7 +294,9 @@ class FastMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if self.vault is not None:
-            personal = self._personal_of(type(domain_event))
+            personal = self._personal.get(type(domain_event), _MISSING)
+            if personal is _MISSING:
+                personal = self._personal_of(type(domain_event))
             if personal is not None:
                 domain_event = personal.sealed(domain_event, self.vault)
         stored = super().to_stored_event(domain_event)
@@ -308,7 +310,10 @@ class FastMapper(Mapper[UUID]):
         else:
             event = self.decoder.decode(stored_event)
         if self.vault is not None:
-            personal = self._personal_of(type(event))
+            # Inline, not a method call: this runs for every event of a replay.
+            personal = self._personal.get(type(event), _MISSING)
+            if personal is _MISSING:
+                personal = self._personal_of(type(event))
             if personal is not None:
                 personal.open(event, self.vault)
         return event
