@@ -13,8 +13,8 @@ reveal the address.
   address itself appears nowhere outside the sealed events. Erasure deletes the row, so the
   address can register again (a new account, a new id, a new key).
 
-Keys are looked up once per process and cached; reading a whole store loads them all in one
-query on the first miss. Every process notices an erasure made elsewhere within a second
+Keys are looked up once per process and cached; a process that meets many people (a replay)
+loads them all, still wrapped, in one query. Every process notices an erasure made elsewhere within a second
 (`ERASURE_CHECK_SECONDS`: one small query for the keys destroyed since, when keys are in use).
 Sealing an event costs a microsecond or two: only account events and attendee names carry
 personal data, never an order placement.
@@ -46,6 +46,8 @@ PREFIX = "sealed:v1:"
 KEYS_TABLE = "personal_keys"
 EMAILS_TABLE = "account_emails"
 ERASURE_CHECK_SECONDS = 1.0
+# Keys fetched one at a time before a process loads them all (wrapped) in one query.
+BULK_AFTER_MISSES = 64
 # The value `open` gives for data whose key is gone (the mapper turns it into "" or None).
 ERASED: None = None
 
@@ -150,7 +152,10 @@ class Vault:
         self._datastore = datastore
         self._secret = secret
         self._keys: dict[UUID, AESGCM | None] = {}  # None: shredded
+        # Wrapped keys loaded in bulk, unwrapped on first use (None: shredded).
+        self._wrapped: dict[UUID, bytes | None] = {}
         self._loaded_all = False
+        self._misses = 0
         self._lock = threading.Lock()
         # When this process last asked for keys destroyed by others (monotonic; database time).
         self._checked = 0.0
@@ -204,15 +209,21 @@ class Vault:
             self._drop_erased()
         if person in self._keys:
             return self._keys[person]
-        with self._lock:
-            if not self._loaded_all and not create:
-                self._load_all()
-                if person in self._keys:
-                    return self._keys[person]
-            row = self._fetch(person, create=create)
-        if row is None:
-            return None  # never had a key: nothing to open (not cached: it may be made later)
-        key = self._unwrap(person, row)
+        if person in self._wrapped:
+            key = self._unwrap(person, self._wrapped[person])
+        else:
+            with self._lock:
+                self._misses += 1
+                if self._misses > BULK_AFTER_MISSES and not self._loaded_all and not create:
+                    self._load_all()  # many people met: a replay, most likely
+                if person in self._wrapped:
+                    wrapped = self._wrapped[person]
+                else:
+                    row = self._fetch(person, create=create)
+                    if row is None:
+                        return None  # never had a key: nothing to open (not cached: it may be made later)
+                    wrapped = row[0]
+            key = self._unwrap(person, wrapped)
         self._keys[person] = key
         return key
 
@@ -233,13 +244,13 @@ class Vault:
         return None if row is None else (None if row["wrapped"] is None else bytes(row["wrapped"]),)
 
     def _load_all(self) -> None:
-        """Every key in one query: a replay of the whole store meets most people."""
+        """Every wrapped key in one query (a replay of the whole store meets most people); each
+        is unwrapped when first needed."""
         store = self._datastore()
         with store.get_connection() as conn:
             rows = conn.execute(self._sql("SELECT person_id, wrapped FROM {schema}.{keys}")).fetchall()
         for row in rows:
-            wrapped = None if row["wrapped"] is None else bytes(row["wrapped"])
-            self._keys.setdefault(row["person_id"], self._unwrap(row["person_id"], (wrapped,)))
+            self._wrapped[row["person_id"]] = None if row["wrapped"] is None else bytes(row["wrapped"])
         self._loaded_all = True
 
     def _drop_erased(self) -> None:
@@ -258,15 +269,14 @@ class Vault:
                     (since,),
                 ).fetchone()
             for person in row["erased"]:
-                self._keys[person] = None
+                self._keys[person] = self._wrapped[person] = None
             self._checked, self._checked_at = time.monotonic(), row["at"]
 
     def _wrap(self, person: UUID, key: bytes) -> bytes:
         nonce = os.urandom(12)
         return nonce + self._kek.encrypt(nonce, key, person.bytes)
 
-    def _unwrap(self, person: UUID, row: tuple[bytes | None]) -> AESGCM | None:
-        wrapped = row[0]
+    def _unwrap(self, person: UUID, wrapped: bytes | None) -> AESGCM | None:
         if wrapped is None:
             return None
         try:
@@ -286,8 +296,8 @@ class Vault:
                 ),
                 (person,),
             )
-        self._keys[person] = None
+        self._keys[person] = self._wrapped[person] = None
 
     def forget(self, person: UUID) -> None:
         """Drop a cached key (another process erased the person)."""
-        self._keys[person] = None
+        self._keys[person] = self._wrapped[person] = None

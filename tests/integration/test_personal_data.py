@@ -105,3 +105,23 @@ def test_an_account_stored_before_sealing_still_signs_in_and_its_erasure_blanks_
     assert accounts.lookup(email) is None
     again = accounts.register(email=email, username="new", password=PASSWORD)
     assert again.id != legacy.id and accounts.authenticate(email, PASSWORD).id == again.id
+
+
+def test_a_process_meeting_many_people_loads_their_keys_at_once(
+    accounts: Accounts, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people = [accounts.register(email=f"many-{uuid4().hex[:8]}@example.org", username=f"m{n}", password=PASSWORD)
+              for n in range(3)]  # fmt: skip
+    boxoffice = open_boxoffice(settings)
+    try:
+        erase_person(accounts, boxoffice, people[0].id)
+    finally:
+        boxoffice.close()
+    monkeypatch.setattr("commands.privacy.BULK_AFTER_MISSES", 0)
+    fresh = open_accounts(settings)
+    try:
+        first = [decoded(fresh, p.id)[0].username for p in people]
+        assert first == ["", "m1", "m2"]
+        assert fresh.mapper.vault._loaded_all  # type: ignore[attr-defined]
+    finally:
+        fresh.close()
