@@ -53,7 +53,7 @@ from eventsourcing.utils import resolve_topic
 
 from commands.privacy import Vault
 from domain.errors import Invalid
-from domain.privacy import Erasure, personal_fields
+from domain.privacy import Erasure, erased_values, personal_fields
 
 # How the transcoder writes UUIDs and datetimes: `{"_type_":"uuid_hex","_data_":"<32 hex>"}`,
 # `{"_type_":"datetime_iso","_data_":"<isoformat>"}`. Inside a JSON string a quote is always
@@ -326,9 +326,7 @@ class FastMapper(Mapper[UUID]):
             if cls is Erasure.Recorded:
                 found: _Personal | None = _Personal((), "person_id", {}, forget=True)
             elif fields:
-                hints = typing.get_type_hints(cls)
-                empty = {f: None if type(None) in typing.get_args(hints.get(f)) else "" for f in fields}
-                found = _Personal(fields, owner, empty)
+                found = _Personal(fields, owner, erased_values(cls))
             else:
                 found = None
             self._personal[cls] = found

@@ -30,6 +30,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -40,7 +41,7 @@ from eventsourcing.utils import resolve_topic
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
-from domain.privacy import personal_fields
+from domain.privacy import erased_values
 
 PREFIX = "sealed:v1:"
 KEYS_TABLE = "personal_keys"
@@ -108,12 +109,14 @@ class EmailIndex:
             conn.execute(SQL("DELETE FROM {} WHERE account_id = %s").format(self._table), (account_id,))
 
 
-def blank_plain_text(recorder: Any, person: UUID) -> int:
-    """Blank, in place, the personal data a person's own events (the account's) hold in plain
-    text because they were stored before sealing existed; returns how many were rewritten.
+def blank_plain_text(recorder: Any, originator_id: UUID, versions: Callable[[int], bool] = lambda _: True) -> int:
+    """Blank, in place, the personal data an aggregate's events (those at the `versions` given)
+    hold in plain text because they were stored before sealing existed; returns how many events
+    were rewritten.
 
     The one rewrite of the log: shredding a key cannot make unreadable what was never sealed.
-    Only the personal fields change (to ""), so the events still load as before."""
+    Only the personal fields change (to what they read as once erased), so the events load as
+    before."""
     table = SQL("{schema}.{table}").format(
         schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name)
     )
@@ -121,23 +124,23 @@ def blank_plain_text(recorder: Any, person: UUID) -> int:
     with recorder.datastore.get_connection() as conn, conn.transaction():
         rows = conn.execute(
             SQL("SELECT originator_version, topic, state FROM {} WHERE originator_id = %s FOR UPDATE").format(table),
-            (person,),
+            (originator_id,),
         ).fetchall()
         for row in rows:
             try:
-                fields = personal_fields(resolve_topic(row["topic"]))[0]
-            except (ImportError, AttributeError, ValueError):
+                erased = erased_values(resolve_topic(row["topic"]))
+            except (ImportError, AttributeError, ValueError, TypeError, NameError):
+                continue
+            if not erased or not versions(row["originator_version"]):
                 continue
             state = json.loads(bytes(row["state"]))
-            plain = [
-                f for f in fields if isinstance(state.get(f), str) and state[f] and not state[f].startswith(PREFIX)
-            ]
+            plain = [f for f in erased if isinstance(v := state.get(f), str) and v and not v.startswith(PREFIX)]
             if not plain:
                 continue
-            state.update(dict.fromkeys(plain, ""))
+            state.update({f: erased[f] for f in plain})
             conn.execute(
                 SQL("UPDATE {} SET state = %s WHERE originator_id = %s AND originator_version = %s").format(table),
-                (json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode(), person,
+                (json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode(), originator_id,
                  row["originator_version"]),
             )  # fmt: skip
             rewritten += 1

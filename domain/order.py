@@ -627,7 +627,7 @@ class Order(Aggregate):
         person_id: UUID
 
     @event(AttendeeNamed)
-    def _name_attendee(self, ticket_id: UUID, attendee_name: str | None, person_id: UUID) -> None:
+    def _name_attendee(self, ticket_id: UUID, attendee_name: str | None, person_id: UUID | None = None) -> None:
         state = dict(self.ticket_states.get(ticket_id, {}))
         if attendee_name is None:
             state.pop("attendee_name", None)

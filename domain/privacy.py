@@ -12,6 +12,7 @@ they hold of that person when they apply it.
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -27,6 +28,14 @@ def personal_fields(event_class: type) -> tuple[tuple[str, ...], str]:
     """(the personal fields, the field naming their owner) of an event class; () if none."""
     fields: tuple[str, ...] = getattr(event_class, "personal_data", ())
     return fields, getattr(event_class, "personal_owner", "originator_id")
+
+
+def erased_values(event_class: type) -> dict[str, str | None]:
+    """What each personal field of an event class reads as once its owner is erased: "" or,
+    where the field allows it, None."""
+    fields, _ = personal_fields(event_class)
+    hints = typing.get_type_hints(event_class)
+    return {f: None if type(None) in typing.get_args(hints.get(f)) else "" for f in fields}
 
 
 class Erasure(Aggregate):

@@ -13,9 +13,13 @@ import pytest
 from eventsourcing.persistence import Mapper
 
 from commands.accounts import Accounts
+from commands.boxoffice import BoxOffice
 from commands.erasure import erase_person
 from domain.account import Account, EmailTaken
 from domain.ids import account_id
+from domain.order import Order
+from domain.placement import ItemRequest
+from tests.integration.conftest import put_on_sale
 from ticketing import Settings, open_accounts, open_boxoffice
 
 PASSWORD = "a-long-password"
@@ -123,5 +127,35 @@ def test_a_process_meeting_many_people_loads_their_keys_at_once(
         first = [decoded(fresh, p.id)[0].username for p in people]
         assert first == ["", "m1", "m2"]
         assert fresh.mapper.vault._loaded_all  # type: ignore[attr-defined]
+    finally:
+        fresh.close()
+
+
+def test_erasure_blanks_the_plain_text_attendee_names_the_person_gave(
+    accounts: Accounts, boxoffice: BoxOffice, settings: Settings
+) -> None:
+    buyer = accounts.register(email=f"names-{uuid4().hex[:8]}@example.org", username="namer", password=PASSWORD)
+    sale = put_on_sale(boxoffice)
+    order, _ = boxoffice.place_order(buyer.id, [ItemRequest(sale.ga_offer, 2)])
+    first, second = order.ticket_ids()
+    # An attendee name as stored before sealing: plain text, no person_id.
+    fields: dict[str, Any] = {"originator_id": order.id, "originator_version": order.version + 1, "ticket_id": first,
+                              "timestamp": Order.AttendeeNamed.create_timestamp(), "attendee_name": "Legacy Lou",
+                              "person_id": buyer.id}  # fmt: skip
+    legacy = Order.AttendeeNamed(**fields)
+    del legacy.__dict__["person_id"]
+    plain: Mapper[UUID] = Mapper(transcoder=boxoffice.mapper.transcoder)
+    boxoffice.recorder.insert_events([plain.to_stored_event(legacy)])
+    boxoffice.name_attendees(order.id, {second: "Sealed Sam"}, by=buyer.id)
+    states = stored_states(settings, "boxoffice_events", order.id)
+    assert any(b"Legacy Lou" in s for s in states) and not any(b"Sealed Sam" in s for s in states)
+
+    erase_person(accounts, boxoffice, buyer.id)
+    assert not any(b"Legacy Lou" in s for s in stored_states(settings, "boxoffice_events", order.id))
+    fresh = open_boxoffice(settings)
+    try:
+        names = {e.attendee_name for e in fresh.events.get(order.id) if isinstance(e, Order.AttendeeNamed)}
+        assert names == {None}
+        assert fresh.repository.get(order.id).attendee_name(first) is None
     finally:
         fresh.close()
