@@ -69,6 +69,8 @@ class Settings:
     waitlist_offer_seconds: int = 1800
     # Seed of the Ed25519 key of ticket codes: its own secret, so rotating JWT_SECRET keeps tickets.
     ticket_signing_key: str = ""
+    # Wraps the per-person keys of personal data and keys the e-mail index (commands/privacy.py).
+    personal_data_secret: str = ""
     max_body_bytes: int = 1_000_000
     projection_wait_seconds: float = 5.0
     sweep_interval_seconds: float = 30.0
@@ -126,6 +128,7 @@ class Settings:
                 env.get("WAITLIST_OFFER_SECONDS") or int(env.get("WAITLIST_OFFER_MINUTES", "30")) * 60
             ),
             ticket_signing_key=_ticket_signing_key(env, data_dir),
+            personal_data_secret=_personal_data_secret(env, data_dir),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
@@ -186,6 +189,8 @@ class Settings:
             "AGGREGATE_CACHE_MAXSIZE": "20000",
             "AGGREGATE_CACHE_FASTFORWARD": "y",
             "CREATE_TABLE": "y" if create_tables else "n",
+            # Read by commands.base.BaseApplication (the personal-data vault, the e-mail index).
+            "PERSONAL_DATA_SECRET": self.personal_data_secret,
         }
 
 
@@ -206,6 +211,17 @@ def _ticket_signing_key(env: Mapping[str, str], data_dir: Path) -> str:
             "existed were signed with JWT_SECRET: set it to that value to keep them valid)"
         )
     return _dev_secret(data_dir, "ticket-signing-key")
+
+
+def _personal_data_secret(env: Mapping[str, str], data_dir: Path) -> str:
+    """PERSONAL_DATA_SECRET; in development one generated once under .data/. Production must set
+    it and keep it: without it no personal data stored can be read, and no one can sign in."""
+    key = env.get("PERSONAL_DATA_SECRET", "")
+    if key:
+        return key
+    if env.get("ENVIRONMENT", "development") == "production":
+        raise ValueError("PERSONAL_DATA_SECRET is not set: give it a long random value, and never change it")
+    return _dev_secret(data_dir, "personal-data-secret")
 
 
 def _dev_secret(data_dir: Path, name: str = "dev-secret") -> str:
@@ -472,7 +488,8 @@ def run(settings: Settings, *, demo: bool) -> int:
         stack_settings = Settings.from_env(env)
         migrate(stack_settings)
         # Pin the development signing keys so every child process agrees on them.
-        pinned = {"JWT_SECRET": stack_settings.jwt_secret, "TICKET_SIGNING_KEY": stack_settings.ticket_signing_key}
+        pinned = {"JWT_SECRET": stack_settings.jwt_secret, "TICKET_SIGNING_KEY": stack_settings.ticket_signing_key,
+                  "PERSONAL_DATA_SECRET": stack_settings.personal_data_secret}  # fmt: skip
         return pinned, load_demo(stack_settings) if demo else []
 
     return run_service(

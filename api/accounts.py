@@ -335,7 +335,8 @@ class AuthController(Controller):
         """Set a new password with the mailed code; every session ends. 422 `invalid_code` for a
         wrong, used or expired code or an unknown address alike; 5 wrong tries burn the code."""
         secrets = MailedSecrets(services.settings.jwt_secret)
-        user_id = await secrets.redeem_reset_code(services.redis, data.email, data.code)
+        found = await services.call(lambda: services.accounts.lookup(data.email))
+        user_id = await secrets.redeem_reset_code(services.redis, found, data.code)
         await services.command(
             lambda: services.accounts.reset_password(user_id, data.new_password), app=services.accounts, actor=user_id
         )

@@ -19,7 +19,6 @@ from api.services import Services
 from commands.door import INVALID, Scan, ScanResult
 from commands.tickets_signing import CODE_VERSION, InvalidTicketCode, human_code
 from domain.errors import Forbidden, Invalid, NotFound
-from domain.ids import account_id
 from domain.order import AlreadyCheckedIn, WrongDay
 from projections import queries
 
@@ -410,11 +409,10 @@ class DoorController(Controller):
     ) -> Scanner:
         """Let an existing account check tickets in for this event (owner)."""
         await owned_event(services, request.user, event_id)
-        target = account_id(data.email)
-        try:
-            await services.call(lambda: services.accounts.get_account(target))
-        except NotFound:
-            raise Invalid("no account with this e-mail", field="email") from None
+        found = await services.call(lambda: services.accounts.lookup(data.email))
+        if found is None:
+            raise Invalid("no account with this e-mail", field="email")
+        target = found
         await services.command(lambda: services.boxoffice.grant_scanner(event_id, target), actor=request.user.id)
         async with services.pool.connection() as conn:
             rows = [r for r in await queries.scanners(conn, event_id) if r["account_id"] == target]

@@ -9,6 +9,7 @@ failures (`FailedLogins`), per address and per account e-mail."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -141,7 +142,8 @@ class FailedLogins:
     operation: str = "login"
 
     def _keys(self, scope: Scope, email: str) -> list[str]:
-        email = email.strip().lower()
+        # The address only as a digest: Redis holds no personal data in the clear.
+        email = hashlib.sha256(email.strip().lower().encode()).hexdigest()
         return [_key(self.operation, self.limit, address_of(scope)), _key(self.operation, self.limit, f"email:{email}")]
 
     async def check(self, redis: Redis, scope: Scope, email: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from api.events import EventController, OrganizerController
 from api.history import HistoryController
 from api.offers import OfferController, ShowOffersController, TierController
 from api.orders import OrderController
+from api.privacy import AccountErasureController, MyErasureController
 from api.report_files import ReportFileController
 from api.reports import ReportController
 from api.seatmaps import SeatMapController
@@ -55,6 +56,8 @@ def document_errors(controllers: list[Any]) -> list[Any]:
 API_ROUTES: list[Any] = document_errors(
     [
         AuthController,
+        MyErasureController,
+        AccountErasureController,
         VenueController,
         CategoryController,
         EventController,

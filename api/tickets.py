@@ -15,7 +15,6 @@ from api.security import Principal
 from api.services import Services
 from commands.tickets_signing import human_code
 from domain.errors import Invalid, NotFound
-from domain.ids import account_id
 from domain.order import MAX_ATTENDEE_NAME, MAX_ITEMS
 from projections import queries
 from projections.documents import TicketDocument, qr_png, tickets_pdf
@@ -231,11 +230,9 @@ class TicketController(Controller):
         row = await _owned_ticket(services, request.user, ticket_id)
         if row["owner_id"] != request.user.id:
             raise NotFound("ticket not found", code="ticket_not_found")
-        target = account_id(data.email)
-        try:
-            await services.call(lambda: services.accounts.get_account(target))
-        except NotFound:
-            raise Invalid("no account with this e-mail", field="email") from None
+        target = await services.call(lambda: services.accounts.lookup(data.email))
+        if target is None:
+            raise Invalid("no account with this e-mail", field="email")
         await services.command(
             lambda: services.boxoffice.transfer_ticket(
                 row["order_id"], ticket_id, from_id=request.user.id, to_id=target

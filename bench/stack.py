@@ -97,6 +97,7 @@ class BenchStack:
                 "JWT_SECRET": JWT_SECRET,
                 "METRICS_TOKEN": METRICS_TOKEN,
                 "TICKET_SIGNING_KEY": JWT_SECRET + "-tickets",
+                "PERSONAL_DATA_SECRET": JWT_SECRET + "-personal-data",
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
                 "WEB_CONCURRENCY": str(self.web_workers),

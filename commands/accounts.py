@@ -16,15 +16,18 @@ import hmac
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.persistence import IntegrityError
+from psycopg.errors import UniqueViolation
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
 from commands.base import BaseApplication
+from commands.privacy import EmailIndex, blank_plain_text
 from domain.account import Account, EmailTaken
 from domain.errors import DomainError, Invalid, NotFound
 from domain.ids import account_id
@@ -87,6 +90,7 @@ class Accounts(BaseApplication):
         self.hasher = PasswordHasher()
         # Verifying against this when the account does not exist keeps login timing flat.
         self._dummy_hash = self.hasher.hash("not-a-real-password")
+        self.emails = EmailIndex(self.recorder.datastore, self.secret)  # type: ignore[attr-defined]
 
     def register(
         self,
@@ -102,7 +106,7 @@ class Accounts(BaseApplication):
         _check_password(password, "password")
         if role not in ("attendee", "organizer"):
             raise Invalid("role must be attendee or organizer", field="role")
-        account = Account(
+        return self._open_account(
             email=email,
             username=username.strip(),
             password_hash=self.hasher.hash(password),
@@ -111,31 +115,84 @@ class Accounts(BaseApplication):
             last_name=last_name,
             phone=phone,
         )
+
+    def _open_account(self, **fields: Any) -> Account:
+        """A new account under a new id, indexed by its e-mail's keyed hash in the same
+        transaction as its first event: two registrations of one address cannot both succeed."""
+        email: str = fields["email"]
+        if self.lookup(email) is not None:  # also an account from before the index existed
+            raise EmailTaken("an account with this e-mail already exists", field="email")
+        account = Account.open(uuid4(), **fields)
+        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
         try:
-            self.save(account)
-        except IntegrityError:
+            with datastore.get_connection() as conn, conn.transaction():
+                self.emails.add(conn, email, account.id)
+                self.save(account, connection=conn)
+        except (UniqueViolation, IntegrityError):
             raise EmailTaken("an account with this e-mail already exists", field="email") from None
         return account
 
-    def authenticate(self, email: str, password: str) -> Account:
+    def lookup(self, email: str) -> UUID | None:
+        """The id of the (not erased) account registered with this e-mail, if any."""
+        found = self.emails.find(email)
+        if found is not None:
+            return found
+        # Accounts registered before the index: their id is the uuid5 of the address.
         try:
-            account = self.load(account_id(email), "account", Account)
+            legacy = self.load(account_id(email), "account", Account)
         except NotFound:
+            return None
+        return None if legacy.erased else legacy.id
+
+    def authenticate(self, email: str, password: str) -> Account:
+        user_id = self.lookup(email)
+        account = None if user_id is None else self.find_by_id(user_id)
+        if account is None:
             self._verify(self._dummy_hash, password)
-            raise BadCredentials("invalid e-mail or password") from None
+            raise BadCredentials("invalid e-mail or password")
         if not self._verify(account.password_hash, password):
             raise BadCredentials("invalid e-mail or password")
         return account
 
     def get_account(self, user_id: UUID) -> Account:
-        return self.load(user_id, "account", Account)
+        """The account, unless it does not exist or was erased (`NotFound`)."""
+        account = self.load(user_id, "account", Account)
+        if account.erased:
+            raise NotFound("account not found", code="account_not_found")
+        return account
+
+    def find_by_id(self, user_id: UUID) -> Account | None:
+        try:
+            return self.get_account(user_id)
+        except NotFound:
+            return None
 
     def find(self, email: str) -> Account | None:
         """The account registered with this e-mail, if any (for the mail worker, never the API)."""
-        try:
-            return self.load(account_id(email), "account", Account)
-        except NotFound:
-            return None
+        user_id = self.lookup(email)
+        return None if user_id is None else self.find_by_id(user_id)
+
+    def erase(self, user_id: UUID, password: str | None = None) -> None:
+        """Record the erasure of an account and take its address out of the index (idempotent).
+        With `password` (the person themselves) it must be the account's. The key is destroyed
+        by `shred`, once the erasure is recorded everywhere (`commands/erasure.py`)."""
+        account = self.load(user_id, "account", Account)
+        if password is not None and not account.erased and not self._verify(account.password_hash, password):
+            raise WrongPassword("the password is not correct", field="password")
+
+        def erase(account: Account) -> None:
+            account.erase()
+
+        if not account.erased:
+            self._change(user_id, erase, erased_too=True)
+        self.emails.remove(user_id)
+        blank_plain_text(self.recorder, user_id)
+
+    def shred(self, user_id: UUID) -> None:
+        """Destroy the person's key: their personal data in the store is unreadable from now on."""
+        vault = getattr(self.mapper, "vault", None)
+        if vault is not None:
+            vault.shred(user_id)
 
     def mark_verified(self, user_id: UUID) -> Account:
         """Record that the account's e-mail address is verified (idempotent)."""
@@ -185,28 +242,24 @@ class Accounts(BaseApplication):
 
     def ensure_admin(self, *, email: str, password: str, username: str) -> Account:
         """Create an admin account, or promote an existing one (used by the CLI)."""
-        try:
-            account = self.load(account_id(email), "account", Account)
-        except NotFound:
-            account = Account(
-                email=email,
-                username=username,
-                password_hash=self.hasher.hash(password),
-                role="admin",
+        user_id = self.lookup(email)
+        if user_id is None:
+            account = self._open_account(
+                email=email, username=username, password_hash=self.hasher.hash(password), role="admin"
             )
-            account.verify_email()
         else:
-            if account.role != "admin":
-                account.change_role("admin")
-            account.change_password(self.hasher.hash(password))
-            if not account.email_verified:
-                account.verify_email()
+            account = self.get_account(user_id)
+        if account.role != "admin":
+            account.change_role("admin")
+        account.change_password(self.hasher.hash(password))
+        if not account.email_verified:
+            account.verify_email()
         self.save(account)
         return account
 
-    def _change(self, user_id: UUID, change: Callable[[Account], None]) -> Account:
+    def _change(self, user_id: UUID, change: Callable[[Account], None], *, erased_too: bool = False) -> Account:
         def attempt() -> Account:
-            account = self.get_account(user_id)
+            account = self.load(user_id, "account", Account) if erased_too else self.get_account(user_id)
             change(account)
             self.save(account)
             return account
@@ -336,9 +389,11 @@ class MailedSecrets:
             raise InvalidToken("the verification token is invalid or has expired", field="token")
         return UUID(value.decode() if isinstance(value, bytes) else value)
 
-    async def redeem_reset_code(self, redis: AsyncRedis, email: str, code: str) -> UUID:
-        """The account whose reset code this is; the code is used up (or burnt after 5 misses)."""
-        user_id = account_id(email)
+    async def redeem_reset_code(self, redis: AsyncRedis, user_id: UUID | None, code: str) -> UUID:
+        """The account whose reset code this is (`Accounts.lookup` of the address given, None
+        for an unknown one); the code is used up (or burnt after 5 misses)."""
+        if user_id is None:
+            user_id = uuid4()  # no code was issued for it: the same work, the same answer
         digest = self._digest(f"reset:{user_id}", code.strip())
         ok = int(await redis.eval(_REDEEM_CODE, 1, f"reset:{user_id}", digest, RESET_CODE_ATTEMPTS))
         if ok != 1:

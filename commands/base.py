@@ -20,6 +20,8 @@ from eventsourcing.persistence import IntegrityError, Recording, StoredEvent
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier, Literal
 
+from commands.mapper import FastMapper
+from commands.privacy import Vault, create_tables
 from commands.recorder import ORDER_SERIALS
 from domain.audit import Audited
 from domain.errors import DomainError, NotFound
@@ -121,6 +123,22 @@ class BaseApplication(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
         self._local = threading.local()
+        datastore = getattr(self.recorder, "datastore", None)
+        if datastore is not None and self.env.get("CREATE_TABLE", "n").lower() in ("y", "yes", "t", "true", "1"):
+            with datastore.get_connection() as conn:
+                create_tables(conn, datastore.schema)
+
+    @property
+    def secret(self) -> str:
+        """PERSONAL_DATA_SECRET: wraps the personal keys and keys the e-mail index."""
+        return self.env.get("PERSONAL_DATA_SECRET", "") or ""
+
+    def construct_mapper(self) -> Any:
+        """The library's mapper, given the vault that seals personal data (`commands/privacy.py`)."""
+        mapper = super().construct_mapper()
+        if isinstance(mapper, FastMapper) and self.env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            mapper.vault = Vault(lambda: self.recorder.datastore, self.secret)  # type: ignore[attr-defined]
+        return mapper
 
     def order_serials(self, count: int, connection: Connection[Any] | None = None) -> list[int]:
         """`count` new order serials from the store's sequence (`ColumnarRecorder`): never the

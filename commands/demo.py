@@ -9,7 +9,6 @@ from uuid import NAMESPACE_URL, uuid5
 
 from commands.accounts import Accounts
 from domain.account import Account, EmailTaken
-from domain.ids import account_id
 
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
@@ -54,7 +53,9 @@ def _account(accounts: Accounts, credentials: tuple[str, str], role: str) -> Acc
     try:
         return accounts.register(email=email, username=email.split("@")[0], password=password, role=role)
     except EmailTaken:
-        return accounts.get_account(account_id(email))
+        found = accounts.lookup(email)
+        assert found is not None
+        return accounts.get_account(found)
 
 
 def load_demo(boxoffice: BoxOffice, accounts: Accounts, step: Callable[[str], None] = lambda done: None) -> list[str]:

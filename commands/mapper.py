@@ -26,6 +26,12 @@ decoded by the library's own mapper, so the result never differs from `Mapper.to
 `FastMapper` is that mapper with the fast path, selected through the library's `MAPPER_TOPIC`
 setting (`ticketing.Settings.eventsourcing_env`), so aggregates loaded and fast-forwarded by
 the commands and events applied by the read models all go through it.
+
+It is also where personal data is sealed and opened (`commands/privacy.py`): the fields an event
+class names in `personal_data` (`domain/privacy.py`) are stored sealed with their owner's key and
+read back plain, or empty once the owner is erased. Sealed values are strings, so the fast path
+decodes them as any other; the work is one dictionary look-up per event for the classes without
+personal data.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
+from commands.privacy import Vault
 from domain.errors import Invalid
+from domain.privacy import Erasure, erased_values, personal_fields
 
 # How the transcoder writes UUIDs and datetimes: `{"_type_":"uuid_hex","_data_":"<32 hex>"}`,
 # `{"_type_":"datetime_iso","_data_":"<isoformat>"}`. Inside a JSON string a quote is always
@@ -305,8 +313,17 @@ class FastMapper(Mapper[UUID]):
     def __init__(self, transcoder: Transcoder, compressor: Compressor | None = None, cipher: Cipher | None = None):
         super().__init__(transcoder, compressor, cipher)
         self.decoder = EventDecoder(self, fallback=super().to_domain_event)
+        # Set by the application (`commands.base.BaseApplication`); without one, nothing is sealed.
+        self.vault: Vault | None = None
+        self._personal: dict[type, _Personal | None] = {}
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if self.vault is not None:
+            personal = self._personal.get(type(domain_event), _MISSING)
+            if personal is _MISSING:
+                personal = self._personal_of(type(domain_event))
+            if personal is not None:
+                domain_event = personal.sealed(domain_event, self.vault)
         stored = super().to_stored_event(domain_event)
         if b"\\u0000" in stored.state and _NUL.search(stored.state):
             raise UnstorableText("text must not contain NUL characters")
@@ -314,8 +331,67 @@ class FastMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         if b"\\u0000" in stored_event.state:
-            return self.decoder.decode(_Sanitised(stored_event, without_nul(stored_event.state)))
-        return self.decoder.decode(stored_event)
+            event = self.decoder.decode(_Sanitised(stored_event, without_nul(stored_event.state)))
+        else:
+            event = self.decoder.decode(stored_event)
+        if self.vault is not None:
+            # Inline, not a method call: this runs for every event of a replay.
+            personal = self._personal.get(type(event), _MISSING)
+            if personal is _MISSING:
+                personal = self._personal_of(type(event))
+            if personal is not None:
+                personal.open(event, self.vault)
+        return event
+
+    def _personal_of(self, cls: type) -> _Personal | None:
+        try:
+            return self._personal[cls]
+        except KeyError:
+            fields, owner = personal_fields(cls)
+            if cls is Erasure.Recorded:
+                found: _Personal | None = _Personal((), "person_id", {}, forget=True)
+            elif fields:
+                found = _Personal(fields, owner, erased_values(cls))
+            else:
+                found = None
+            self._personal[cls] = found
+            return found
+
+
+class _Personal(typing.NamedTuple):
+    """How one event class's personal fields are sealed and opened."""
+
+    fields: tuple[str, ...]
+    owner: str
+    # What each field reads as once its owner is erased: "" or, where the field allows it, None.
+    empty: dict[str, Any]
+    # An erasure: every process that reads it drops the person's cached key.
+    forget: bool = False
+
+    def sealed(self, domain_event: Any, vault: Vault) -> Any:
+        state = domain_event.__dict__
+        owner = state.get(self.owner)
+        if not self.fields or not isinstance(owner, UUID):
+            return domain_event
+        copy = object.__new__(type(domain_event))
+        plain = {f: v for f in self.fields if isinstance(v := state.get(f), str)}
+        if any("\x00" in v for v in plain.values()):
+            raise UnstorableText("text must not contain NUL characters")
+        values = {f: vault.seal(owner, v) for f, v in plain.items()}
+        object.__setattr__(copy, "__dict__", {**state, **values})
+        return copy
+
+    def open(self, event: Any, vault: Vault) -> None:
+        state = event.__dict__
+        if self.forget:
+            if isinstance(person := state.get(self.owner), UUID):
+                vault.forget(person)
+            return
+        for name in self.fields:
+            value = state.get(name)
+            if isinstance(value, str):
+                plain = vault.open(value)
+                state[name] = self.empty[name] if plain is None else plain
 
 
 class _Sanitised:

@@ -1,4 +1,6 @@
-"""Account: a person who buys, organizes or administers. Id is uuid5 of the e-mail.
+"""Account: a person who buys, organizes or administers. Accounts registered before erasure
+existed have the uuid5 of their e-mail as id (`domain.ids.account_id`); newer ones a random id,
+found by e-mail through a keyed index (`commands/privacy.py`), so the id reveals nothing.
 
 The account holds the durable facts of identity: credentials, the verified e-mail address and
 profile. `token_generation` is the durable kill switch for sessions: every refresh token carries
@@ -9,7 +11,7 @@ codes, refresh-token families) are not facts worth keeping forever and live outs
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -34,7 +36,28 @@ class Account(Audited):
     def create_id(email: str, **_: Any) -> UUID:
         return account_id(email)
 
+    @classmethod
+    def open(
+        cls,
+        account_id: UUID,
+        *,
+        email: str,
+        username: str,
+        password_hash: str,
+        role: str,
+        first_name: str = "",
+        last_name: str = "",
+        phone: str = "",
+    ) -> Account:
+        """A new account with the given id (not derived from the e-mail)."""
+        account: Account = cls._create(
+            cls.Registered, id=account_id, email=email, username=username, password_hash=password_hash,
+            role=role, first_name=first_name, last_name=last_name, phone=phone,
+        )  # fmt: skip
+        return account
+
     class Registered(Aggregate.Created):
+        personal_data: ClassVar[tuple[str, ...]] = ("email", "username", "first_name", "last_name", "phone")
         email: str
         username: str
         password_hash: str
@@ -65,6 +88,7 @@ class Account(Audited):
         self.phone = phone
         self.email_verified = False
         self.token_generation = 0
+        self.erased = False
 
     class RoleChanged(Aggregate.Event):
         role: str
@@ -111,6 +135,7 @@ class Account(Audited):
         self.email_verified = True
 
     class ProfileUpdated(Aggregate.Event):
+        personal_data: ClassVar[tuple[str, ...]] = ("first_name", "last_name", "phone", "username")
         first_name: str
         last_name: str
         phone: str
@@ -127,3 +152,18 @@ class Account(Audited):
         self.last_name = last_name
         self.phone = phone
         self.username = username
+
+    class Erased(Aggregate.Event):
+        """The person asked to be forgotten (or an admin did it): their key is destroyed, so the
+        personal data of every earlier event reads as empty from now on."""
+
+    def erase(self) -> None:
+        if not self.erased:
+            self._erase()
+
+    @event(Erased)
+    def _erase(self) -> None:
+        self.erased = True
+        self.email = self.username = self.first_name = self.last_name = self.phone = ""
+        self.password_hash = ""
+        self.token_generation += 1

@@ -8,7 +8,7 @@ life of an order (hold, payment, refunds, its tickets at the door), as for every
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import ClassVar, TypedDict
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -620,17 +620,21 @@ class Order(Audited):
                 if "checked_in_at" in self.ticket_states.get(ticket_id, {}):
                     raise TicketNotValid("this ticket was already used at the door")
         for ticket_id in changed:
-            self._name_attendee(ticket_id=ticket_id, attendee_name=cleaned[ticket_id])
+            self._name_attendee(ticket_id=ticket_id, attendee_name=cleaned[ticket_id], person_id=by)
         return changed
 
     class AttendeeNamed(Aggregate.Event):
-        """The name printed on one ticket (personal data: kept in its own field)."""
+        """The name printed on one ticket (personal data: kept in its own field, sealed with the
+        key of `person_id`, the holder who gave it; events stored before have no `person_id`)."""
 
+        personal_data: ClassVar[tuple[str, ...]] = ("attendee_name",)
+        personal_owner: ClassVar[str] = "person_id"
         ticket_id: UUID
         attendee_name: str | None
+        person_id: UUID
 
     @event(AttendeeNamed)
-    def _name_attendee(self, ticket_id: UUID, attendee_name: str | None) -> None:
+    def _name_attendee(self, ticket_id: UUID, attendee_name: str | None, person_id: UUID | None = None) -> None:
         state = dict(self.ticket_states.get(ticket_id, {}))
         if attendee_name is None:
             state.pop("attendee_name", None)

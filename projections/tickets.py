@@ -14,6 +14,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from domain.order import Order, Ticket
+from domain.privacy import Erasure
 from projections.base import ReadModel, ReadModelView, Row, RowBatch
 
 ORDER_COLUMNS = {"order_id": "uuid", "buyer_id": "uuid", "event_id": "uuid", "currency": "text"}
@@ -28,6 +29,12 @@ TICKET_COLUMNS = {
 TICKET_MUTABLE = ("owner_id", "status", "generation", "checked_in_at", "voided_at", "checked_in_by")
 NAME_COLUMNS = {"ticket_id": "uuid", "order_id": "uuid", "attendee_name": "text"}
 NAME_MUTABLE = ("attendee_name",)
+# An erased person's attendee names: on the tickets they hold, and on their orders not yet paid
+# (named before any ticket was issued). A rebuild never writes them: they read as None.
+SCRUB_NAMES = """DELETE FROM read.attendee_names n WHERE
+    n.ticket_id IN (SELECT t.id FROM read.tickets t WHERE t.owner_id = ANY(%(people)s))
+    OR (n.order_id IN (SELECT o.order_id FROM read.ticket_orders o WHERE o.buyer_id = ANY(%(people)s))
+        AND NOT EXISTS (SELECT 1 FROM read.tickets t WHERE t.id = n.ticket_id))"""
 
 
 class TicketsView(ReadModelView):
@@ -62,6 +69,8 @@ class TicketsView(ReadModelView):
         b.buyers.update(b.orders.flush(curs))
         b.tickets.flush(curs)
         b.names.flush(curs)
+        if b.erased:
+            curs.execute(SCRUB_NAMES, {"people": list(b.erased)})
 
 
 @dataclass
@@ -72,6 +81,8 @@ class TicketsBatch:
     names: RowBatch = field(default_factory=lambda: RowBatch("attendee_names", NAME_COLUMNS, NAME_MUTABLE))
     # The ticket_orders rows of the orders paid in this batch, filled in before tickets are written.
     buyers: dict[UUID, Row] = field(default_factory=dict)
+    # People erased in this batch: the names on their tickets go once the batch's rows are written.
+    erased: set[UUID] = field(default_factory=set)
 
 
 class TicketsProjection(ReadModel[TicketsView]):
@@ -124,6 +135,12 @@ class TicketsProjection(ReadModel[TicketsView]):
     @process_event.register
     def _(self, e: Order.AttendeeNamed, tracking: Tracking) -> None:
         self._name(tracking, e.originator_id, e.ticket_id, e.attendee_name)
+
+    @process_event.register
+    def _(self, e: Erasure.Recorded, tracking: Tracking) -> None:
+        with self.view.writing(tracking):
+            b: TicketsBatch = self.view.pending
+            b.erased.add(e.person_id)
 
     def _name(self, tracking: Tracking, order_id: UUID, ticket_id: UUID, name: str | None) -> None:
         named: Row | None = (

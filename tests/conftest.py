@@ -33,6 +33,8 @@ def stack_env() -> Iterator[dict[str, str]]:
             "DATA_DIR": str(TEST_DATA),
             "JWT_SECRET": "test-" + "x" * 40,
             "TICKET_SIGNING_KEY": "test-tickets-" + "t" * 40,
+            # Deployments started with ENVIRONMENT=production (tests/e2e/test_security.py) share it.
+            "PERSONAL_DATA_SECRET": "test-personal-data-" + "p" * 40,
             # Every test talks from 127.0.0.1 and registers, logs in and orders a lot (200 orders
             # at once in the concurrency test): limits far above that keep the limiter on the
             # path without tripping it. tests/e2e/test_security.py checks low limits separately.

@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 from domain.account import Account
 from domain.event import Event
 from domain.offer import Offer
+from domain.privacy import ERASED_PERSON
 
 Handler = Callable[[Any, Any], None]
 
@@ -210,6 +211,10 @@ class PeopleReport(Report):
     def _profile(self, e: Account.ProfileUpdated) -> None:
         email = self.people.get(e.originator_id, ("", ""))[1]
         self.people[e.originator_id] = (" ".join(p for p in (e.first_name, e.last_name) if p), email)
+
+    @on(Account.Erased)
+    def _erased(self, e: Account.Erased) -> None:
+        self.people[e.originator_id] = (ERASED_PERSON, "")
 
 
 def money(minor: int, currency: str) -> str:

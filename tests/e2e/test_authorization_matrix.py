@@ -177,6 +177,12 @@ OFFER = {"name": "Extra", "price": "10.00", "currency": "EUR", "quantity_for_sal
 LAYOUT = {"sections": [{"name": "Balcony", "rows": [{"label": "A", "seats": [{"label": "1", "x": 0, "y": 0}]}]}]}
 
 
+def _throwaway_account(w: World) -> Target:
+    token = register(w.client)
+    account = w.client.get("/auth/me", headers=bearer(token)).json()["id"]
+    return f"/admin/accounts/{account}/erase", None
+
+
 def _attraction(w: World) -> Target:
     made = w.ok("owner", "POST", f"/events/{w.ids['published']}/attractions", {"name": f"Encore {uuid4().hex[:6]}"})
     return f"/events/{w.ids['published']}/attractions/{made['id']}", None
@@ -240,6 +246,14 @@ CASES = [
         ANY_USER_OK,
     ),
     Case("logout", "POST", at("/auth/logout"), ANY_USER_OK),
+    # Erasure: with a wrong password nobody's account goes (422), so every role can be asked.
+    Case(
+        "eraseMe",
+        "DELETE",
+        at("/auth/me", {"password": "not-the-password"}),
+        {"anonymous": 401, "attendee": 422, "other_organizer": 422, "owner": 422, "admin": 422},
+    ),
+    Case("eraseAccount", "POST", fresh(_throwaway_account, ("admin",)), {**ADMIN_ONLY, "admin": 202}),
     # Venues and categories: admins only
     Case(
         "createVenue",
