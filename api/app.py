@@ -33,6 +33,7 @@ from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
 from api.services import ApiSettings, Services
 from api.system import Metrics, SystemController
+from api.web import template_config, web_routes
 
 ASSETS = Path(__file__).resolve().parent / "docs-assets" / "node_modules"
 
@@ -73,7 +74,8 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PagesController, Metrics, *assets],
+        route_handlers=[api, SystemController, PagesController, Metrics, *assets, *web_routes()],
+        template_config=template_config(),
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],

@@ -1,0 +1,106 @@
+"""Signing in and out of the web pages: the session is the API's own pair of cookies (the
+access token as `auth-token`, the refresh token for /api/v1/auth), set by the same code as
+POST /api/v1/auth/login and /register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+
+from api.accounts import RegisterCreate, signed_in
+from api.errors import domain_error_parts
+from api.limits import FailedLogins
+from api.security import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, REFRESH_COOKIE_PATH
+from api.services import Services, queue_follow_up
+from api.web.common import FORM, first, form_of, render, safe_next, see_other, user_of
+from commands.accounts import BadCredentials, Sessions
+from domain.account import Account
+from domain.errors import DomainError
+
+
+class SessionController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/login", exclude_from_auth=True)
+    async def login_page(self, request: Request[Any, Any, Any], next: str = "/") -> Response[Any]:
+        return render(request, "login.html", next=safe_next(next), error="", email="")
+
+    @post("/login", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def login(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+        fields = await form_of(request)
+        email, password, target = first(fields, "email", 320), first(fields, "password", 200), first(fields, "next")
+        failures: FailedLogins | None = request.app.state.get("failed_logins")
+        try:
+            if failures is not None:
+                await failures.check(services.redis, request.scope, email)
+            account = await services.call(lambda: services.accounts.authenticate(email, password))
+        except BadCredentials:
+            if failures is not None:
+                await failures.failed(services.redis, request.scope, email)
+            return render(request, "login.html", status=401, next=safe_next(target), email=email,
+                          error="Wrong e-mail address or password.")  # fmt: skip
+        except DomainError as error:
+            return render(request, "login.html", status=error_status(error), next=safe_next(target), email=email,
+                          error=str(error))  # fmt: skip
+        return await _session(request, services, account, safe_next(target))
+
+    @get("/register", exclude_from_auth=True)
+    async def register_page(self, request: Request[Any, Any, Any], next: str = "/") -> Response[Any]:
+        return render(request, "register.html", next=safe_next(next), error="", values={})
+
+    @post("/register", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def register(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+        fields = await form_of(request)
+        values = {name: first(fields, name, 320) for name in ("email", "username", "first_name", "last_name", "role")}
+        password, target = first(fields, "password", 200), safe_next(first(fields, "next"))
+        role = values["role"] if values["role"] in ("attendee", "organizer") else "attendee"
+
+        try:
+            data = msgspec.convert({**values, "role": role, "password": password}, RegisterCreate)
+        except msgspec.ValidationError as invalid:
+            return render(request, "register.html", status=422, next=target, values=values,
+                          error=f"Please check the form: {invalid}")  # fmt: skip
+
+        def register() -> Account:
+            account = services.accounts.register(
+                email=data.email,
+                username=data.username,
+                password=data.password,
+                role=data.role,
+                first_name=data.first_name,
+                last_name=data.last_name,
+            )
+            queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
+            return account
+
+        try:
+            account = await services.command(register, app=services.accounts)
+        except DomainError as error:
+            return render(request, "register.html", status=error_status(error), next=target, values=values,
+                          error=str(error))  # fmt: skip
+        return await _session(request, services, account, target)
+
+    @post("/logout", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def logout(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+        await form_of(request)
+        user = user_of(request)
+        if user is not None and user.session:
+            await Sessions(services.redis).revoke(user.session)
+        response = see_other("/")
+        response.delete_cookie(ACCESS_COOKIE)
+        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
+        response.delete_cookie(CSRF_COOKIE)
+        return response
+
+
+async def _session(request: Request[Any, Any, Any], services: Services, account: Account, target: str) -> Response[Any]:
+    """303 to `target` with the new session's cookies."""
+    tokens = await signed_in(request, services, account, 200)
+    return see_other(target, cookies=list(tokens.cookies))
+
+
+def error_status(error: DomainError) -> int:
+    return domain_error_parts(error)[0]
