@@ -51,7 +51,8 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
     jwt_auth = build_jwt_auth(settings.jwt_secret, secure=not settings.is_development)
     csrf_config = build_csrf_config(settings.jwt_secret, secure=not settings.is_development)
     cors = cors_config(settings)
-    limits = [RateLimits(rate_limits(settings))] if settings.rate_limits_enabled else []
+    limited = rate_limits(settings) if settings.rate_limits_enabled else {}
+    limits = [RateLimits(limited)] if limited else []
     # The services of this app once started; handlers get them without a per-request State copy.
     live: list[Services] = []
 
@@ -95,6 +96,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                 "jwt_auth": jwt_auth,
                 "csrf_config": csrf_config,
                 "failed_logins": failed_logins(settings),
+                "rate_limits": limited,  # the web pages' forms spend the same budgets (api/web)
                 "metrics_token": settings.metrics_token,
             }
         ),

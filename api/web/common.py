@@ -13,8 +13,12 @@ from litestar.datastructures import Cookie
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.response import Redirect, Template
 
+from api.errors import domain_error_parts
 from api.inputs import FORM_BODY
+from api.limits import Limit, count_hit
 from api.security import CSRF_IN_FORM, Principal, optional_principal, require_form_csrf, signed_by_us
+from api.services import Services
+from domain.errors import DomainError
 
 # Route options of a page handler that takes a form (checked like JSON fields, CSRF from the form).
 FORM = {FORM_BODY: True, CSRF_IN_FORM: True}
@@ -87,3 +91,19 @@ def fmt_time(at: datetime | None) -> str:
 
 def page_error(request: Request[Any, Any, Any], title: str, message: str, status: int) -> Response[Any]:
     return render(request, "message.html", status=status, title=title, message=message)
+
+
+def error_status(error: DomainError) -> int:
+    """The status the JSON routes answer this error with."""
+    return domain_error_parts(error)[0]
+
+
+async def over_limit(request: Request[Any, Any, Any], services: Services, operation: str, client: str) -> str | None:
+    """Spend one request of the JSON route `operation`'s rate limit (the same budget, see
+    api/limits.py); the refusal message when over it."""
+    limits: dict[str, Limit] = request.app.state.get("rate_limits") or {}
+    limit = limits.get(operation)
+    if limit is None:
+        return None
+    _, refusal = await count_hit(services.redis, operation, limit, client)
+    return refusal

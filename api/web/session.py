@@ -10,11 +10,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.accounts import RegisterCreate, signed_in
-from api.errors import domain_error_parts
-from api.limits import FailedLogins
+from api.limits import FailedLogins, address_of
 from api.security import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, REFRESH_COOKIE_PATH
 from api.services import Services, queue_follow_up
-from api.web.common import FORM, first, form_of, render, safe_next, see_other, user_of
+from api.web.common import FORM, error_status, first, form_of, over_limit, render, safe_next, see_other, user_of
 from commands.accounts import BadCredentials, Sessions
 from domain.account import Account
 from domain.errors import DomainError
@@ -57,6 +56,9 @@ class SessionController(Controller):
         values = {name: first(fields, name, 320) for name in ("email", "username", "first_name", "last_name", "role")}
         password, target = first(fields, "password", 200), safe_next(first(fields, "next"))
         role = values["role"] if values["role"] in ("attendee", "organizer") else "attendee"
+        refusal = await over_limit(request, services, "register", address_of(request.scope))
+        if refusal is not None:
+            return render(request, "register.html", status=429, next=target, values=values, error=refusal)
 
         try:
             data = msgspec.convert({**values, "role": role, "password": password}, RegisterCreate)
@@ -100,7 +102,3 @@ async def _session(request: Request[Any, Any, Any], services: Services, account:
     """303 to `target` with the new session's cookies."""
     tokens = await signed_in(request, services, account, 200)
     return see_other(target, cookies=list(tokens.cookies))
-
-
-def error_status(error: DomainError) -> int:
-    return domain_error_parts(error)[0]

@@ -22,7 +22,18 @@ from api.orders import OrderCreate, place_order
 from api.seatmap_cache import SeatMap
 from api.security import ensure_verified
 from api.services import Services
-from api.web.common import FORM, first, form_of, page_error, render, see_other, to_login, user_of
+from api.web.common import (
+    FORM,
+    error_status,
+    first,
+    form_of,
+    over_limit,
+    page_error,
+    render,
+    see_other,
+    to_login,
+    user_of,
+)
 from domain.errors import DomainError, NotFound
 from projections import queries
 
@@ -151,6 +162,9 @@ class ShopController(Controller):
                 items.append({"offer_id": name[4:], "quantity": values[0].strip()})
         if not items:
             return await _event_page(request, services, event_id, "Pick seats or a number of tickets first.", 422)
+        refusal = await over_limit(request, services, "placeOrder", f"user:{user.id}")
+        if refusal is not None:
+            return await _event_page(request, services, event_id, refusal, 429)
         try:
             await ensure_verified(services, user)
             data = msgspec.convert({"items": items}, OrderCreate, strict=False)
@@ -159,7 +173,7 @@ class ShopController(Controller):
         except (msgspec.ValidationError, ValueError):
             return await _event_page(request, services, event_id, "That selection is not valid.", 422)
         except DomainError as error:
-            return await _event_page(request, services, event_id, str(error), 409)
+            return await _event_page(request, services, event_id, str(error), error_status(error))
         return see_other(f"/checkout/{order.id}")
 
 
