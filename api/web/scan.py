@@ -1,6 +1,9 @@
 """`/scan/{event_id}`: the door scanner. Its script (static/scan.js) posts each code to the
 check-in route, POST /api/v1/events/{id}/check-ins, with the session cookie and the CSRF
-header, and shows a big green answer for a first scan and a red one otherwise."""
+header, and shows a big green answer for a first scan and a red one otherwise. Offline it
+verifies codes in the browser with the scanner kit's public key (WebCrypto Ed25519), queues the
+scans and syncs them to POST …/check-ins/batch when the network is back; it reads QR codes with
+the camera where the browser has BarcodeDetector."""
 
 from __future__ import annotations
 
