@@ -325,7 +325,7 @@ WEB_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-WEB_PATHS = frozenset({"/", "/login", "/register", "/logout", "/me", "/organizer"})
+WEB_PATHS = frozenset({"/", "/login", "/register", "/logout", "/reset", "/reset/code", "/me", "/organizer"})
 WEB_PREFIXES = ("/e/", "/checkout/", "/scan/", "/static/web/", "/dev/")
 # Web pages (api/pages.py, at PAGE_PATHS): their own styles, forms posted to this origin, nothing else.
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

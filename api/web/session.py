@@ -9,12 +9,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
-from api.accounts import RegisterCreate, signed_in
+from api.accounts import PasswordReset, RegisterCreate, signed_in
 from api.limits import FailedLogins, address_of
 from api.security import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, REFRESH_COOKIE_PATH
 from api.services import Services, queue_follow_up
 from api.web.common import FORM, error_status, first, form_of, over_limit, render, safe_next, see_other, user_of
-from commands.accounts import BadCredentials, Sessions
+from commands.accounts import BadCredentials, InvalidCode, MailedSecrets, Sessions
 from domain.account import Account
 from domain.errors import DomainError
 
@@ -84,6 +84,48 @@ class SessionController(Controller):
             return render(request, "register.html", status=error_status(error), next=target, values=values,
                           error=str(error))  # fmt: skip
         return await _session(request, services, account, target)
+
+    @get("/reset", exclude_from_auth=True)
+    async def reset_page(self, request: Request[Any, Any, Any], email: str = "") -> Response[Any]:
+        return render(request, "reset.html", email=email[:254], sent=False, error="")
+
+    @post("/reset/code", exclude_from_auth=True, opt=FORM, status_code=200)
+    async def send_code(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+        """Mail a reset code, as POST /api/v1/auth/forgot-password (the same answer whether or not
+        the address has an account; the same rate limit)."""
+        fields = await form_of(request)
+        email = first(fields, "email", 254).lower()
+        refusal = await over_limit(request, services, "forgotPassword", address_of(request.scope))
+        if refusal is not None:
+            return render(request, "reset.html", status=429, email=email, sent=False, error=refusal)
+        if email:
+            await services.call(lambda: services.tasks.queue_email("password_reset", email))
+        return render(request, "reset.html", email=email, sent=True, error="")
+
+    @post("/reset", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def reset(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+        """Set a new password with the mailed code (as POST /api/v1/auth/reset-password), then sign in."""
+        fields = await form_of(request)
+        email = first(fields, "email", 254)
+        try:
+            data = msgspec.convert(
+                {"email": email, "code": first(fields, "code", 20), "new_password": first(fields, "new_password", 256)},
+                PasswordReset,
+            )
+            user_id = await MailedSecrets(services.settings.jwt_secret).redeem_reset_code(
+                services.redis, data.email, data.code
+            )
+            account = await services.command(
+                lambda: services.accounts.reset_password(user_id, data.new_password), app=services.accounts
+            )
+        except msgspec.ValidationError as invalid:
+            return render(request, "reset.html", status=422, email=email, sent=True, error=f"Please check: {invalid}")
+        except InvalidCode:
+            return render(request, "reset.html", status=422, email=email, sent=True,
+                          error="The code is wrong, used or expired.")  # fmt: skip
+        except DomainError as error:
+            return render(request, "reset.html", status=error_status(error), email=email, sent=True, error=str(error))
+        return await _session(request, services, account, "/")
 
     @post("/logout", exclude_from_auth=True, opt=FORM, status_code=303)
     async def logout(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PASSWORD, bearer, publish_show, register_with_email
+from tests.e2e.test_identity import mailbox, reset_code  # noqa: F401
+from tests.mailbox import Mailbox
 
 
 @pytest.fixture
@@ -162,3 +164,18 @@ def test_other_peoples_orders_and_doors_are_not_shown(
     assert web.get(f"/checkout/{order.json()['id']}").status_code == 404
     assert web.get(f"/scan/{show.id}").status_code == 403
     assert web.get("/organizer").status_code == 403
+
+
+def test_reset_password_page(web: httpx.Client, client: httpx.Client, mailbox: Mailbox) -> None:  # noqa: F811
+    _, email = register_with_email(client)
+    token = csrf_of(web, "/reset")
+    sent = web.post("/reset/code", data={"_csrf": token, "email": email})
+    assert sent.status_code == 200 and "a 6-digit code is on its way" in sent.text
+    code = reset_code(mailbox.wait(email, "Your password reset code"))
+    wrong = web.post("/reset", data={"_csrf": token, "email": email, "code": "000000", "new_password": "x" * 12})
+    assert wrong.status_code == 422 and "wrong, used or expired" in wrong.text
+    weak = web.post("/reset", data={"_csrf": token, "email": email, "code": "12", "new_password": "x" * 12})
+    assert weak.status_code == 422
+    done = web.post("/reset", data={"_csrf": token, "email": email, "code": code, "new_password": "a-new-password-1"})
+    assert done.status_code == 303 and web.cookies.get("auth-token")
+    assert client.post("/auth/login", json={"email": email, "password": "a-new-password-1"}).status_code == 200
