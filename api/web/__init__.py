@@ -7,7 +7,8 @@ routes with the session cookie and the CSRF header. Controllers by page group:
 
     session.py    /login, /register, /logout (cookie session, CSRF field in every form)
     shop.py       /, /e/{event_id} (listing, event page with the seat map, hold)
-    checkout.py   /checkout/{order_id} (countdown, pay), /me (orders and tickets)
+    checkout.py   /checkout/{order_id} (countdown, pay), /me (orders, tickets, waitlist)
+    mytickets.py  /me/tickets/{id}/… (attendee name, pass on, refund)
     organizer.py  /organizer (own events, sales, chart, attendee CSV)
     scan.py       /scan/{event_id} (door scanner)
     devpay.py     paying with localstripe's test cards (development only)
@@ -23,6 +24,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from api.web.checkout import CheckoutController
+from api.web.mytickets import MyTicketsPagesController
 from api.web.organizer import OrganizerPagesController
 from api.web.scan import ScanController
 from api.web.session import SessionController
@@ -35,7 +37,15 @@ def web_routes() -> list[ControllerRouterHandler]:
     static = create_static_files_router(
         path="/static/web", directories=[HERE / "static"], include_in_schema=False, opt={"exclude_from_auth": True}
     )
-    return [SessionController, ShopController, CheckoutController, OrganizerPagesController, ScanController, static]
+    return [
+        SessionController,
+        ShopController,
+        CheckoutController,
+        MyTicketsPagesController,
+        OrganizerPagesController,
+        ScanController,
+        static,
+    ]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

@@ -16,6 +16,7 @@ from api.web.common import FORM, first, form_of, page_error, render, see_other, 
 from api.web.devpay import pay_with_test_card, test_cards
 from domain.errors import DomainError
 from projections import queries
+from projections import waitlist as waitlist_queries
 
 PAID = ("paid", "partially_refunded")
 
@@ -89,7 +90,9 @@ class CheckoutController(Controller):
         return see_other(f"/e/{order.event_id}")
 
     @get("/me", exclude_from_auth=True)
-    async def me(self, request: Request[Any, Any, Any], services: Services) -> Response[Any]:
+    async def me(
+        self, request: Request[Any, Any, Any], services: Services, done: str = "", error: str = ""
+    ) -> Response[Any]:
         """My orders (newest first) and my tickets."""
         user = user_of(request)
         if user is None:
@@ -98,7 +101,11 @@ class CheckoutController(Controller):
             rows, _ = await queries.orders_of(conn, user.id, None, 1, 50, None)
             tickets, _ = await queries.tickets_of_owner(conn, user.id, 1, 100)
         orders = await orders_for_rows(services, rows)
-        return render(request, "me.html", orders=orders, tickets=tickets)
+        async with services.pool.connection() as conn:
+            waiting, _ = await waitlist_queries.entries_of_account(conn, user.id, 1, 20)
+        return render(
+            request, "me.html", orders=orders, tickets=tickets, waiting=waiting, done=done[:200], error=error[:200]
+        )
 
 
 def _quoted(text: str) -> str:

@@ -9,6 +9,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import msgspec
@@ -22,6 +23,7 @@ from api.orders import OrderCreate, place_order
 from api.seatmap_cache import SeatMap
 from api.security import ensure_verified
 from api.services import Services
+from api.waitlist import WaitlistJoin
 from api.web.common import (
     FORM,
     error_status,
@@ -175,6 +177,24 @@ class ShopController(Controller):
         except DomainError as error:
             return await _event_page(request, services, event_id, str(error), error_status(error))
         return see_other(f"/checkout/{order.id}")
+
+    @post("/e/{event_id:uuid}/waitlist", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def join_waitlist(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Queue for a sold-out offer, by the same command as POST /api/v1/offers/{id}/waitlist."""
+        user = user_of(request)
+        if user is None:
+            return to_login(request)
+        fields = await form_of(request)
+        try:
+            await ensure_verified(services, user)
+            offer_id = UUID(first(fields, "offer_id", 40))
+            data = msgspec.convert({"quantity": first(fields, "quantity", 5) or "1"}, WaitlistJoin, strict=False)
+            await services.command(lambda: services.boxoffice.join_waitlist(offer_id, user.id, data.quantity))
+        except (msgspec.ValidationError, ValueError):
+            return await _event_page(request, services, event_id, "That is not a valid number of tickets.", 422)
+        except DomainError as error:
+            return await _event_page(request, services, event_id, str(error), error_status(error))
+        return see_other("/me?done=" + quote("You are on the waiting list.", safe=""))
 
 
 async def _event_page(

@@ -4,6 +4,7 @@ or hostile input answered with a page and a 4xx, never a 500. tests/browser walk
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from uuid import uuid4
 
@@ -179,3 +180,62 @@ def test_reset_password_page(web: httpx.Client, client: httpx.Client, mailbox: M
     done = web.post("/reset", data={"_csrf": token, "email": email, "code": code, "new_password": "a-new-password-1"})
     assert done.status_code == 303 and web.cookies.get("auth-token")
     assert client.post("/auth/login", json={"email": email, "password": "a-new-password-1"}).status_code == 200
+
+
+def test_pay_then_name_pass_on_and_refund_tickets_from_the_pages(
+    web: httpx.Client, client: httpx.Client, admin_token: str
+) -> None:
+    organizer, _ = register_with_email(client, "organizer")
+    show = publish_show(client, admin_token, organizer=organizer, seats=2)
+    _, email = register_with_email(client)
+    _, friend = register_with_email(client)
+    sign_in(web, email)
+    csrf = web.cookies["csrf-token"]
+    held = web.post(f"/e/{show.id}/hold", data={"_csrf": csrf, f"qty:{show.ga_offer}": "2"})
+    checkout = held.headers["location"]
+    paid = web.post(f"{checkout}/pay", data={"_csrf": csrf, "card": "pm_card_visa"})
+    assert paid.status_code == 303 and paid.headers["location"] == checkout
+    deadline = time.monotonic() + 30
+    while "Your tickets" not in (page := web.get(checkout)).text:
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.5)
+    ids = re.findall(r"/api/v1/tickets/([0-9a-f-]{36})/pdf", page.text)
+    assert len(ids) == 2
+    assert web.get(f"/api/v1/tickets/{ids[0]}/qr.png").headers["content-type"] == "image/png"
+
+    named = web.post(f"/me/tickets/{ids[0]}/name", data={"_csrf": csrf, "attendee_name": "Ada <b>Lovelace</b>"})
+    assert named.status_code == 303 and "done=" in named.headers["location"]
+    me = web.get("/me").text
+    assert "for Ada &lt;b&gt;Lovelace&lt;/b&gt;" in me
+
+    nobody = web.post(f"/me/tickets/{ids[0]}/transfer", data={"_csrf": csrf, "email": "nobody@example.com"})
+    assert "error=" in nobody.headers["location"]
+    moved = web.post(f"/me/tickets/{ids[0]}/transfer", data={"_csrf": csrf, "email": friend})
+    assert "done=" in moved.headers["location"]
+    refunded = web.post(f"/me/tickets/{ids[1]}/refund", data={"_csrf": csrf, "reason": "cannot come"})
+    assert "done=" in refunded.headers["location"], refunded.headers["location"]
+    me = web.get("/me").text
+    assert me.count('class="ticket"') == 1 and "voided" in me  # the refunded one; the other was passed on
+    assert web.post(f"/me/tickets/{ids[0]}/refund", data={"_csrf": csrf}).headers["location"].startswith("/me?error=")
+
+
+def test_join_the_waiting_list_of_a_sold_out_offer(web: httpx.Client, client: httpx.Client, admin_token: str) -> None:
+    organizer, _ = register_with_email(client, "organizer")
+    show = publish_show(client, admin_token, organizer=organizer, seats=1, ga_quantity=1)
+    first_buyer, _ = register_with_email(client)
+    order = client.post(
+        "/orders", headers=bearer(first_buyer), json={"items": [{"offer_id": show.ga_offer, "quantity": 1}]}
+    )
+    assert order.status_code == 201, order.text
+    _, email = register_with_email(client)
+    sign_in(web, email)
+    page = web.get(f"/e/{show.id}").text
+    assert "Join the waiting list" in page
+    csrf = web.cookies["csrf-token"]
+    bad = web.post(f"/e/{show.id}/waitlist", data={"_csrf": csrf, "offer_id": "nope", "quantity": "1"})
+    assert bad.status_code == 422
+    joined = web.post(f"/e/{show.id}/waitlist", data={"_csrf": csrf, "offer_id": show.ga_offer, "quantity": "1"})
+    assert joined.status_code == 303, joined.text
+    assert "number 1 in line" in web.get("/me").text
+    again = web.post(f"/e/{show.id}/waitlist", data={"_csrf": csrf, "offer_id": show.ga_offer, "quantity": "1"})
+    assert again.status_code == 409
