@@ -4,6 +4,7 @@ same command as POST /api/v1/orders."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import statistics
 from dataclasses import dataclass
@@ -137,11 +138,8 @@ class ShopController(Controller):
         except DomainError as invalid:
             error, filters = str(invalid), queries.EventFilters()
         page = max(1, min(page, 1000))
-        async with services.pool.connection() as conn:
-            rows = await queries.search_events(conn, filters, page, PAGE_SIZE + 1)
-        events = [Event.of(r) for r in rows[:PAGE_SIZE]]
-        return render(request, "home.html", events=events, search=search, error=error, page=page,
-                      more=len(rows) > PAGE_SIZE)  # fmt: skip
+        events, more = await _listing(services, filters, page)
+        return render(request, "home.html", events=events, search=search, error=error, page=page, more=more)
 
     @get("/e/{event_id:uuid}", exclude_from_auth=True)
     async def event_page(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
@@ -195,6 +193,28 @@ class ShopController(Controller):
         except DomainError as error:
             return await _event_page(request, services, event_id, str(error), error_status(error))
         return see_other("/me?done=" + quote("You are on the waiting list.", safe=""))
+
+
+class Listing(msgspec.Struct):
+    events: list[Event]
+    more: bool
+
+
+async def _listing(services: Services, filters: queries.EventFilters, page: int) -> tuple[list[Event], bool]:
+    """A page of the listing, kept in the listing cache under the catalog's position (as the
+    JSON listing is: never older than the read model)."""
+    what = repr((sorted((k, str(v)) for k, v in vars(filters).items()), page))
+    digest = hashlib.blake2b(what.encode(), digest_size=12).hexdigest()
+    async with services.pool.connection() as conn:
+        key = f"web-listing:{await queries.listing_position(conn, services.boxoffice.name)}:{digest}"
+        cached = await services.listings.get(key)
+        if cached is not None:
+            found = msgspec.msgpack.decode(cached, type=Listing)
+            return found.events, found.more
+        rows = await queries.search_events(conn, filters, page, PAGE_SIZE + 1)
+    listing = Listing([Event.of(r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE)
+    await services.listings.put(key, msgspec.msgpack.encode(listing))
+    return listing.events, listing.more
 
 
 async def _event_page(
