@@ -326,7 +326,7 @@ WEB_CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 WEB_PATHS = frozenset({"/", "/login", "/register", "/logout", "/reset", "/reset/code", "/me", "/organizer"})
-WEB_PREFIXES = ("/e/", "/checkout/", "/scan/", "/static/web/", "/dev/")
+WEB_PREFIXES = ("/e/", "/checkout/", "/scan/", "/static/web/", "/organizer/", "/me/")
 # Web pages (api/pages.py, at PAGE_PATHS): their own styles, forms posted to this origin, nothing else.
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI and ReDoc (local assets under /schema/assets) boot from inline scripts and styles,

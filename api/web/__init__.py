@@ -10,6 +10,7 @@ routes with the session cookie and the CSRF header. Controllers by page group:
     checkout.py   /checkout/{order_id} (countdown, pay), /me (orders, tickets, waitlist)
     mytickets.py  /me/tickets/{id}/… (attendee name, pass on, refund)
     organizer.py  /organizer (own events, sales, chart, attendee CSV)
+    manage.py     /organizer/events/… (new draft, tiers and offers, publish, cancel)
     scan.py       /scan/{event_id} (door scanner)
     devpay.py     paying with localstripe's test cards (development only)
 """
@@ -24,6 +25,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from api.web.checkout import CheckoutController
+from api.web.manage import ManageController
 from api.web.mytickets import MyTicketsPagesController
 from api.web.organizer import OrganizerPagesController
 from api.web.scan import ScanController
@@ -43,6 +45,7 @@ def web_routes() -> list[ControllerRouterHandler]:
         CheckoutController,
         MyTicketsPagesController,
         OrganizerPagesController,
+        ManageController,
         ScanController,
         static,
     ]

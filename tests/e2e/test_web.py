@@ -239,3 +239,43 @@ def test_join_the_waiting_list_of_a_sold_out_offer(web: httpx.Client, client: ht
     assert "number 1 in line" in web.get("/me").text
     again = web.post(f"/e/{show.id}/waitlist", data={"_csrf": csrf, "offer_id": show.ga_offer, "quantity": "1"})
     assert again.status_code == 409
+
+
+def test_an_organizer_creates_fills_publishes_and_cancels_a_show(
+    web: httpx.Client, client: httpx.Client, admin_token: str
+) -> None:
+    place = {"name": f"Club {uuid4().hex[:6]}", "city": "Oslo", "country": "NO"}
+    venue = client.post("/venues", headers=bearer(admin_token), json=place).json()
+    _, email = register_with_email(client, "organizer")
+    sign_in(web, email)
+    csrf = web.cookies["csrf-token"]
+    assert venue["name"] in web.get("/organizer/events/new").text
+    title = f"Jazz {uuid4().hex[:6]}"
+    fields = {"_csrf": csrf, "title": title, "description": "late", "venue_id": venue["id"]}
+    backwards = web.post("/organizer/events", data={**fields, "start": "2031-05-01T22:00", "end": "2031-05-01T19:00"})
+    assert backwards.status_code == 422 and "text/html" in backwards.headers["content-type"]
+    garbage = web.post("/organizer/events", data={**fields, "start": "soon", "end": "later"})
+    assert garbage.status_code == 422
+    created = web.post("/organizer/events", data={**fields, "start": "2031-05-01T19:00", "end": "2031-05-01T22:00"})
+    assert created.status_code == 303, created.text
+    manage = created.headers["location"]
+    event_id = manage.rsplit("/", 1)[1]
+
+    tier = {"_csrf": csrf, "tier_name": "Standing", "kind": "general", "currency": "EUR", "quantity": "100"}
+    assert web.post(f"{manage}/tiers", data={**tier, "price": "abc"}).status_code == 422
+    assert web.post(f"{manage}/tiers", data={**tier, "price": "19.90"}).status_code == 303
+    page = web.get(manage).text
+    assert "19.90 EUR" in page and "Standing (general)" in page
+    assert web.post(f"{manage}/publish", data={"_csrf": csrf}).status_code == 303
+    public = web.get(f"/e/{event_id}")
+    assert public.status_code == 200 and title in public.text and "19.90 EUR" in public.text
+    assert title in web.get("/organizer").text
+
+    _, other = register_with_email(client, "organizer")
+    with httpx.Client(base_url=str(web.base_url), follow_redirects=False) as stranger:
+        sign_in(stranger, other)
+        assert stranger.get(manage).status_code == 403
+        assert stranger.post(f"{manage}/cancel", data={"_csrf": stranger.cookies["csrf-token"]}).status_code == 403
+
+    assert web.post(f"{manage}/cancel", data={"_csrf": csrf, "reason": "rain"}).status_code == 303
+    assert "(cancelled)" in web.get(manage).text
