@@ -1,6 +1,6 @@
 """The organizer's back office for one show: a new draft (`/organizer/events/new`), its page
 (`/organizer/events/{id}`) with its tiers and offers, a form adding a tier with its first offer,
-and publish / cancel. Each form calls the same code as the JSON route (api/events.py,
+publish / cancel, door staff, and the latest bookings. Each form calls the same code as the JSON route (api/events.py,
 api/offers.py)."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.access import owned_event
+from api.door import ScannerCreate, grant_scanner
 from api.events import EventCreate, cancel_event, create_event, publish_event
 from api.offers import OfferCreate, TierCreate, add_offer, add_tier, tiers_of
+from api.orders import orders_for_rows
 from api.security import Principal, ensure_verified
 from api.services import Services
 from api.venues import Venue
@@ -129,6 +131,22 @@ class ManageController(Controller):
             return await _show_page(request, services, user, event_id, str(error), error_status(error))
         return see_other(f"/organizer/events/{event_id}")
 
+    @post("/{event_id:uuid}/scanners", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def scanner(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Door staff (as POST /events/{id}/scanners)."""
+        user = _organizer(request)
+        if not isinstance(user, Principal):
+            return user
+        fields = await form_of(request)
+        try:
+            data = msgspec.convert({"email": first(fields, "email", 300)}, ScannerCreate)
+            await grant_scanner(services, user, event_id, data.email)
+        except msgspec.ValidationError as invalid:
+            return await _show_page(request, services, user, event_id, f"Please check the e-mail: {invalid}", 422)
+        except DomainError as error:
+            return await _show_page(request, services, user, event_id, str(error), error_status(error))
+        return see_other(f"/organizer/events/{event_id}")
+
 
 async def _new_page(
     request: Request[Any, Any, Any], services: Services, values: dict[str, str], error: str, status: int = 200
@@ -149,6 +167,10 @@ async def _show_page(
         tier_rows = await queries.tiers(conn, event_id)
         offer_rows = await queries.offers(conn, event_id)
         venue = await queries.venue(conn, row["venue_id"])
+        scanners = await queries.scanners(conn, event_id)
+        order_rows, bookings = await queries.orders_of(conn, None, None, 1, 50, event_id)
+    orders = await orders_for_rows(services, order_rows)
     tiers, _ = tiers_of(tier_rows, offer_rows)
     sections = Venue.of(venue).sections if venue else []
-    return render(request, "event_manage.html", status=status, event=row, tiers=tiers, sections=sections, error=error)
+    return render(request, "event_manage.html", status=status, event=row, tiers=tiers, sections=sections,
+                  scanners=scanners, orders=orders, bookings=bookings, error=error)  # fmt: skip

@@ -270,6 +270,12 @@ def test_an_organizer_creates_fills_publishes_and_cancels_a_show(
     public = web.get(f"/e/{event_id}")
     assert public.status_code == 200 and title in public.text and "19.90 EUR" in public.text
     assert title in web.get("/organizer").text
+    _, door = register_with_email(client)
+    unknown = web.post(f"{manage}/scanners", data={"_csrf": csrf, "email": "nobody@example.com"})
+    assert unknown.status_code == 422 and "no account with this e-mail" in unknown.text
+    assert web.post(f"{manage}/scanners", data={"_csrf": csrf, "email": door}).status_code == 303
+    page = web.get(manage).text
+    assert "1 account may check tickets in" in page and "Bookings (0)" in page
 
     _, other = register_with_email(client, "organizer")
     with httpx.Client(base_url=str(web.base_url), follow_redirects=False) as stranger:
