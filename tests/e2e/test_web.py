@@ -141,6 +141,11 @@ def test_bad_and_hostile_input_gets_a_page_and_a_4xx(web: httpx.Client, client: 
     assert ok.status_code == 303 and ok.headers["location"].startswith("/checkout/")
     checkout = web.get(ok.headers["location"])
     assert checkout.status_code == 200 and "50.00 EUR" in checkout.text and 'id="hold-deadline"' in checkout.text
+    # Without JavaScript the seats come from the <noscript> list, as `seat` fields.
+    assert f'<option value="{show.seat_offer}:{show.seats[0]}">' in page.text
+    seats = web.post(hold, data={"_csrf": csrf, "seat": [f"{show.seat_offer}:{s}" for s in show.seats[:2]]})
+    assert seats.status_code == 303, seats.text
+    assert "80.00 EUR" in web.get(seats.headers["location"]).text
 
 
 def test_unverified_buyers_are_told_to_verify(web: httpx.Client, client: httpx.Client, admin_token: str) -> None:
