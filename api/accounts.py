@@ -172,7 +172,7 @@ class AuthController(Controller):
             return account
 
         account = await services.command(register, app=services.accounts, actor=None)
-        return await _signed_in(request, services, account, 201)
+        return await signed_in(request, services, account, 201)
 
     @post("/verify-email", operation_id="verifyEmail", exclude_from_auth=True, exclude_from_csrf=True, status_code=200)
     async def verify_email(self, data: VerifyEmailCreate, services: Services) -> EmailVerification:
@@ -216,7 +216,7 @@ class AuthController(Controller):
             headers = await failures.failed(services.redis, request.scope, data.email)
             status, body, _ = domain_error_parts(error)
             return cast("Response[Tokens]", Response(body, status_code=status, headers=headers))
-        answer = await _signed_in(request, services, account, 200)
+        answer = await signed_in(request, services, account, 200)
         answer.headers.update(headers)
         return answer
 
@@ -307,7 +307,7 @@ class AuthController(Controller):
         )
         # The session this request came from is dead with the old generation; it continues as a new one.
         await Sessions(services.redis).revoke(user.session)
-        return await _signed_in(request, services, account, 200)
+        return await signed_in(request, services, account, 200)
 
     @post(
         "/forgot-password",
@@ -372,7 +372,7 @@ def _refresh_token(request: Request[Any, Any, Any], encoded: str) -> Token:
     return token
 
 
-async def _signed_in(
+async def signed_in(
     request: Request[Any, Any, Any], services: Services, account: Account, status: int
 ) -> Response[Tokens]:
     """Open a new session (refresh-token family) and answer with its first pair of tokens."""

@@ -33,6 +33,7 @@ from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
 from api.services import ApiSettings, Services
 from api.system import Metrics, SystemController
+from api.web import template_config, web_routes
 
 ASSETS = Path(__file__).resolve().parent / "docs-assets" / "node_modules"
 
@@ -50,7 +51,8 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
     jwt_auth = build_jwt_auth(settings.jwt_secret, secure=not settings.is_development)
     csrf_config = build_csrf_config(settings.jwt_secret, secure=not settings.is_development)
     cors = cors_config(settings)
-    limits = [RateLimits(rate_limits(settings))] if settings.rate_limits_enabled else []
+    limited = rate_limits(settings) if settings.rate_limits_enabled else {}
+    limits = [RateLimits(limited)] if limited else []
     # The services of this app once started; handlers get them without a per-request State copy.
     live: list[Services] = []
 
@@ -73,7 +75,8 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PagesController, Metrics, *assets],
+        route_handlers=[api, SystemController, PagesController, Metrics, *assets, *web_routes()],
+        template_config=template_config(),
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[startup],
@@ -93,6 +96,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                 "jwt_auth": jwt_auth,
                 "csrf_config": csrf_config,
                 "failed_logins": failed_logins(settings),
+                "rate_limits": limited,  # the web pages' forms spend the same budgets (api/web)
                 "metrics_token": settings.metrics_token,
             }
         ),

@@ -408,16 +408,7 @@ class DoorController(Controller):
         self, event_id: UUID, data: ScannerCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Scanner:
         """Let an existing account check tickets in for this event (owner)."""
-        await owned_event(services, request.user, event_id)
-        found = await services.call(lambda: services.accounts.lookup(data.email))
-        if found is None:
-            raise Invalid("no account with this e-mail", field="email")
-        target = found
-        await services.command(lambda: services.boxoffice.grant_scanner(event_id, target), actor=request.user.id)
-        async with services.pool.connection() as conn:
-            rows = [r for r in await queries.scanners(conn, event_id) if r["account_id"] == target]
-        granted = rows[0]["granted_at"] if rows else datetime.now().astimezone()
-        return Scanner(account_id=target, granted_at=granted)
+        return await grant_scanner(services, request.user, event_id, data.email)
 
     @delete("/{event_id:uuid}/scanners/{account_id:uuid}", operation_id="revokeScanner", status_code=204)
     async def revoke(
@@ -426,3 +417,17 @@ class DoorController(Controller):
         """Withdraw a scanner's access (owner)."""
         await owned_event(services, request.user, event_id)
         await services.command(lambda: services.boxoffice.revoke_scanner(event_id, account_id), actor=request.user.id)
+
+
+async def grant_scanner(services: Services, user: Principal, event_id: UUID, email: str) -> Scanner:
+    """Let the account with this e-mail check tickets in for the caller's show (422 if none)."""
+    await owned_event(services, user, event_id)
+    found = await services.call(lambda: services.accounts.lookup(email))
+    if found is None:
+        raise Invalid("no account with this e-mail", field="email")
+    target = found
+    await services.command(lambda: services.boxoffice.grant_scanner(event_id, target), actor=user.id)
+    async with services.pool.connection() as conn:
+        rows = [r for r in await queries.scanners(conn, event_id) if r["account_id"] == target]
+    granted = rows[0]["granted_at"] if rows else datetime.now().astimezone()
+    return Scanner(account_id=target, granted_at=granted)

@@ -235,23 +235,8 @@ class EventController(Controller):
     @post("/", operation_id="createEvent", guards=[organizers], status_code=201)
     async def create(self, data: EventCreate, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Create a draft event at a venue (organizer)."""
-        show = await services.command(
-            lambda: services.boxoffice.create_event(
-                organizer_id=request.user.id,
-                venue_id=data.venue_id,
-                title=data.title,
-                description=data.description,
-                start_time=data.start_time,
-                end_time=data.end_time,
-                timezone=data.timezone,
-                days=[d.isoformat() for d in data.days] if data.days else None,
-                segment_id=data.segment_id,
-                genre_id=data.genre_id,
-                sub_genre_id=data.sub_genre_id,
-            ),
-            actor=request.user.id,
-        )
-        return await _detail(services, await event_row(services, show.id))
+        show_id = await create_event(services, request.user, data)
+        return await _detail(services, await event_row(services, show_id))
 
     @get("/{event_id:uuid}", operation_id="getEvent", exclude_from_auth=True)
     async def detail(self, event_id: UUID, request: Request[Any, Any, Any], services: Services) -> EventDetail:
@@ -310,8 +295,7 @@ class EventController(Controller):
     @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200, guards=[verified_only])
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Put a draft on sale; seated tiers get their seats."""
-        await owned_event(services, request.user, event_id)
-        await services.command(lambda: services.boxoffice.publish_event(event_id), actor=request.user.id)
+        await publish_event(services, request.user, event_id)
         return await _detail(services, await event_row(services, event_id))
 
     @post("/{event_id:uuid}/cancel", operation_id="cancelEvent", status_code=200)
@@ -323,15 +307,7 @@ class EventController(Controller):
         data: CancelRequest | None = None,
     ) -> EventDetail:
         """Cancel a draft or published event: holds are released and paid orders refunded."""
-        await owned_event(services, request.user, event_id)
-        reason = data.reason if data else ""
-
-        def cancel() -> None:
-            services.boxoffice.cancel_event(event_id, reason)
-            # Holds are released and paid orders refunded by a worker, each idempotently.
-            queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
-
-        await services.command(cancel, actor=request.user.id)
+        await cancel_event(services, request.user, event_id, data.reason if data else "")
         return await _detail(services, await event_row(services, event_id))
 
 
@@ -352,3 +328,42 @@ class OrganizerController(Controller):
         async with services.pool.connection() as conn:
             rows, total = await queries.organizer_events(conn, owner, page, page_size)
         return page_of([Event.of(r) for r in rows], total, page, page_size)
+
+
+async def create_event(services: Services, user: Principal, data: EventCreate) -> UUID:
+    """A new draft event of `user` at a venue."""
+    show = await services.command(
+        lambda: services.boxoffice.create_event(
+            organizer_id=user.id,
+            venue_id=data.venue_id,
+            title=data.title,
+            description=data.description,
+            start_time=data.start_time,
+            end_time=data.end_time,
+            timezone=data.timezone,
+            days=[d.isoformat() for d in data.days] if data.days else None,
+            segment_id=data.segment_id,
+            genre_id=data.genre_id,
+            sub_genre_id=data.sub_genre_id,
+        ),
+        actor=user.id,
+    )
+    return show.id
+
+
+async def publish_event(services: Services, user: Principal, event_id: UUID) -> None:
+    """Put the caller's draft on sale (the route's guard checks the caller is verified)."""
+    await owned_event(services, user, event_id)
+    await services.command(lambda: services.boxoffice.publish_event(event_id), actor=user.id)
+
+
+async def cancel_event(services: Services, user: Principal, event_id: UUID, reason: str) -> None:
+    """Cancel the caller's show: holds are released and paid orders refunded by a worker."""
+    await owned_event(services, user, event_id)
+
+    def cancel() -> None:
+        services.boxoffice.cancel_event(event_id, reason)
+        # Holds are released and paid orders refunded by a worker, each idempotently.
+        queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
+
+    await services.command(cancel, actor=user.id)

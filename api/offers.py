@@ -197,17 +197,7 @@ class ShowOffersController(Controller):
         self, event_id: UUID, data: TierCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Tier:
         """Add a general-admission or seated tier (seated: the venue sections it sells)."""
-        await owned_event(services, request.user, event_id)
-        tier_id = await services.command(
-            lambda: services.boxoffice.add_tier(
-                event_id,
-                name=data.name,
-                kind=data.kind,
-                section_ids=data.section_ids,
-                day=data.day.isoformat() if data.day else None,
-            ),
-            actor=request.user.id,
-        )
+        tier_id = await add_tier(services, request.user, event_id, data)
         return await tier_answer(services, tier_id)
 
     @get("/{event_id:uuid}/offers", operation_id="listEventOffers", exclude_from_auth=True)
@@ -284,24 +274,8 @@ class TierController(Controller):
         self, tier_id: UUID, data: OfferCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Offer:
         """Add a price point to a tier, with quantity, sale window and per-order limits."""
-        show = await _tier_event(services, request.user, tier_id)
-        currency = data.currency.upper()
-        offer = await services.command(
-            lambda: services.boxoffice.add_offer(
-                show["id"],
-                tier_id,
-                name=data.name,
-                price=to_minor(data.price, currency),
-                currency=currency,
-                quantity_for_sale=data.quantity_for_sale,
-                sale_start_time=utc(data.sale_start_time),
-                sale_end_time=utc(data.sale_end_time),
-                min_per_order=data.min_per_order,
-                max_per_order=data.max_per_order,
-            ),
-            actor=request.user.id,
-        )
-        return await _offer(services, offer.id)
+        offer_id = await add_offer(services, request.user, tier_id, data)
+        return await _offer(services, offer_id)
 
 
 async def _offer(services: Services, offer_id: UUID) -> Offer:
@@ -348,3 +322,41 @@ class OfferController(Controller):
         )
         await services.command(lambda: services.boxoffice.update_offer(offer_id, changes), actor=request.user.id)
         return await _offer(services, offer_id)
+
+
+async def add_tier(services: Services, user: Principal, event_id: UUID, data: TierCreate) -> UUID:
+    """A general-admission or seated tier on the caller's show."""
+    await owned_event(services, user, event_id)
+    tier_id: UUID = await services.command(
+        lambda: services.boxoffice.add_tier(
+            event_id,
+            name=data.name,
+            kind=data.kind,
+            section_ids=data.section_ids,
+            day=data.day.isoformat() if data.day else None,
+        ),
+        actor=user.id,
+    )
+    return tier_id
+
+
+async def add_offer(services: Services, user: Principal, tier_id: UUID, data: OfferCreate) -> UUID:
+    """A price point on a tier of the caller's show."""
+    show = await _tier_event(services, user, tier_id)
+    currency = data.currency.upper()
+    offer = await services.command(
+        lambda: services.boxoffice.add_offer(
+            show["id"],
+            tier_id,
+            name=data.name,
+            price=to_minor(data.price, currency),
+            currency=currency,
+            quantity_for_sale=data.quantity_for_sale,
+            sale_start_time=utc(data.sale_start_time),
+            sale_end_time=utc(data.sale_end_time),
+            min_per_order=data.min_per_order,
+            max_per_order=data.max_per_order,
+        ),
+        actor=user.id,
+    )
+    return offer.id

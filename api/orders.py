@@ -295,29 +295,7 @@ class OrderController(Controller):
         Confirm the returned client_secret with Stripe.js (or, against localstripe, with the test
         card `pm_card_visa`); the order becomes paid when Stripe's webhook arrives.
         """
-        row = await visible_order(services, request.user, order_id)
-        if row["buyer_id"] != request.user.id:
-            raise NotFound("order not found", code="order_not_found")
-
-        def start() -> Any:
-            started = services.boxoffice.start_payment(order_id)
-            if started.order.status == "held":
-                deadline = started.order.hold_expires_at
-                queue_follow_up(lambda: services.tasks.schedule_expiry(order_id, deadline), "hold expiry")
-            return started
-
-        started = await services.command(start, actor=request.user.id)
-        order, intent = started.order, started.intent
-        return Payment(
-            order_id=order.id,
-            status=order.status,
-            payment_status=order.payment_status,
-            amount=money(order.total, order.currency) or "0",
-            currency=order.currency,
-            hold_expires_at=order.hold_expires_at,
-            payment_intent_id=intent.id if intent else None,
-            client_secret=intent.client_secret if intent else None,
-        )
+        return await start_order_payment(services, request.user, order_id)
 
     @post("/{order_id:uuid}/refund", operation_id="refundOrder", status_code=200)
     async def refund(
@@ -381,3 +359,31 @@ async def _order_row(services: Services, order_id: UUID) -> dict[str, Any]:
     if row is None:
         raise NotFound("order not found", code="order_not_found")
     return row
+
+
+async def start_order_payment(services: Services, user: Principal, order_id: UUID) -> Payment:
+    """Create (or return the existing) PaymentIntent of the caller's own order (404 for anyone
+    else's); a held order's expiry is scheduled again (payment may keep the hold longer)."""
+    row = await visible_order(services, user, order_id)
+    if row["buyer_id"] != user.id:
+        raise NotFound("order not found", code="order_not_found")
+
+    def start() -> Any:
+        started = services.boxoffice.start_payment(order_id)
+        if started.order.status == "held":
+            deadline = started.order.hold_expires_at
+            queue_follow_up(lambda: services.tasks.schedule_expiry(order_id, deadline), "hold expiry")
+        return started
+
+    started = await services.command(start, actor=user.id)
+    order, intent = started.order, started.intent
+    return Payment(
+        order_id=order.id,
+        status=order.status,
+        payment_status=order.payment_status,
+        amount=money(order.total, order.currency) or "0",
+        currency=order.currency,
+        hold_expires_at=order.hold_expires_at,
+        payment_intent_id=intent.id if intent else None,
+        client_secret=intent.client_secret if intent else None,
+    )

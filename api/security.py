@@ -59,6 +59,9 @@ PUBLIC_PATHS = ["^/health", "^/ready", "^/metrics", "^/schema"]
 CSRF_EXEMPT_PATHS = ("^/api/v1/webhooks/stripe$",)
 # Route option marking routes that take their credentials in the body (see the module doc).
 CREDENTIALS_IN_BODY = "exclude_from_csrf"
+# Route option of web page forms (api/web): the CSRF token comes as the form field `_csrf`, which
+# the handler checks with `require_form_csrf` once the form is parsed.
+CSRF_IN_FORM = "csrf_in_form"
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -198,9 +201,13 @@ async def verified_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     user = connection.user
     if not isinstance(user, Principal):
         raise NotAuthorizedException("authentication required")
+    await ensure_verified(connection.app.state.services, user)
+
+
+async def ensure_verified(services: Services, user: Principal) -> None:
+    """403 `email_not_verified` unless `user`'s address is verified (the token's word, else the account's)."""
     if user.email_verified:
         return
-    services: Services = connection.app.state.services
     try:
         account = await services.call(lambda: services.accounts.get_account(user.id))
     except NotFound:
@@ -252,6 +259,14 @@ def require_csrf(request: Request[Any, Any, Any]) -> None:
         raise CsrfFailed("missing or wrong X-CSRF-Token (GET /api/v1/auth/csrf issues one)")
 
 
+def require_form_csrf(request: Request[Any, Any, Any], submitted: str | None) -> None:
+    """The same double-submit rule for a web form: its `_csrf` field must equal the cookie. Every
+    web form has one, also sign-in and registration (no login CSRF)."""
+    config: CSRFConfig = request.app.state.csrf_config
+    if not _double_submitted(config, submitted, request.cookies.get(config.cookie_name)):
+        raise CsrfFailed("the form is out of date: reload the page and try again")
+
+
 def _bearer_token(scope: Scope) -> str:
     """The token of the first `Authorization` header (after its scheme), or "": the value the JWT
     middleware takes, read from the raw ASGI headers."""
@@ -280,8 +295,11 @@ class CookieCSRF(ASGIMiddleware):
         # Cheap exits first: safe methods, then Bearer requests (the API's usual client), both
         # decided without building a Request.
         if scope.get("method", "GET") not in self.config.safe_methods:
-            credentials_in_body = scope["route_handler"].opt.get(CREDENTIALS_IN_BODY)
-            if credentials_in_body or not _bearer_token(scope):
+            opt = scope["route_handler"].opt
+            credentials_in_body = opt.get(CREDENTIALS_IN_BODY)
+            if opt.get(CSRF_IN_FORM):
+                pass  # checked by the handler, from the form (require_form_csrf)
+            elif credentials_in_body or not _bearer_token(scope):
                 request: Request[Any, Any, Any] = scope["litestar_app"].request_class(scope)
                 if credentials_in_body:
                     if not self._origin_trusted(request.headers):
@@ -301,6 +319,14 @@ class CookieCSRF(ASGIMiddleware):
 # An API answers JSON, images and PDFs: nothing in them may load, run or be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 PAGE_PATHS = frozenset({"/verify"})
+# The web pages of api/web: scripts, styles and images from this origin only (no inline script or
+# style), scripts talk to this origin only, forms post to it.
+WEB_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+WEB_PATHS = frozenset({"/", "/login", "/register", "/logout", "/reset", "/reset/code", "/me", "/organizer"})
+WEB_PREFIXES = ("/e/", "/checkout/", "/scan/", "/static/web/", "/organizer/", "/me/")
 # Web pages (api/pages.py, at PAGE_PATHS): their own styles, forms posted to this origin, nothing else.
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI and ReDoc (local assets under /schema/assets) boot from inline scripts and styles,
@@ -340,6 +366,7 @@ class SecurityHeaders:
         self.api = header_set((csp, API_CSP.encode()))
         self.docs = header_set((csp, DOCS_CSP.encode()))
         self.page = header_set((csp, PAGE_CSP.encode()), (b"cache-control", b"no-store"))
+        self.web = header_set((csp, WEB_CSP.encode()))
         # Tokens and account data must not linger in shared or browser caches.
         self.auth = header_set((csp, API_CSP.encode()), (b"cache-control", b"no-store"))
 
@@ -350,6 +377,8 @@ class SecurityHeaders:
             ours = self.auth
         elif path in PAGE_PATHS:
             ours = self.page
+        elif path in WEB_PATHS or path.startswith(WEB_PREFIXES):
+            ours = self.web
         else:
             ours = self.api
         headers = [(n, v) for n, v in start.get("headers", ()) if n.lower() not in ours[1]]

@@ -208,38 +208,48 @@ class TicketController(Controller):
         """Put the attendee's name on the ticket (its holder; null or blank removes it): printed
         on the PDF, shown to the door and in the organizer's attendee list. 409 once the ticket
         was used or refunded."""
-        row = await _owned_ticket(services, request.user, ticket_id)
-        if row["owner_id"] != request.user.id:
-            raise NotFound("ticket not found", code="ticket_not_found")
-        await services.command(
-            lambda: services.boxoffice.name_attendees(
-                row["order_id"], {ticket_id: data.attendee_name}, by=request.user.id
-            ),
-            actor=request.user.id,
-        )
-        async with services.pool.connection() as conn:
-            named = await queries.ticket(conn, ticket_id)
-        assert named is not None
-        return _ticket(named, services)
+        return await name_attendee(services, request.user, ticket_id, data.attendee_name)
 
     @post("/{ticket_id:uuid}/transfer", operation_id="transferTicket", status_code=200)
     async def transfer(
         self, ticket_id: UUID, data: TransferCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Ticket:
         """Give the ticket to another account: it is reissued to them and the old QR code stops working."""
-        row = await _owned_ticket(services, request.user, ticket_id)
-        if row["owner_id"] != request.user.id:
-            raise NotFound("ticket not found", code="ticket_not_found")
-        target = await services.call(lambda: services.accounts.lookup(data.email))
-        if target is None:
-            raise Invalid("no account with this e-mail", field="email")
-        await services.command(
-            lambda: services.boxoffice.transfer_ticket(
-                row["order_id"], ticket_id, from_id=request.user.id, to_id=target
-            ),
-            actor=request.user.id,
-        )
-        async with services.pool.connection() as conn:
-            moved = await queries.ticket(conn, ticket_id)
-        assert moved is not None
-        return _ticket(moved, services)
+        return await transfer_ticket(services, request.user, ticket_id, data.email)
+
+
+async def own_ticket(services: Services, user: Principal, ticket_id: UUID) -> dict[str, Any]:
+    """The ticket row if the caller holds it (404 otherwise, also for admins)."""
+    row = await _owned_ticket(services, user, ticket_id)
+    if row["owner_id"] != user.id:
+        raise NotFound("ticket not found", code="ticket_not_found")
+    return row
+
+
+async def name_attendee(services: Services, user: Principal, ticket_id: UUID, name: str | None) -> Ticket:
+    """Put the attendee's name on the caller's ticket (None or blank removes it)."""
+    row = await own_ticket(services, user, ticket_id)
+    await services.command(
+        lambda: services.boxoffice.name_attendees(row["order_id"], {ticket_id: name}, by=user.id), actor=user.id
+    )
+    async with services.pool.connection() as conn:
+        named = await queries.ticket(conn, ticket_id)
+    assert named is not None
+    return _ticket(named, services)
+
+
+async def transfer_ticket(services: Services, user: Principal, ticket_id: UUID, email: str) -> Ticket:
+    """Give the caller's ticket to the account with this e-mail (422 if there is none)."""
+    row = await own_ticket(services, user, ticket_id)
+    found = await services.call(lambda: services.accounts.lookup(email))
+    if found is None:
+        raise Invalid("no account with this e-mail", field="email")
+    target = found
+    await services.command(
+        lambda: services.boxoffice.transfer_ticket(row["order_id"], ticket_id, from_id=user.id, to_id=target),
+        actor=user.id,
+    )
+    async with services.pool.connection() as conn:
+        moved = await queries.ticket(conn, ticket_id)
+    assert moved is not None
+    return _ticket(moved, services)

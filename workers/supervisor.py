@@ -289,6 +289,7 @@ def _banner(
     else:
         stripe = env.get("STRIPE_API_BASE") or "api.stripe.com"
     rows = [
+        ("Web", f"{base}/"),
         ("API", f"{base}/api/v1"),
         ("Swagger UI", f"{base}/schema/swagger"),
         ("ReDoc", f"{base}/schema/redoc"),

@@ -1,0 +1,114 @@
+"""The web pages in a real browser: browse → pick two seats → checkout → pay → tickets shown →
+the organizer's dashboard shows the sale → the door scanner checks one ticket in and refuses it
+the second time. Screenshots of each step go to .data/screenshots/ for people to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import PASSWORD, publish_show, register_with_email
+
+
+def sign_in(page: Any, email: str) -> None:
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+
+
+def test_buyer_organizer_and_door(
+    browser: Any, service: str, client: httpx.Client, admin_token: str, screenshots: Path
+) -> None:
+    organizer, organizer_email = register_with_email(client, "organizer")
+    show = publish_show(client, admin_token, organizer=organizer, seats=20)
+    title = client.get(f"/events/{show.id}").json()["title"]
+    _, buyer_email = register_with_email(client)
+    errors: list[str] = []
+
+    # Browse: the listing's search finds the show; its page has the seat map.
+    buyer = browser.new_context(base_url=service, viewport={"width": 1280, "height": 900}).new_page()
+    buyer.on("pageerror", lambda error: errors.append(str(error)))
+    buyer.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+    buyer.goto(f"/?q={title.split()[-1]}")
+    buyer.screenshot(path=screenshots / "01-home.png", full_page=True)
+    buyer.click(f"a[href='/e/{show.id}']")
+    buyer.click("text=Sign in to buy")
+    assert "/login?next=" in buyer.url
+    sign_in(buyer, buyer_email)
+    assert buyer.url.endswith(f"/e/{show.id}")
+
+    # Pick two seats: one with the mouse, one with the keyboard.
+    free = buyer.locator("circle.seat.s-available")
+    assert free.count() == 20
+    free.nth(3).click()
+    free.nth(4).focus()
+    buyer.keyboard.press("Space")
+    assert buyer.locator("circle.seat.s-picked").count() == 2
+    assert buyer.locator("#picked-summary").inner_text().count("seat") == 2
+    buyer.screenshot(path=screenshots / "02-seats-picked.png", full_page=True)
+
+    # Hold, then the checkout with its countdown; pay with localstripe's test card.
+    buyer.click("button:has-text('Hold my tickets')")
+    assert "/checkout/" in buyer.url
+    buyer.wait_for_function("() => document.getElementById('countdown').textContent.includes('left')")
+    assert "80.00 EUR" in buyer.inner_text("main")
+    buyer.screenshot(path=screenshots / "03-checkout.png", full_page=True)
+    buyer.click("button:has-text('Pay')")
+    buyer.wait_for_selector("text=Your tickets", timeout=30_000)
+    assert buyer.locator(".ticket img").count() == 2
+    buyer.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    buyer.screenshot(path=screenshots / "04-tickets.png", full_page=True)
+    # An access token that has run out: /me sends the buyer to /login, whose script renews the
+    # session with the refresh cookie and goes back.
+    buyer.context.clear_cookies(name="auth-token")
+    buyer.goto("/me")
+    buyer.wait_for_url("**/me")
+    assert buyer.locator(".ticket").count() == 2
+    first_qr, second_qr = (t["qr_data"] for t in buyer.request.get("/api/v1/me/tickets").json()["data"])
+
+    # The organizer's dashboard shows the sale (and its chart).
+    door = browser.new_context(base_url=service, viewport={"width": 1280, "height": 900}).new_page()
+    door.on("pageerror", lambda error: errors.append(str(error)))
+    door.goto("/organizer")
+    assert "/login?next=%2Forganizer" in door.url
+    sign_in(door, organizer_email)
+    card = door.locator(f"section[aria-labelledby='show-{show.id}']")
+    assert card.locator("dd.sold").inner_text() == "2"
+    assert card.locator("dd.revenue").inner_text().startswith("80.00")
+    door.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    door.screenshot(path=screenshots / "05-organizer.png", full_page=True)
+
+    # The door: green the first time, red the second.
+    card.locator("text=Door scanner").click()
+    door.wait_for_selector("#kit-status:has-text('2 tickets, key loaded')")
+    scan(door, first_qr, "answer-ok", "Welcome in", screenshots / "06-scan-first.png")
+    scan(door, first_qr, "answer-bad", "Already checked in", screenshots / "07-scan-again.png")
+    scan(door, "TK1.forged", "answer-bad", "Not valid", None)
+
+    # Offline: the code's signature is verified in the browser (WebCrypto), the scan queued and
+    # synced once the network is back.
+    door.context.set_offline(True)
+    scan(door, second_qr, "answer-ok", "offline, will sync", screenshots / "08-scan-offline.png")
+    scan(door, second_qr, "answer-bad", "Already checked in", None)
+    scan(door, first_qr[:-4] + "AAAA", "answer-bad", "Not valid", None)
+    assert "Waiting to sync: 1." in door.inner_text("#kit-status")
+    door.context.set_offline(False)
+    door.wait_for_selector("#kit-status:has-text('Waiting to sync: 0.')", timeout=20_000)
+    sales = door.request.get(f"/api/v1/events/{show.id}/sales").json()
+    assert sales["tickets_checked_in"] == 2
+
+    assert errors == []
+
+
+def scan(page: Any, code: str, colour: str, words: str, screenshot: Path | None) -> None:
+    page.fill("#qr-data", code)
+    page.click("button:has-text('Check in')")
+    page.wait_for_function(
+        "([colour, words]) => { const a = document.getElementById('answer');"
+        " return a.classList.contains(colour) && a.textContent.includes(words); }",
+        arg=[colour, words],
+    )
+    if screenshot is not None:
+        page.screenshot(path=screenshot, full_page=True)
