@@ -26,7 +26,9 @@ def chromium_binary() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is running it keeps an asyncio
+# event loop running in this thread, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     binary = chromium_binary()
     if binary is None:
