@@ -1,5 +1,6 @@
 """Security: authentication (JWT in the `auth-token` cookie or as Bearer), roles and guards, CSRF,
 security headers and CORS. The /auth routes that issue tokens are in `api/accounts.py`.
+One module by design (the house layout): every rule about who may call what is read in one place.
 
 Tokens:
 - access JWT, 15 min: `sub` = account id; extras `type=access`, `role`, `email`, `email_verified`,

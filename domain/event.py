@@ -2,6 +2,9 @@
 
 The word "event" in prose means the show; the library's domain events are nested classes
 such as `Event.Published`.
+
+One module because it is one aggregate: the show and its tiers and days are one consistency
+boundary, and their rules (lifecycle, schedule, tiers) read the same state.
 """
 
 from __future__ import annotations

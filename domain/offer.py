@@ -3,6 +3,9 @@
 General-admission inventory is held, sold and released here as counters; which order holds
 what is the Order's business, and both are saved in one transaction, so the counters can
 never drift from the orders.
+
+One module because it is one aggregate, one consistency boundary: the counters and every rule
+that moves them (hold, sell, release, block, the sale window and limits) change together.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Catalog read model: venues, the event listing (price range, availability), tiers, offers."""
+"""Catalog read model: venues, the event listing (price range, availability), tiers, offers.
+
+One module because it is one projection with one tracking position: its handlers write these
+tables together in each batch's transaction, and a change to one event usually touches several."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The query functions the API uses: SQL over the read tables, returning plain rows."""
+"""The query functions the API uses: SQL over the read tables, returning plain rows.
+
+Kept in one module on purpose: every column a read model's table offers is read here, so a
+change to a read table is checked against its readers in one file (and the SQL stays out of api/)."""
 
 from __future__ import annotations
 
