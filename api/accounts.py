@@ -142,6 +142,27 @@ class CsrfToken(msgspec.Struct):
     csrf_token: str
 
 
+async def register_account(services: Services, data: RegisterCreate) -> Account:
+    """Create the account (JSON route and sign-up page alike) and queue its verification mail."""
+
+    def register() -> Account:
+        account = services.accounts.register(
+            email=data.email,
+            username=data.username,
+            password=data.password,
+            role=data.role,
+            first_name=data.first_name,
+            last_name=data.last_name,
+            phone=data.phone,
+        )
+        # A queue that is down must not undo the registration: the mail can be asked for again.
+        queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
+        return account
+
+    account: Account = await services.command(register, app=services.accounts, actor=None)
+    return account
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["Accounts"]
@@ -157,21 +178,7 @@ class AuthController(Controller):
         if data.role not in ("attendee", "organizer"):
             raise Invalid("role must be attendee or organizer", field="role")
 
-        def register() -> Account:
-            account = services.accounts.register(
-                email=data.email,
-                username=data.username,
-                password=data.password,
-                role=data.role,
-                first_name=data.first_name,
-                last_name=data.last_name,
-                phone=data.phone,
-            )
-            # A queue that is down must not undo the registration: the mail can be asked for again.
-            queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
-            return account
-
-        account = await services.command(register, app=services.accounts, actor=None)
+        account = await register_account(services, data)
         return await signed_in(request, services, account, 201)
 
     @post("/verify-email", operation_id="verifyEmail", exclude_from_auth=True, exclude_from_csrf=True, status_code=200)

@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
-from api.accounts import PasswordReset, RegisterCreate, signed_in
+from api.accounts import PasswordReset, RegisterCreate, register_account, signed_in
 from api.limits import FailedLogins, address_of
 from api.security import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, REFRESH_COOKIE_PATH
-from api.services import Services, queue_follow_up
+from api.services import Services
 from api.web.common import FORM, error_status, first, form_of, over_limit, render, safe_next, see_other, user_of
 from commands.accounts import BadCredentials, InvalidCode, MailedSecrets, Sessions
 from domain.account import Account
@@ -66,20 +66,8 @@ class SessionController(Controller):
             return render(request, "register.html", status=422, next=target, values=values,
                           error=f"Please check the form: {invalid}")  # fmt: skip
 
-        def register() -> Account:
-            account = services.accounts.register(
-                email=data.email,
-                username=data.username,
-                password=data.password,
-                role=data.role,
-                first_name=data.first_name,
-                last_name=data.last_name,
-            )
-            queue_follow_up(lambda: services.tasks.queue_email("verify_email", account.email), "mail")
-            return account
-
         try:
-            account = await services.command(register, app=services.accounts, actor=None)
+            account = await register_account(services, data)
         except DomainError as error:
             return render(request, "register.html", status=error_status(error), next=target, values=values,
                           error=str(error))  # fmt: skip
