@@ -45,10 +45,7 @@ class Runner:
     rebuilt) are caught up from the earliest position among them.
     """
 
-    def __init__(self, app: BoxOffice, projections: list[ReadModel[Any]], *, only_handled: bool = False) -> None:
-        """`only_handled`: read only the events some model has a handler for (Postgres filters by
-        topic), so positions move on those events alone; for a follower that nothing waits on
-        and that reacts to few events, such as the mail notifier."""
+    def __init__(self, app: BoxOffice, projections: list[ReadModel[Any]]) -> None:
         self.app = app
         self.projections = projections
         self.name = "+".join(p.name for p in projections)
@@ -56,8 +53,7 @@ class Runner:
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         start = min((p.view.max_tracking_id(app.name) or 0) for p in projections)
-        topics = sorted({t for p in projections for t in p.handled_topics()}) if only_handled else []
-        self.subscription = app.recorder.subscribe(gt=start, topics=topics)
+        self.subscription = app.recorder.subscribe(gt=start)
         self.threads = [
             threading.Thread(target=self._read, name=f"{self.name}-read", daemon=True),
             threading.Thread(target=self._apply, name=f"{self.name}-apply", daemon=True),
