@@ -104,6 +104,24 @@ class CatalogCommands(BaseApplication):
             raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
         return category
 
+    def rename_category(self, category_id: UUID, name: str) -> Category:
+        category = self._category(category_id)
+        category.rename(name)
+        self.save(category)
+        return category
+
+    def remove_category(self, category_id: UUID) -> None:
+        """Delete a category; the API checks first that nothing is filed under it."""
+        category = self._category(category_id)
+        category.remove()
+        self.save(category)
+
+    def _category(self, category_id: UUID) -> Category:
+        category = self.load(category_id, "category", Category)
+        if category.removed:
+            raise NotFound("category not found", code="category_not_found")
+        return category
+
     def check_categories(self, segment_id: UUID | None, genre_id: UUID | None, sub_genre_id: UUID | None) -> None:
         """Each given category exists, sits at its level, and they form one branch of the tree."""
         levels = (("segment", segment_id), ("genre", genre_id), ("sub_genre", sub_genre_id))
@@ -116,6 +134,8 @@ class CatalogCommands(BaseApplication):
                 category = self.load(category_id, level.replace("_", "-"), Category)
             except NotFound:
                 raise Invalid(f"unknown {level.replace('_', '-')}", field=f"{level}_id") from None
+            if category.removed:
+                raise Invalid(f"unknown {level.replace('_', '-')}", field=f"{level}_id")
             if category.level != level:
                 raise Invalid(f"that category is not a {level.replace('_', '-')}", field=f"{level}_id")
             if parent is not None and category.parent_id != parent.id:
