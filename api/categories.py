@@ -61,7 +61,7 @@ async def _children(
     return page_of([Category.of(r) for r in rows], total, page, page_size)
 
 
-async def _created(
+async def add_category(
     services: Services, actor: UUID, name: str, parent_id: UUID | None = None, parent_level: str = ""
 ) -> Category:
     if parent_id is not None:
@@ -87,7 +87,7 @@ class CategoryController(Controller):
         self, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Category:
         """Add a segment (admin); the same name twice is 409."""
-        return await _created(services, request.user.id, data.name)
+        return await add_category(services, request.user.id, data.name)
 
     @get("/segments/{segment_id:uuid}/genres", operation_id="listGenres", exclude_from_auth=True)
     async def genres(
@@ -101,7 +101,7 @@ class CategoryController(Controller):
         self, segment_id: UUID, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Category:
         """Add a genre under a segment (admin)."""
-        return await _created(services, request.user.id, data.name, segment_id, "segment")
+        return await add_category(services, request.user.id, data.name, segment_id, "segment")
 
     @get("/genres/{genre_id:uuid}/sub-genres", operation_id="listSubGenres", exclude_from_auth=True)
     async def sub_genres(
@@ -115,7 +115,7 @@ class CategoryController(Controller):
         self, genre_id: UUID, data: CategoryCreate, request: Request[Principal, Any, Any], services: Services
     ) -> Category:
         """Add a sub-genre under a genre (admin)."""
-        return await _created(services, request.user.id, data.name, genre_id, "genre")
+        return await add_category(services, request.user.id, data.name, genre_id, "genre")
 
 
 async def _existing(services: Services, category_id: UUID, level: str) -> dict[str, Any]:

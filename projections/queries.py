@@ -377,6 +377,15 @@ async def category(conn: Conn, category_id: UUID) -> Row | None:
     return await _one(conn, "SELECT * FROM read.categories WHERE id = %s", (category_id,))
 
 
+async def category_tree(conn: Conn, limit: int = 2000) -> list[Row]:
+    """Every category (up to `limit`), parents before children, by name."""
+    return await _all(
+        conn,
+        "SELECT * FROM read.categories ORDER BY array_position(%s, level), name, id LIMIT %s",
+        (["segment", "genre", "sub_genre"], limit),
+    )
+
+
 async def category_by_slug(conn: Conn, slug: str) -> Row | None:
     """The category with this slug (the highest level first when a segment and a genre share one)."""
     return await _one(
