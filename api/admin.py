@@ -14,6 +14,7 @@ from litestar.params import Parameter
 from api.common import Page, PageParam, PageSizeParam, page_of
 from api.security import Principal, admin_only, organizers
 from api.services import Services
+from commands import account_admin
 from domain.account import Account
 from domain.errors import Invalid
 
@@ -59,7 +60,7 @@ def matching(accounts: list[Account], q: str, role: str | None) -> list[Account]
 
 
 async def list_accounts(services: Services, q: str, role: str | None, page: int, page_size: int) -> Page[AdminAccount]:
-    found = matching(await services.call(services.accounts.directory), q, role)
+    found = matching(await services.call(lambda: account_admin.directory(services.accounts)), q, role)
     start = (page - 1) * page_size
     return page_of([AdminAccount.of(a) for a in found[start : start + page_size]], len(found), page, page_size)
 
@@ -71,7 +72,7 @@ async def administer(
     if account_id == actor.id and (disabled or (role is not None and role != "admin")):
         raise Invalid("you cannot disable or demote your own account", field="disabled" if disabled else "role")
     account = await services.command(
-        lambda: services.accounts.administer(account_id, role=role, disabled=disabled),
+        lambda: account_admin.administer(services.accounts, account_id, role=role, disabled=disabled),
         actor=actor.id,
         app=services.accounts,
     )
@@ -131,6 +132,8 @@ class PayoutController(Controller):
         if payout != account.payout_account:
             # Stripe answers the same account for the same idempotency key, so a race links one.
             await services.command(
-                lambda: services.accounts.link_payout_account(user.id, payout), actor=user.id, app=services.accounts
+                lambda: account_admin.link_payout_account(services.accounts, user.id, payout),
+                actor=user.id,
+                app=services.accounts,
             )
         return OnboardingLink(url=url, account=payout)

@@ -23,7 +23,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.persistence import IntegrityError
 from psycopg.errors import UniqueViolation
-from psycopg.sql import SQL, Identifier
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -260,39 +259,12 @@ class Accounts(BaseApplication):
             account = self.get_account(user_id)
         if account.role != "admin":
             account.change_role("admin")
+        account.set_disabled(False)  # the operator's way back in
         account.change_password(self.hasher.hash(password))
         if not account.email_verified:
             account.verify_email()
         self.save(account)
         return account
-
-    # Administration (api/admin.py) ---------------------------------------------------------
-
-    def directory(self) -> list[Account]:
-        """Every account not erased, oldest first (for the admin's list: one query for the ids,
-        one for their events; personal data is sealed, so it is filtered here, not in SQL)."""
-        recorder: Any = self.recorder
-        query = SQL("SELECT originator_id FROM {}.{} WHERE originator_version = 1 ORDER BY notification_id").format(
-            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
-        )
-        with recorder.datastore.get_connection() as conn:
-            ids = [row["originator_id"] for row in conn.execute(query).fetchall()]
-        found = self.load_many(ids)
-        return [a for i in ids if isinstance(a := found.get(i), Account) and not a.erased]
-
-    def administer(self, user_id: UUID, *, role: str | None = None, disabled: bool | None = None) -> Account:
-        """An admin's change of role and/or disabled flag (None leaves it as it is)."""
-
-        def change(account: Account) -> None:
-            if role is not None and role != account.role:
-                account.change_role(role)
-            if disabled is not None:
-                account.set_disabled(disabled)
-
-        return self._change(user_id, change)
-
-    def link_payout_account(self, user_id: UUID, payout_account: str) -> Account:
-        return self._change(user_id, lambda account: account.link_payout_account(payout_account))
 
     def _change(self, user_id: UUID, change: Callable[[Account], None], *, erased_too: bool = False) -> Account:
         def attempt() -> Account:
