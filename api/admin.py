@@ -82,9 +82,8 @@ async def administer(
 class AdminAccountsController(Controller):
     path = "/admin/accounts"
     tags = ["Admin"]
-    guards = [admin_only]
 
-    @get("/", operation_id="listAccounts")
+    @get("/", operation_id="listAccounts", guards=[admin_only])
     async def list(
         self,
         services: Services,
@@ -96,12 +95,12 @@ class AdminAccountsController(Controller):
         """Accounts, oldest first; `q` matches part of the e-mail or username, `role` filters."""
         return await list_accounts(services, q, role, page, page_size)
 
-    @get("/{account_id:uuid}", operation_id="getAccount")
+    @get("/{account_id:uuid}", operation_id="getAccount", guards=[admin_only])
     async def show(self, account_id: UUID, services: Services) -> AdminAccount:
         """One account (404 for an unknown or erased id)."""
         return AdminAccount.of(await services.call(lambda: services.accounts.get_account(account_id)))
 
-    @patch("/{account_id:uuid}", operation_id="administerAccount")
+    @patch("/{account_id:uuid}", operation_id="administerAccount", guards=[admin_only])
     async def change(
         self, account_id: UUID, data: AccountChange, request: Request[Principal, Any, Any], services: Services
     ) -> AdminAccount:
