@@ -66,6 +66,10 @@ async def add_category(
 ) -> Category:
     if parent_id is not None:
         await _require_parent(services, parent_id, parent_level)
+    async with services.pool.connection() as conn:
+        taken = await queries.sibling_with_slug(conn, None, parent_id, slugify(name))
+    if taken:
+        raise Conflict(f"{name.strip()!r} already exists here", code="category_exists", field="name")
     category = await services.command(lambda: services.boxoffice.create_category(name, parent_id), actor=actor)
     async with services.pool.connection() as conn:
         row = await queries.category(conn, category.id)

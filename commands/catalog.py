@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.base import BaseApplication, utcnow
+from commands.base import BaseApplication, new_id, utcnow
 from domain.category import Category
 from domain.errors import Conflict, Invalid, NotFound
 from domain.event import Event, WrongEventState
@@ -101,7 +101,11 @@ class CatalogCommands(BaseApplication):
         try:
             self.save(category)
         except IntegrityError:
-            raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
+            held = self.load(category.id, "category", Category)
+            if not held.removed and held.slug == category.slug:
+                raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
+            category = category.with_id(new_id())  # its name's id went to one renamed or deleted since
+            self.save(category)
         return category
 
     def rename_category(self, category_id: UUID, name: str) -> Category:

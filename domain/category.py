@@ -59,6 +59,15 @@ class Category(Audited):
             raise Invalid("sub-genres have no children", field="parent_id")
         return self._new(CHILD[self.level], name, self.id)
 
+    def with_id(self, category_id: UUID) -> Category:
+        """This new category under another id: the one its name derives is held by a category
+        renamed or deleted since (uniqueness among siblings is then the caller's check)."""
+        made: Category = type(self)._create(
+            Category.Created, id=category_id, level=self.level, name=self.name, slug=self.slug,
+            parent_id=self.parent_id,
+        )  # fmt: skip
+        return made
+
     class Renamed(Aggregate.Event):
         name: str
         slug: str

@@ -395,11 +395,12 @@ async def category_by_slug(conn: Conn, slug: str) -> Row | None:
     )
 
 
-async def sibling_with_slug(conn: Conn, category_id: UUID, parent_id: UUID | None, slug: str) -> bool:
-    """Whether another category under the same parent already has this slug."""
+async def sibling_with_slug(conn: Conn, category_id: UUID | None, parent_id: UUID | None, slug: str) -> bool:
+    """Whether another category (than `category_id`) under the same parent has this slug."""
     row = await _one(
         conn,
-        "SELECT 1 AS x FROM read.categories WHERE slug = %s AND parent_id IS NOT DISTINCT FROM %s AND id <> %s",
+        """SELECT 1 AS x FROM read.categories
+           WHERE slug = %s AND parent_id IS NOT DISTINCT FROM %s AND id IS DISTINCT FROM %s""",
         (slug, parent_id, category_id),
     )
     return row is not None

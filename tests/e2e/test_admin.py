@@ -136,3 +136,18 @@ def test_the_onboarding_link_makes_one_payout_account(client: httpx.Client) -> N
     assert again.json()["account"] == first.json()["account"]
     assert client.post("/organizer/stripe/onboarding-link", headers=bearer(register(client))).status_code == 403
     assert client.post("/organizer/stripe/onboarding-link").status_code == 401
+
+
+def test_names_freed_by_a_rename_or_a_delete_can_be_used_again(client: httpx.Client, admin_token: str) -> None:
+    admin = bearer(admin_token)
+    tag = uuid4().hex[:8]
+    first = client.post("/segments", headers=admin, json={"name": f"Old {tag}"}).json()
+    assert client.patch(f"/segments/{first['id']}", headers=admin, json={"name": f"New {tag}"}).status_code == 200
+    again = client.post("/segments", headers=admin, json={"name": f"Old {tag}"})
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != first["id"] and again.json()["slug"] == f"old-{tag}"
+    r = client.post("/segments", headers=admin, json={"name": f"NEW {tag}"})  # the renamed one has it now
+    assert r.status_code == 409 and r.json()["code"] == "category_exists"
+    assert client.delete(f"/segments/{again.json()['id']}", headers=admin).status_code == 204
+    third = client.post("/segments", headers=admin, json={"name": f"Old {tag}"})
+    assert third.status_code == 201 and client.get(f"/categories/old-{tag}").json()["id"] == third.json()["id"]

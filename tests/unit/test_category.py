@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from domain.category import Category, category_id
@@ -30,3 +32,11 @@ def test_a_removed_category_cannot_be_renamed() -> None:
     with pytest.raises(Invalid):
         rock.rename("Metal")
     assert [type(e).__name__ for e in rock.collect_events()] == ["Created", "Removed"]
+
+
+def test_a_category_can_be_made_under_another_id() -> None:
+    rock = Category.segment("Music").child("Rock")
+    other = rock.with_id(new := uuid4())
+    assert other.id == new and (other.name, other.slug, other.parent_id, other.level) == (
+        rock.name, rock.slug, rock.parent_id, rock.level
+    )  # fmt: skip
