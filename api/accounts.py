@@ -251,7 +251,7 @@ class AuthController(Controller):
             account = await services.call(lambda: services.accounts.get_account(UUID(token.sub)))
         except NotFound:
             account = None
-        if account is None or token.extras.get("gen") != account.token_generation:
+        if account is None or account.disabled or token.extras.get("gen") != account.token_generation:
             await sessions.revoke(family)
             raise InvalidRefreshToken("the session has ended; sign in again")
         jti = await sessions.rotate(account.id, family, str(token.jti))

@@ -36,6 +36,8 @@ MAX_DEPTH = 32
 RAW_BODY = "raw_body"
 # Route option: the body is an HTML form (a web page's POST), checked like JSON fields.
 FORM_BODY = "form_body"
+# Route option: the body is an HTML form with a file (multipart); the handler checks its fields.
+FILE_FORM_BODY = "file_form_body"
 # Free text where a line break belongs; every other string is a single line.
 MULTILINE_FIELDS = frozenset({"description", "reason", "message", "notes"})
 SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -128,6 +130,10 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
             raise HTTPException(status_code=415, detail="send application/x-www-form-urlencoded")
         form = await request.form()
         check_json({key: form.getall(key) for key in form})
+        return
+    if request.route_handler.opt.get(FILE_FORM_BODY):
+        if media_type != "multipart/form-data":
+            raise HTTPException(status_code=415, detail="send multipart/form-data")
         return
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="send application/json")

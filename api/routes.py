@@ -9,7 +9,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.accounts import AuthController
-from api.categories import CategoryController
+from api.admin import AdminAccountsController, PayoutController
+from api.categories import CategoryController, CategoryEditController
 from api.door import DoorController
 from api.errors import ErrorBody
 from api.events import EventController, OrganizerController
@@ -60,6 +61,9 @@ API_ROUTES: list[Any] = document_errors(
         AccountErasureController,
         VenueController,
         CategoryController,
+        CategoryEditController,
+        AdminAccountsController,
+        PayoutController,
         EventController,
         OrganizerController,
         ShowOffersController,

@@ -61,6 +61,12 @@ class RefreshTokenReused(NotAuthenticated):
     code = "refresh_token_reused"
 
 
+class AccountDisabled(NotAuthenticated):
+    """The password was right but an admin has disabled the account (401)."""
+
+    code = "account_disabled"
+
+
 class WrongPassword(Invalid):
     code = "wrong_password"
 
@@ -152,6 +158,8 @@ class Accounts(BaseApplication):
             raise BadCredentials("invalid e-mail or password")
         if not self._verify(account.password_hash, password):
             raise BadCredentials("invalid e-mail or password")
+        if account.disabled:
+            raise AccountDisabled("this account has been disabled")
         return account
 
     def get_account(self, user_id: UUID) -> Account:
@@ -251,6 +259,7 @@ class Accounts(BaseApplication):
             account = self.get_account(user_id)
         if account.role != "admin":
             account.change_role("admin")
+        account.set_disabled(False)  # the operator's way back in
         account.change_password(self.hasher.hash(password))
         if not account.email_verified:
             account.verify_email()

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.base import BaseApplication, utcnow
+from commands.base import BaseApplication, new_id, utcnow
 from domain.category import Category
 from domain.errors import Conflict, Invalid, NotFound
 from domain.event import Event, WrongEventState
@@ -101,7 +101,29 @@ class CatalogCommands(BaseApplication):
         try:
             self.save(category)
         except IntegrityError:
-            raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
+            held = self.load(category.id, "category", Category)
+            if not held.removed and held.slug == category.slug:
+                raise Conflict(f"{category.name!r} already exists here", code="category_exists", field="name") from None
+            category = category.with_id(new_id())  # its name's id went to one renamed or deleted since
+            self.save(category)
+        return category
+
+    def rename_category(self, category_id: UUID, name: str) -> Category:
+        category = self._category(category_id)
+        category.rename(name)
+        self.save(category)
+        return category
+
+    def remove_category(self, category_id: UUID) -> None:
+        """Delete a category; the API checks first that nothing is filed under it."""
+        category = self._category(category_id)
+        category.remove()
+        self.save(category)
+
+    def _category(self, category_id: UUID) -> Category:
+        category = self.load(category_id, "category", Category)
+        if category.removed:
+            raise NotFound("category not found", code="category_not_found")
         return category
 
     def check_categories(self, segment_id: UUID | None, genre_id: UUID | None, sub_genre_id: UUID | None) -> None:
@@ -116,6 +138,8 @@ class CatalogCommands(BaseApplication):
                 category = self.load(category_id, level.replace("_", "-"), Category)
             except NotFound:
                 raise Invalid(f"unknown {level.replace('_', '-')}", field=f"{level}_id") from None
+            if category.removed:
+                raise Invalid(f"unknown {level.replace('_', '-')}", field=f"{level}_id")
             if category.level != level:
                 raise Invalid(f"that category is not a {level.replace('_', '-')}", field=f"{level}_id")
             if parent is not None and category.parent_id != parent.id:

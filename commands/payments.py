@@ -53,6 +53,13 @@ class PaymentCommands(SalesCommands):
             raise PaymentProviderError("no payment provider is configured")
         return self.gateway
 
+    def payout_onboarding(self, owner: UUID, email: str, existing: str, back_url: str) -> tuple[str, str]:
+        """(The organizer's Connect account, made now when `existing` is empty; the link to its
+        onboarding, which comes back to `back_url`)."""
+        gateway = self._gateway()
+        account = existing or gateway.create_connect_account(owner=owner, email=email)
+        return account, gateway.onboarding_link(account, refresh_url=back_url, return_url=back_url)
+
     # Starting a payment -----------------------------------------------------------------
 
     def start_payment(self, order_id: UUID, *, at: datetime | None = None) -> PaymentStart:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 from uuid import UUID
 
 import stripe
@@ -44,6 +45,10 @@ class PaymentGateway(Protocol):
 
     def refund(self, *, intent_id: str, amount: int, idempotency_key: str, reason: str) -> ProviderRefund: ...
 
+    def create_connect_account(self, *, owner: UUID, email: str) -> str: ...
+
+    def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str: ...
+
 
 class StripeGateway:
     """PaymentIntents and refunds through the official SDK (Stripe, or localstripe in development)."""
@@ -51,6 +56,15 @@ class StripeGateway:
     def __init__(self, api_key: str, api_base: str = "") -> None:
         addresses: Any = {"api": api_base} if api_base else None
         self.client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)
+        # localstripe has no Connect (accounts, account links): in development (STRIPE_API_BASE
+        # set) the onboarding answers from a stand-in instead (`DevConnect`).
+        self.connect: StripeConnect | DevConnect = DevConnect(api_base) if api_base else StripeConnect(self.client)
+
+    def create_connect_account(self, *, owner: UUID, email: str) -> str:
+        return self.connect.create_connect_account(owner=owner, email=email)
+
+    def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
+        return self.connect.onboarding_link(account, refresh_url=refresh_url, return_url=return_url)
 
     def create_intent(self, *, order_id: UUID, amount: int, currency: str, description: str) -> Intent:
         try:
@@ -100,6 +114,53 @@ class StripeGateway:
             if metadata.get("idempotency_key") == idempotency_key:
                 return refund
         return None
+
+
+class StripeConnect:
+    """The organizer's payout account: a Stripe Connect express account and its onboarding link."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def create_connect_account(self, *, owner: UUID, email: str) -> str:
+        try:
+            account = self.client.v1.accounts.create(
+                params={"type": "express", "email": email, "metadata": {"account_id": str(owner)}},
+                # One Stripe account per organizer, even when two requests race.
+                options={"idempotency_key": f"connect-{owner}"},
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(f"the payment provider refused: {error.user_message or error}") from error
+        return str(account.id)
+
+    def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
+        try:
+            link = self.client.v1.account_links.create(
+                params={
+                    "account": account,
+                    "refresh_url": refresh_url,
+                    "return_url": return_url,
+                    "type": "account_onboarding",
+                }
+            )
+        except stripe.StripeError as error:
+            raise PaymentProviderError(f"the payment provider refused: {error.user_message or error}") from error
+        return str(link.url)
+
+
+class DevConnect:
+    """Development stand-in for Stripe Connect, which localstripe does not implement: the account
+    id is derived from the organizer's id (`acct_dev_…`, the same on every call), and the link
+    points at the localstripe host with the return URL, where no onboarding happens."""
+
+    def __init__(self, api_base: str) -> None:
+        self.api_base = api_base.rstrip("/")
+
+    def create_connect_account(self, *, owner: UUID, email: str) -> str:
+        return f"acct_dev_{owner.hex[:16]}"
+
+    def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
+        return f"{self.api_base}/dev/connect/{account}/onboarding?{urlencode({'return_url': return_url})}"
 
 
 def _intent(intent: Any) -> Intent:

@@ -89,6 +89,8 @@ class Account(Audited):
         self.email_verified = False
         self.token_generation = 0
         self.erased = False
+        self.disabled = False
+        self.payout_account = ""
 
     class RoleChanged(Aggregate.Event):
         role: str
@@ -98,6 +100,44 @@ class Account(Audited):
         if role not in ROLES:
             raise Invalid(f"unknown role {role!r}", field="role")
         self.role = role
+
+    class Disabled(Aggregate.Event):
+        """An admin shut the account: it cannot sign in, and its sessions stop being renewable."""
+
+    class Enabled(Aggregate.Event):
+        """An admin opened a disabled account again."""
+
+    def set_disabled(self, disabled: bool) -> None:
+        """Disable or enable (a no-op when already so: no event)."""
+        if disabled and not self.disabled:
+            self._disable()
+        elif not disabled and self.disabled:
+            self._enable()
+
+    @event(Disabled)
+    def _disable(self) -> None:
+        self.disabled = True
+        self.token_generation += 1
+
+    @event(Enabled)
+    def _enable(self) -> None:
+        self.disabled = False
+
+    class PayoutAccountLinked(Aggregate.Event):
+        """The organizer's Stripe Connect account, where payouts of their paid orders go."""
+
+        payout_account: str
+
+    def link_payout_account(self, payout_account: str) -> None:
+        if self.payout_account == payout_account:
+            return
+        if self.payout_account:
+            raise Conflict("a payout account is already linked", code="payout_account_linked")
+        self._link_payout_account(payout_account)
+
+    @event(PayoutAccountLinked)
+    def _link_payout_account(self, payout_account: str) -> None:
+        self.payout_account = payout_account
 
     class PasswordChanged(Aggregate.Event):
         password_hash: str

@@ -47,6 +47,7 @@ class Category(Audited):
         self.name = name
         self.slug = slug
         self.parent_id = parent_id
+        self.removed = False
 
     @classmethod
     def segment(cls, name: str) -> Category:
@@ -58,10 +59,53 @@ class Category(Audited):
             raise Invalid("sub-genres have no children", field="parent_id")
         return self._new(CHILD[self.level], name, self.id)
 
+    def with_id(self, category_id: UUID) -> Category:
+        """This new category under another id: the one its name derives is held by a category
+        renamed or deleted since (uniqueness among siblings is then the caller's check)."""
+        made: Category = type(self)._create(
+            Category.Created, id=category_id, level=self.level, name=self.name, slug=self.slug,
+            parent_id=self.parent_id,
+        )  # fmt: skip
+        return made
+
+    class Renamed(Aggregate.Event):
+        name: str
+        slug: str
+
+    def rename(self, name: str) -> None:
+        """A new name; the slug follows it (the id stays: events filed under it stay filed)."""
+        name, slug = _named(name)
+        if self.removed:
+            raise Invalid("this category was deleted", field="name")
+        if name != self.name:
+            self._rename(name, slug)
+
+    @event(Renamed)
+    def _rename(self, name: str, slug: str) -> None:
+        self.name = name
+        self.slug = slug
+
+    class Removed(Aggregate.Event):
+        """Deleted by an admin (only when nothing was filed under it: the caller checks)."""
+
+    def remove(self) -> None:
+        if not self.removed:
+            self._remove()
+
+    @event(Removed)
+    def _remove(self) -> None:
+        self.removed = True
+
     @classmethod
     def _new(cls, level: str, name: str, parent_id: UUID | None) -> Category:
-        name = " ".join(name.split())
-        slug = slugify(name)
-        if not slug:
-            raise Invalid("a category needs a name with letters or digits", field="name")
+        name, slug = _named(name)
         return cls(level=level, name=name, slug=slug, parent_id=parent_id)
+
+
+def _named(name: str) -> tuple[str, str]:
+    """The name with its spaces folded, and its slug (refused when it has no letter or digit)."""
+    name = " ".join(name.split())
+    slug = slugify(name)
+    if not slug:
+        raise Invalid("a category needs a name with letters or digits", field="name")
+    return name, slug

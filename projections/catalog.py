@@ -368,6 +368,18 @@ class CatalogProjection(ReadModel[CatalogView]):
                 (e.originator_id, e.level, e.name, e.slug, e.parent_id, e.timestamp),
             )
 
+    @process_event.register
+    def _(self, e: Category.Renamed, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute(
+                "UPDATE read.categories SET name = %s, slug = %s WHERE id = %s", (e.name, e.slug, e.originator_id)
+            )
+
+    @process_event.register
+    def _(self, e: Category.Removed, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            curs.execute("DELETE FROM read.categories WHERE id = %s", (e.originator_id,))
+
     # Events ----------------------------------------------------------------------------
 
     @process_event.register

@@ -377,6 +377,47 @@ async def category(conn: Conn, category_id: UUID) -> Row | None:
     return await _one(conn, "SELECT * FROM read.categories WHERE id = %s", (category_id,))
 
 
+async def category_tree(conn: Conn, limit: int = 2000) -> list[Row]:
+    """Every category (up to `limit`), parents before children, by name."""
+    return await _all(
+        conn,
+        "SELECT * FROM read.categories ORDER BY array_position(%s, level), name, id LIMIT %s",
+        (["segment", "genre", "sub_genre"], limit),
+    )
+
+
+async def category_by_slug(conn: Conn, slug: str) -> Row | None:
+    """The category with this slug (the highest level first when a segment and a genre share one)."""
+    return await _one(
+        conn,
+        "SELECT * FROM read.categories WHERE slug = %s ORDER BY array_position(%s, level), created_at, id LIMIT 1",
+        (slug, ["segment", "genre", "sub_genre"]),
+    )
+
+
+async def sibling_with_slug(conn: Conn, category_id: UUID | None, parent_id: UUID | None, slug: str) -> bool:
+    """Whether another category (than `category_id`) under the same parent has this slug."""
+    row = await _one(
+        conn,
+        """SELECT 1 AS x FROM read.categories
+           WHERE slug = %s AND parent_id IS NOT DISTINCT FROM %s AND id IS DISTINCT FROM %s""",
+        (slug, parent_id, category_id),
+    )
+    return row is not None
+
+
+async def category_in_use(conn: Conn, category_id: UUID) -> bool:
+    """Whether a category has children or an event filed under it."""
+    row = await _one(
+        conn,
+        """SELECT EXISTS (SELECT 1 FROM read.categories WHERE parent_id = %(id)s)
+               OR EXISTS (SELECT 1 FROM read.events
+                          WHERE segment_id = %(id)s OR genre_id = %(id)s OR sub_genre_id = %(id)s) AS used""",
+        {"id": category_id},
+    )
+    return bool(row and row["used"])
+
+
 async def attractions(conn: Conn, event_id: UUID) -> list[Row]:
     return await _all(conn, "SELECT * FROM read.attractions WHERE event_id = %s ORDER BY created_at, id", (event_id,))
 

@@ -12,6 +12,7 @@ routes with the session cookie and the CSRF header. Controllers by page group:
     organizer.py  /organizer (own events, sales, chart, attendee CSV)
     manage.py     /organizer/events/… (new draft, tiers and offers, publish, cancel)
     scan.py       /scan/{event_id} (door scanner)
+    admin.py      /admin (accounts, categories, venue layouts)
     devpay.py     paying with localstripe's test cards (development only)
 """
 
@@ -24,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
+from api.web.admin import AdminPagesController
 from api.web.checkout import CheckoutController
 from api.web.manage import ManageController
 from api.web.mytickets import MyTicketsPagesController
@@ -47,6 +49,7 @@ def web_routes() -> list[ControllerRouterHandler]:
         OrganizerPagesController,
         ManageController,
         ScanController,
+        AdminPagesController,
         static,
     ]
 

@@ -183,6 +183,39 @@ def _throwaway_account(w: World) -> Target:
     return f"/admin/accounts/{account}/erase", None
 
 
+def _plain_account(w: World) -> str:
+    """A plain attendee's id (made once per world), for the admin's account routes."""
+    if "plain_account" not in w.ids:
+        w.ids["plain_account"] = w.client.get("/auth/me", headers=bearer(register(w.client))).json()["id"]
+    return str(w.ids["plain_account"])
+
+
+def _category(w: World, level: str) -> str:
+    """A new, unused category of `level` (under the world's branch)."""
+    name = {"name": f"C {uuid4().hex[:8]}"}
+    if level == "segment":
+        return str(w.ok("admin", "POST", "/segments", name)["id"])
+    if level == "genre":
+        return str(w.ok("admin", "POST", f"/segments/{w.ids['segment']}/genres", name)["id"])
+    return str(w.ok("admin", "POST", f"/genres/{w.ids['genre']}/sub-genres", name)["id"])
+
+
+def _category_cases() -> list[Case]:
+    cases = []
+    for level, path, op in (("segment", "segments", "Segment"), ("genre", "genres", "Genre"),
+                            ("sub_genre", "sub-genres", "SubGenre")):  # fmt: skip
+
+        def rename(w: World, level: str = level, path: str = path) -> Target:
+            return f"/{path}/{_category(w, level)}", {"name": f"R {uuid4().hex[:8]}"}
+
+        def remove(w: World, level: str = level, path: str = path) -> Target:
+            return f"/{path}/{_category(w, level)}", None
+
+        cases.append(Case(f"rename{op}", "PATCH", fresh(rename, ("admin",)), {**ADMIN_ONLY, "admin": 200}))
+        cases.append(Case(f"delete{op}", "DELETE", fresh(remove, ("admin",)), {**ADMIN_ONLY, "admin": 204}))
+    return cases
+
+
 def _attraction(w: World) -> Target:
     made = w.ok("owner", "POST", f"/events/{w.ids['published']}/attractions", {"name": f"Encore {uuid4().hex[:6]}"})
     return f"/events/{w.ids['published']}/attractions/{made['id']}", None
@@ -280,6 +313,24 @@ CASES = [
         "POST",
         lambda w, r: (f"/genres/{w.ids['genre']}/sub-genres", {"name": f"SG {uuid4().hex[:8]}"}),
         {**ADMIN_ONLY, "admin": 201},
+    ),
+    *_category_cases(),
+    # Admin and organizer extras
+    Case("listAccounts", "GET", at("/admin/accounts"), {**ADMIN_ONLY, "admin": 200}),
+    Case(
+        "getAccount", "GET", lambda w, r: (f"/admin/accounts/{_plain_account(w)}", None), {**ADMIN_ONLY, "admin": 200}
+    ),
+    Case(
+        "administerAccount",
+        "PATCH",
+        lambda w, r: (f"/admin/accounts/{_plain_account(w)}", {"role": "attendee"}),
+        {**ADMIN_ONLY, "admin": 200},
+    ),
+    Case(
+        "stripeOnboardingLink",
+        "POST",
+        at("/organizer/stripe/onboarding-link"),
+        {"anonymous": 401, "attendee": 403, "other_organizer": 200, "owner": 200, "admin": 200},
     ),
     # Events: organizers create; owners and admins manage
     Case(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain.account import Account, AlreadyVerified
-from domain.errors import Invalid
+from domain.errors import Conflict, Invalid
 from domain.ids import account_id
 
 
@@ -79,3 +79,32 @@ def test_the_history_replays_to_the_same_state() -> None:
         replayed = domain_event.mutate(replayed)
     assert replayed is not None
     assert replayed.__dict__ == account.__dict__
+
+
+def test_disabling_ends_sessions_and_enabling_reopens_the_account() -> None:
+    account = an_account()
+    account.set_disabled(True)
+    assert account.disabled and account.token_generation == 1
+    account.set_disabled(True)  # already disabled: no event, no new generation
+    assert account.token_generation == 1
+    account.set_disabled(False)
+    assert not account.disabled and account.token_generation == 1
+    kinds = [type(e).__name__ for e in account.collect_events()]
+    assert kinds == ["Registered", "Disabled", "Enabled"]
+
+
+def test_an_old_account_replays_as_enabled_and_without_payout_account() -> None:
+    account = an_account()
+    copy = None
+    for e in account.collect_events():
+        copy = e.mutate(copy)
+    assert copy is not None and copy.disabled is False and copy.payout_account == ""
+
+
+def test_one_payout_account_per_organizer() -> None:
+    account = an_account(role="organizer")
+    account.link_payout_account("acct_1")
+    account.link_payout_account("acct_1")  # the same again: nothing new
+    with pytest.raises(Conflict):
+        account.link_payout_account("acct_2")
+    assert [type(e).__name__ for e in account.collect_events()][1:] == ["PayoutAccountLinked"]
