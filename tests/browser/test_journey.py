@@ -110,6 +110,7 @@ def test_buyer_organizer_and_door(
 
 def click_seat(page: Any, seat_id: str) -> None:
     """Click a seat of the canvas map where the page's script says it is drawn."""
+    page.locator("#seatmap").scroll_into_view_if_needed()
     point = page.evaluate("(id) => document.getElementById('seatmap').seatPoint(id)", seat_id)
     assert point is not None, seat_id
     page.mouse.click(point["x"], point["y"])

@@ -108,7 +108,14 @@
   function redraw() {
     if (!pending) { pending = true; requestAnimationFrame(function () { pending = false; draw(); }); }
   }
+  let slowest = 0;
   function draw() {
+    const t0 = performance.now();
+    paint();
+    slowest = Math.max(slowest, performance.now() - t0);
+    canvas.dataset.slowestDrawMs = slowest.toFixed(1);
+  }
+  function paint() {
     const ratio = canvas.width / Math.max(1, canvas.clientWidth);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
