@@ -18,7 +18,6 @@ from api.common import to_minor
 from api.events import Event
 from api.offers import Offer
 from api.orders import OrderCreate, place_order
-from api.seatmap_cache import SeatMap
 from api.security import ensure_verified
 from api.services import Services
 from api.waitlist import WaitlistJoin
@@ -34,11 +33,13 @@ from api.web.common import (
     to_login,
     user_of,
 )
-from api.web.seatlist import seat_list
+from api.web.seatlist import SeatLists
 from domain.errors import DomainError, NotFound
 from projections import queries
 
 PAGE_SIZE = 24
+# Per API process, as the seat maps themselves are (api/seatmap_cache.py).
+SEAT_LISTS = SeatLists()
 
 
 def _datetime(value: str) -> datetime | None:
@@ -193,7 +194,7 @@ async def _event_page(
         head = await queries.seat_map_version(conn, event_id)
         body = await services.seat_maps.body(conn, event_id, head["layout_version"], head["version"]) if head else None
     offers = [Offer.of(o) for o in offer_rows]
-    plan = seat_list(msgspec.json.decode(body, type=SeatMap), section, offset) if body else None
+    plan = SEAT_LISTS.get(event_id, head["version"], body, section, offset) if head and body else None
     return render(
         request,
         "event.html",

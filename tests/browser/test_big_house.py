@@ -77,6 +77,7 @@ def test_a_20000_seat_house_is_one_document_and_one_canvas(
           const canvas = document.getElementById("seatmap");
           return {
             page_transfer: nav.transferSize, page_body: nav.decodedBodySize,
+            page_server_ms: Math.round(nav.responseStart - nav.requestStart),
             map_transfer: map.transferSize, map_encoded: map.encodedBodySize, map_decoded: map.decodedBodySize,
             elements: document.getElementsByTagName("*").length,
             seats: Number(canvas.dataset.seats), first_draw_ms: Number(canvas.dataset.firstDrawMs),

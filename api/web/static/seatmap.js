@@ -379,5 +379,9 @@
     const r = canvas.getBoundingClientRect();
     return { x: r.left + xs[i] * scale + ox, y: r.top + ys[i] * scale + oy };
   };
-  start().catch(function () { /* no map: the list without JavaScript is all there is */ });
+  start().then(function () {}, function () {}).finally(function () {
+    if (canvas.dataset.ready) return;
+    const note = document.getElementById("seatmap-summary");
+    if (note) note.textContent += " The seat map could not be loaded: reload the page to try again.";
+  });
 })();
