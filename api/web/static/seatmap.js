@@ -272,8 +272,10 @@
   // Enter picks or drops it, + and - zoom.
   function neighbour(i, dx, dy) {
     if (dy === 0) {
-      const j = i + dx;
-      if (j >= rowStart[i] && j <= rowEnd[i]) return j;
+      // Along the row: the neighbour in the document that lies that way (rows may run either way).
+      for (const j of [i - 1, i + 1]) {
+        if (j >= rowStart[i] && j <= rowEnd[i] && (xs[j] - xs[i]) * dx > 0) return j;
+      }
     }
     let best = -1, bestScore = Infinity;
     for (let j = 0; j < n; j++) {
