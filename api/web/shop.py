@@ -5,9 +5,6 @@ same command as POST /api/v1/orders."""
 from __future__ import annotations
 
 import hashlib
-import itertools
-import statistics
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +18,6 @@ from api.common import to_minor
 from api.events import Event
 from api.offers import Offer
 from api.orders import OrderCreate, place_order
-from api.seatmap_cache import SeatMap
 from api.security import ensure_verified
 from api.services import Services
 from api.waitlist import WaitlistJoin
@@ -37,63 +33,13 @@ from api.web.common import (
     to_login,
     user_of,
 )
+from api.web.seatlist import SeatLists
 from domain.errors import DomainError, NotFound
 from projections import queries
 
 PAGE_SIZE = 24
-
-
-@dataclass(frozen=True)
-class SeatDot:
-    """A seat as the SVG draws it."""
-
-    id: UUID
-    offer_id: UUID | None
-    label: str
-    name: str
-    status: str
-    price: str | None
-    cx: float
-    cy: float
-
-
-@dataclass(frozen=True)
-class SeatPlan:
-    view_box: str
-    radius: float
-    seats: list[SeatDot]
-    labels: list[tuple[str, float, float]]
-    currency: str | None
-    version: int
-
-
-def seat_plan(seat_map: SeatMap) -> SeatPlan | None:
-    """The SVG geometry of a seat map: layout coordinates as they are, a radius from the usual
-    distance between neighbours, section names above their seats."""
-    seats: list[SeatDot] = []
-    gaps: list[float] = []
-    labels: list[tuple[str, float, float]] = []
-    for section in seat_map.sections:
-        top: tuple[float, float] | None = None
-        for row in section.rows:
-            xs = sorted(s.x for s in row.seats)
-            gaps.extend(b - a for a, b in itertools.pairwise(xs) if b > a)
-            for s in row.seats:
-                name = f"{section.name}, row {row.label}, seat {s.label}"
-                seats.append(SeatDot(s.id, s.offer_id, s.label, name, s.status, s.price, s.x, s.y))
-                if top is None or s.y < top[1]:
-                    top = (s.x, s.y)
-        if top is not None:
-            labels.append((section.name, top[0], top[1]))
-    if not seats:
-        return None
-    unit = statistics.median(gaps) if gaps else 1.0
-    radius = unit * 0.4
-    xs, ys = [s.cx for s in seats], [s.cy for s in seats]
-    pad = unit * 1.5
-    box = (min(xs) - pad, min(ys) - pad * 1.5, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2.5 * pad)
-    labels = [(name, x, y - unit * 0.9) for name, x, y in labels]
-    return SeatPlan(" ".join(f"{v:.2f}" for v in box), radius, seats, labels, seat_map.currency, seat_map.version)
+# Per API process, as the seat maps themselves are (api/seatmap_cache.py).
+SEAT_LISTS = SeatLists()
 
 
 def _datetime(value: str) -> datetime | None:
@@ -142,8 +88,16 @@ class ShopController(Controller):
         return render(request, "home.html", events=events, search=search, error=error, page=page, more=more)
 
     @get("/e/{event_id:uuid}", exclude_from_auth=True)
-    async def event_page(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
-        return await _event_page(request, services, event_id)
+    async def event_page(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        event_id: UUID,
+        section: int | None = None,
+        offset: int = 0,
+    ) -> Response[Any]:
+        """The event; `section` and `offset` page the list of free seats shown without JavaScript."""
+        return await _event_page(request, services, event_id, section=section, offset=offset)
 
     @post("/e/{event_id:uuid}/hold", exclude_from_auth=True, opt=FORM, status_code=303)
     async def hold(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
@@ -220,7 +174,14 @@ async def _listing(services: Services, filters: queries.EventFilters, page: int)
 
 
 async def _event_page(
-    request: Request[Any, Any, Any], services: Services, event_id: UUID, error: str = "", status: int = 200
+    request: Request[Any, Any, Any],
+    services: Services,
+    event_id: UUID,
+    error: str = "",
+    status: int = 200,
+    *,
+    section: int | None = None,
+    offset: int = 0,
 ) -> Response[Any]:
     user = user_of(request)
     async with services.pool.connection() as conn:
@@ -233,7 +194,7 @@ async def _event_page(
         head = await queries.seat_map_version(conn, event_id)
         body = await services.seat_maps.body(conn, event_id, head["layout_version"], head["version"]) if head else None
     offers = [Offer.of(o) for o in offer_rows]
-    plan = seat_plan(msgspec.json.decode(body, type=SeatMap)) if body else None
+    plan = SEAT_LISTS.get(event_id, head["version"], body, section, offset) if head and body else None
     return render(
         request,
         "event.html",
