@@ -234,6 +234,19 @@ _EXTRA: dict[str, tuple[tuple[str, str], ...]] = {
         ("events applied per model", "models.all.applied_by_model"),
         ("history seeding (events/s)", "seed.history_events_per_s"),
     ),
+    "report": (
+        ("events in the store", "events_in_store"),
+        ("orders of the show", "show.orders"),
+        ("events read for the show", "show.events_read"),
+        ("show: replay only (s)", "show.replay_s"),
+        ("show: PNG chart drawn on top (s)", "show.png_s"),
+        ("show: peak RSS after the report (MiB)", "show.peak_rss_mib.after_report"),
+        ("store: replay (s)", "store.seconds"),
+        ("store: peak RSS after start-up (MiB)", "store.peak_rss_mib.after_start"),
+        ("store: peak RSS after the report (MiB)", "store.peak_rss_mib.after_report"),
+        ("seeding (events/s)", "seed.events_per_s"),
+        ("read models rebuilt before (s)", "seed.rebuild_s"),
+    ),
 }
 
 
