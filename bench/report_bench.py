@@ -33,13 +33,15 @@ def report(b: Bench, budget_s: float) -> dict[str, Any]:
     before = _store_size(b)
     first_half = max(0, s.report_events // 2 - before)
     log(f"report: store holds {before} events; history up to {s.report_events // 2}, then the big show")
-    seed.seed_history(b.writer, b.people.organizer_id, buyers, first_half, b.rng)
+    if first_half:
+        seed.seed_history(b.writer, b.people.organizer_id, buyers, first_half, b.rng)
     venue = seed.history_venue(b.writer)
     show_id, show_events, show_orders = seed.seed_show_sale(
         b.writer, venue, b.people.organizer_id, buyers, s.report_show_orders, b.rng
     )
     rest = max(0, s.report_events - _store_size(b))
-    seed.seed_history(b.writer, b.people.organizer_id, buyers, rest, b.rng)
+    if rest:
+        seed.seed_history(b.writer, b.people.organizer_id, buyers, rest, b.rng)
     seeded_s = time.monotonic() - started
     total = _store_size(b)
     log(f"report: {total} events ({seeded_s:.1f}s); show {show_id} has {show_orders} orders; rebuilding read models")
