@@ -82,7 +82,7 @@ class Source:
         max_id = self.boxoffice.recorder.max_notification_id() or 0
         progress.start(max_id, "replaying the store")
         last = 0
-        for page in read_pages(self.boxoffice, report.handled_topics(), max_id, 5000):
+        for page in read_pages(self.boxoffice, report.handled_topics(), max_id, 5000, read_ahead=True):
             self._feed(report, page)
             progress.advance(page[-1][0].id - last)
             last = page[-1][0].id
