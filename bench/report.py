@@ -239,6 +239,7 @@ _EXTRA: dict[str, tuple[tuple[str, str], ...]] = {
         ("orders of the show", "show.orders"),
         ("events read for the show", "show.events_read"),
         ("show: CPU of the report's process (s)", "show.cpu_s"),
+        ("show: the same report again, its events in Postgres's buffers (s)", "show.seconds_again"),
         ("show: the same report as a PNG chart (s)", "show.png_s"),
         ("show: peak RSS after the reports (MiB)", "show.peak_rss_mib.after_report"),
         ("store: summary of the whole store (s)", "store.seconds"),

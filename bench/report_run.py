@@ -65,6 +65,9 @@ def show(source: Source, event_id: UUID, out: Path) -> dict[str, Any]:
     cpu = cpu_s()
     seconds = timed(source, "sales-over-time", event_id, "json", out / "show.json")
     cpu_json = cpu_s() - cpu
+    # The first run reads the show's events from disk or the OS cache (after the rebuild that
+    # preceded it); the second finds them in Postgres's buffers, as for a show being sold.
+    again = timed(source, "sales-over-time", event_id, "json", out / "show.json")
     png_s = timed(source, "sales-over-time", event_id, "png", out / "show.png")
     # Counted afterwards, untimed: the events the replay read and the orders it found.
     counter, report = Counter(), REPORTS["sales-over-time"]()
@@ -74,6 +77,7 @@ def show(source: Source, event_id: UUID, out: Path) -> dict[str, Any]:
         "orders": len(getattr(report, "orders", {})),
         "seconds": round(seconds, 3),  # replayed and written as JSON (the report's figures)
         "cpu_s": round(cpu_json, 3),
+        "seconds_again": round(again, 3),
         "json_bytes": (out / "show.json").stat().st_size,
         "png_s": round(png_s, 3),  # replayed again and drawn as a PNG chart (matplotlib, Agg)
         "png_bytes": (out / "show.png").stat().st_size,
