@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SCENARIOS = ("hot-ga", "hot-seats", "seat-map", "browse", "replay")
-# Scenarios that need the API and its workers; `replay` runs with them stopped.
+SCENARIOS = ("hot-ga", "hot-seats", "seat-map", "browse", "replay", "report")
+# Scenarios that need the API and its workers; `replay` and `report` run with them stopped.
 HTTP_SCENARIOS = frozenset({"hot-ga", "hot-seats", "seat-map", "browse"})
 
 
@@ -41,6 +41,9 @@ class Scale:
     browse_concurrency: int
     # replay: total events the store holds before the rebuild.
     replay_events: int
+    # report: total events the store holds, and the orders of the show whose report is timed.
+    report_events: int
+    report_show_orders: int
 
     @property
     def seats(self) -> int:
@@ -69,6 +72,8 @@ FULL = Scale(
     browse_seconds=30,
     browse_concurrency=16,
     replay_events=1_000_000,
+    report_events=1_000_000,
+    report_show_orders=20_000,
 )
 
 QUICK = Scale(
@@ -93,6 +98,8 @@ QUICK = Scale(
     browse_seconds=8,
     browse_concurrency=16,
     replay_events=50_000,
+    report_events=60_000,
+    report_show_orders=2_000,
 )
 
 
@@ -120,4 +127,6 @@ TARGETS = (
     Target("seat-map", "phases.not_modified.latency_ms.p50", "<", 2, "p50 of a 304 (ms)"),
     Target("browse", "phases.loaded.latency_ms.p99", "<", 30, "p99 of GET /events under load (ms)"),
     Target("replay", "events_per_s", ">=", 20_000, "rebuild of all read models (store events/s)"),
+    Target("report", "show.seconds", "<", 1, "sales over time of the show with 20,000 orders (s)"),
+    Target("report", "store.events_per_s", ">=", 100_000, "summary of the whole store (store events/s)"),
 )

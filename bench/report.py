@@ -234,6 +234,21 @@ _EXTRA: dict[str, tuple[tuple[str, str], ...]] = {
         ("events applied per model", "models.all.applied_by_model"),
         ("history seeding (events/s)", "seed.history_events_per_s"),
     ),
+    "report": (
+        ("events in the store", "events_in_store"),
+        ("orders of the show", "show.orders"),
+        ("events read for the show", "show.events_read"),
+        ("show: CPU of the report's process (s)", "show.cpu_s"),
+        ("show: the same report again, its events in Postgres's buffers (s)", "show.seconds_again"),
+        ("show: the same report as a PNG chart (s)", "show.png_s"),
+        ("show: peak RSS after the reports (MiB)", "show.peak_rss_mib.after_report"),
+        ("store: summary of the whole store (s)", "store.seconds"),
+        ("store: CPU of the report's process (s)", "store.cpu_s"),
+        ("store: peak RSS after start-up (MiB)", "store.peak_rss_mib.after_start"),
+        ("store: peak RSS after the report (MiB)", "store.peak_rss_mib.after_report"),
+        ("seeding (events/s)", "seed.events_per_s"),
+        ("read models rebuilt before (s)", "seed.rebuild_s"),
+    ),
 }
 
 

@@ -368,19 +368,33 @@ def seed_history(
     Offer.Claimed, Seat.Held, then Order.Paid with Seat.Sold/Offer.Sold, or Order.Expired with the
     releases.
     """
-    app = writer.app
     started = time.monotonic()
-    venue = app.create_venue(name="History Hall", address="3 Bench Road", city="Hamburg", country="DE", capacity=0)
-    venue = writer.set_layout(venue.id, seated_layout(sections, rows, per_row))
+    venue = history_venue(writer, sections, rows, per_row)
     written = 3
     shows = orders_total = 0
     outcomes = {"paid": 0, "expired": 0, "held": 0}
     while written < events_wanted:
         shows += 1
-        n, orders = _one_show_history(writer, venue, organizer_id, buyers, rng, ga_quantity, outcomes, shows)
+        _, n, orders = _one_show_history(writer, venue, organizer_id, buyers, rng, ga_quantity, outcomes, shows)
         written += n
         orders_total += orders
     return History(shows, orders_total, written, time.monotonic() - started, outcomes)
+
+
+def history_venue(writer: Writer, sections: int = 4, rows: int = 25, per_row: int = 20) -> Venue:
+    """The seated hall the history's shows play in."""
+    venue = writer.app.create_venue(name="History Hall", address="3 Bench Road", city="Hamburg", country="DE",
+                                    capacity=0)  # fmt: skip
+    return writer.set_layout(venue.id, seated_layout(sections, rows, per_row))
+
+
+def seed_show_sale(
+    writer: Writer, venue: Venue, organizer_id: UUID, buyers: Sequence[UUID], orders: int, rng: random.Random
+) -> tuple[UUID, int, int]:
+    """One show sold like a history show but with exactly `orders` orders (its seated ones, then
+    standing ones); returns its id, the events written and its orders."""
+    outcomes = {"paid": 0, "expired": 0, "held": 0}
+    return _one_show_history(writer, venue, organizer_id, buyers, rng, 4 * orders, outcomes, 0, orders)
 
 
 def _one_show_history(
@@ -392,7 +406,8 @@ def _one_show_history(
     ga_quantity: int,
     outcomes: dict[str, int],
     number: int,
-) -> tuple[int, int]:
+    orders: int | None = None,
+) -> tuple[UUID, int, int]:
     start = SHOW_START + timedelta(days=number)
     show = Event.schedule(
         organizer_id=organizer_id,
@@ -430,7 +445,7 @@ def _one_show_history(
         if rng.random() >= 0.15:
             plans.append((group, 0))
     claimed = 0
-    while claimed < ga_quantity * 0.9:
+    while claimed < ga_quantity * 0.9 if orders is None else len(plans) < orders:
         quantity = rng.randint(1, 4)
         claimed += quantity
         plans.append(([], quantity))
@@ -483,7 +498,7 @@ def _one_show_history(
                 continue
             touched += [order, *group]
         written += writer.save(*touched, ga_offer)
-    return written, len(placed)
+    return show.id, written, len(placed)
 
 
 def _place(

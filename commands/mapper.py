@@ -63,14 +63,16 @@ from domain.privacy import Erasure, erased_values, personal_fields
 
 # How the transcoder writes UUIDs and datetimes: `{"_type_":"uuid_hex","_data_":"<32 hex>"}`,
 # `{"_type_":"datetime_iso","_data_":"<isoformat>"}`. Inside a JSON string a quote is always
-# escaped, so `{"_type_":"` can only be the start of such an object.
+# escaped, so `{"_type_":"` can only be the start of such an object (and a hex string or an ISO
+# time holds no quote).
 _TAG = b'{"_type_":"'
-_UUID = b'uuid_hex","_data_":"'
-_DATETIME = b'datetime_iso","_data_":"'
+_TAGGED = re.compile(rb'\{"_type_":"(?:uuid_hex|datetime_iso)","_data_":("[^"]*")\}')
 # The fields the mapper takes from the stored event's columns, not from its state.
 _COLUMNS = ("originator_id", "originator_version")
 
-Counter = Callable[[Any], int]
+# How many UUIDs and datetimes a field's value holds: a function of the value, or a number when
+# every value of the field holds the same (a plain UUID or datetime field: msgspec refuses null).
+Counter = Callable[[Any], int] | int
 
 
 class Stored(Protocol):
@@ -128,7 +130,7 @@ class EventDecoder:
         event_state: dict[str, Any] = msgspec.structs.asdict(fields)
         for name, finish in plan.finishers:
             event_state[name] = finish(event_state[name])
-        counted = 0
+        counted = plan.counted_always
         for name, count in plan.counters:
             counted += count(event_state[name])
         if counted != tagged:
@@ -153,7 +155,8 @@ class EventDecoder:
             hints = typing.get_type_hints(cls)
             defaults = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
             fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-            counters: list[tuple[str, Counter]] = []
+            counters: list[tuple[str, Callable[[Any], int]]] = []
+            fixed = 0
             finishers: list[tuple[str, Callable[[Any], Any]]] = []
             optional: list[str] = []
             for name, hint in hints.items():
@@ -167,7 +170,9 @@ class EventDecoder:
                     count = _unless_unset(count) if count is not None else None
                 else:
                     fields.append((name, spec))
-                if count is not None:
+                if isinstance(count, int):
+                    fixed += count
+                elif count is not None:
                     counters.append((name, count))
                 if finish is not None:
                     finishers.append((name, finish))
@@ -176,40 +181,38 @@ class EventDecoder:
         except (Unsupported, TypeError, NameError, ValueError, AttributeError):
             return None
         return _Plan(
-            cls, msgspec.json.Decoder(struct), tuple(counters), tuple(finishers), tuple(optional), id_convertor
+            cls,
+            msgspec.json.Decoder(struct),
+            fixed,
+            tuple(counters),
+            tuple(finishers),
+            tuple(optional),
+            id_convertor,
         )
 
 
 def _unwrap(state: bytes) -> tuple[bytes, int] | None:
     """The stored JSON with each UUID and datetime object replaced by its string, and how many
-    there were; None if it holds any other kind of tagged object."""
-    parts = state.split(_TAG)
-    if len(parts) == 1:
-        return state, 0
-    out = [parts[0]]
-    for part in parts[1:]:
-        if part.startswith(_UUID):
-            # '"' + 32 hex digits + '"', then the object's closing brace.
-            if part[52:54] != b'"}':
-                return None
-            out.append(part[19:53])
-            out.append(part[54:])
-        elif part.startswith(_DATETIME):
-            end = part.find(b'"}', 24)
-            if end < 0:
-                return None
-            out.append(part[23 : end + 1])
-            out.append(part[end + 2 :])
-        else:
-            return None
-    return b"".join(out), len(parts) - 1
+    there were; None if it holds any other kind of tagged object.
+
+    One `re.split` does it in C: the pattern's one group is the object's quoted string, so the
+    pieces joined are the text around the objects with those strings in their place. A tagged
+    object the pattern does not take (another type, or not in the transcoder's shape) leaves a
+    tag behind, and the caller falls back to the library's mapper."""
+    parts = _TAGGED.split(state)
+    joined = b"".join(parts) if len(parts) > 1 else state
+    if _TAG in joined:
+        return None
+    return joined, len(parts) // 2
 
 
 class _Plan(typing.NamedTuple):
     cls: type
     decoder: msgspec.json.Decoder[Any]
-    # Per field: how many UUIDs and datetimes its value holds.
-    counters: tuple[tuple[str, Counter], ...]
+    # How many UUIDs and datetimes the fields that always hold the same number hold together,
+    counted_always: int
+    # and per other field, how many its value holds.
+    counters: tuple[tuple[str, Callable[[Any], int]], ...]
     # Per field: Structs standing in for TypedDicts, turned back into dicts.
     finishers: tuple[tuple[str, Callable[[Any], Any]], ...]
     # Fields with a default on the class: absent from the event when absent from the state.
@@ -224,7 +227,7 @@ _MISSING: Any = object()
 def _field(hint: Any) -> tuple[Any, Counter | None, Callable[[Any], Any] | None]:
     """(msgspec type, counter of UUIDs/datetimes, finisher) for an annotation, or Unsupported."""
     if hint in (UUID, datetime):
-        return hint, _one, None
+        return hint, 1, None
     if hint is float:
         return int | float, None, None  # the json module keeps 24 an int even where float is annotated
     if hint in (str, int, bool, type(None)):
@@ -242,7 +245,7 @@ def _field(hint: Any) -> tuple[Any, Counter | None, Callable[[Any], Any] | None]
     if origin is list:
         (item,) = typing.get_args(hint)
         spec, count, finish = _field(item)
-        return types.GenericAlias(list, (spec,)), (_sum(count) if count else None), (_each(finish) if finish else None)
+        return types.GenericAlias(list, (spec,)), _sum(count), (_each(finish) if finish else None)
     if typing.is_typeddict(hint):
         return _typeddict(hint)
     raise Unsupported(hint)
@@ -252,21 +255,26 @@ def _typeddict(hint: Any) -> tuple[Any, Counter | None, Callable[[Any], Any] | N
     if hint.__optional_keys__:
         raise Unsupported(hint)
     fields = []
-    counters: list[tuple[str, Counter]] = []
+    counters: list[tuple[str, Callable[[Any], int]]] = []
+    fixed = 0
     for name, item in typing.get_type_hints(hint).items():
         spec, count, finish = _field(item)
         if finish is not None:
             raise Unsupported(hint)
         fields.append((name, spec))
-        if count is not None:
+        if isinstance(count, int):
+            fixed += count
+        elif count is not None:
             counters.append((name, count))
     struct = msgspec.defstruct(hint.__name__, fields, forbid_unknown_fields=True)
     asdict = msgspec.structs.asdict
+    if not counters:
+        return struct, (fixed or None), asdict
 
     def count_item(value: dict[str, Any]) -> int:
-        return sum(c(value[name]) for name, c in counters)
+        return fixed + sum(c(value[name]) for name, c in counters)
 
-    return struct, (count_item if counters else None), asdict
+    return struct, count_item, asdict
 
 
 def _one(value: Any) -> int:
@@ -274,10 +282,16 @@ def _one(value: Any) -> int:
 
 
 def _unless_unset(count: Counter) -> Counter:
+    if isinstance(count, int):
+        return lambda value: 0 if value is msgspec.UNSET else count
     return lambda value: 0 if value is msgspec.UNSET else count(value)
 
 
-def _sum(count: Counter) -> Counter:
+def _sum(count: Counter | None) -> Counter | None:
+    if count is None:
+        return None
+    if isinstance(count, int):
+        return lambda values: count * len(values)
     return lambda values: sum(count(v) for v in values)
 
 

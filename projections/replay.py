@@ -16,6 +16,7 @@ from psycopg.sql import SQL, Identifier
 
 from projections.apply import TRANSIENT, record_error
 from projections.base import ERRORS_TABLE, ReadModel
+from projections.readahead import ahead
 
 log = logging.getLogger("projections")
 
@@ -114,16 +115,25 @@ class Stored(NamedTuple):
 
 
 def read_pages(
-    app: Application[Any], topics: list[str], max_id: int, page: int, *, after: int = 0
+    app: Application[Any], topics: list[str], max_id: int, page: int, *, after: int = 0, read_ahead: bool = False
 ) -> Iterator[list[tuple[Stored, Any]]]:
     """The store's events with these topics after `after` up to `max_id`, decoded, a page at a time.
 
     Each page is one short query (keyset pagination on the notification id; binary results in
     tuples, cheaper than the recorder's dict rows and frozen dataclasses), so no transaction
-    stays open on the reading connection.
+    stays open on the reading connection. With `read_ahead`, the next pages are fetched in a
+    thread while this one is decoded (`projections/readahead.py`).
     """
-    recorder: Any = app.recorder
     decode: Callable[[Any], Any] = app.mapper.to_domain_event  # commands.mapper.FastMapper
+    pages = _fetch_pages(app, topics, max_id, page, after)
+    for rows in ahead(pages) if read_ahead else pages:
+        yield [(n, _decoded(decode, n)) for n in rows]
+
+
+def _fetch_pages(
+    app: Application[Any], topics: list[str], max_id: int, page: int, after: int
+) -> Iterator[list[Stored]]:
+    recorder: Any = app.recorder
     query = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
         "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
@@ -137,7 +147,7 @@ def read_pages(
         if not rows:
             return
         last = rows[-1].id
-        yield [(n, _decoded(decode, n)) for n in rows]
+        yield rows
 
 
 def _decoded(decode: Callable[[Any], Any], stored: Stored) -> Any:

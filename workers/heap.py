@@ -54,3 +54,19 @@ def bulk() -> Iterator[None]:
         if was_settled:
             settle()
         gc.set_threshold(*thresholds)
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """For a report's replay into memory (`ticketing report`), which keeps hundreds of thousands
+    of small objects (orders, their lines and tickets) and makes no reference cycles: even with
+    `bulk`'s thresholds the collector's passes over what the report keeps cost about a quarter of
+    a whole-store replay (measured: 0.69 -> 0.51 s on a 63,000-event store), so it does not run
+    at all until the replay ends. Whatever cyclic garbage there is is collected afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

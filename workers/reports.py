@@ -11,6 +11,7 @@ from uuid import UUID
 from projections.reports import REPORTS, Report, Window
 from projections.reports.export import chunks
 from projections.reports.source import Source
+from workers import heap
 from workers.progress import Bar
 
 
@@ -63,7 +64,8 @@ def run_report(
     meta = {"event_id": str(event_id) if event_id else None, "generated_at": datetime.now(UTC).isoformat(),
             "from": start, "to": end}  # fmt: skip
     target: BinaryIO
-    with Bar() as bar:
+    # A replay allocates objects for every event and keeps many: see workers/heap.py.
+    with Bar() as bar, heap.paused():
         if report.per_order and fmt in ("csv", "json"):  # replayed while it is written
             body = chunks(report, fmt, meta, source.rows(report, event_id, bar))
         else:

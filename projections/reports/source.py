@@ -25,6 +25,7 @@ from psycopg.sql import SQL, Identifier
 from domain.offer import Offer
 from domain.order import Order
 from domain.waitlist import waitlist_id
+from projections.readahead import ahead
 from projections.replay import Stored, read_pages
 from projections.reports.base import Report
 
@@ -82,7 +83,7 @@ class Source:
         max_id = self.boxoffice.recorder.max_notification_id() or 0
         progress.start(max_id, "replaying the store")
         last = 0
-        for page in read_pages(self.boxoffice, report.handled_topics(), max_id, 5000):
+        for page in read_pages(self.boxoffice, report.handled_topics(), max_id, 5000, read_ahead=True):
             self._feed(report, page)
             progress.advance(page[-1][0].id - last)
             last = page[-1][0].id
@@ -100,10 +101,12 @@ class Source:
         for page in self._by_originator(self.boxoffice, show, topics, max_id):
             self._feed(report, page)
             progress.advance(len(page))
-        for start in range(0, len(orders), self.chunk):
-            for page in self._by_originator(self.boxoffice, orders[start : start + self.chunk], topics, max_id):
-                self._feed(report, page)
-                progress.advance(len(page))
+        # One page per chunk of orders, the next fetched while this one is decoded and fed.
+        decode: Callable[[Any], Any] = self.boxoffice.mapper.to_domain_event
+        for rows in ahead(self._fetch_by_originator(self.boxoffice, orders, topics, max_id)):
+            page = [(n, _decoded(decode, n)) for n in rows]
+            self._feed(report, page)
+            progress.advance(len(page))
             self._feed_accounts(report)
             yield
 
@@ -153,13 +156,25 @@ class Source:
     def _by_originator(
         self, app: Application[Any], ids: list[UUID], topics: list[str], max_id: int | None
     ) -> Iterator[list[tuple[Stored, Any]]]:
-        """Events of these aggregates, each aggregate's in version order, a chunk at a time
-        (the store's primary key index: no scan, no sort)."""
-        recorder: Any = app.recorder
+        """`_fetch_by_originator`, decoded."""
         decode: Callable[[Any], Any] = app.mapper.to_domain_event
+        for rows in self._fetch_by_originator(app, ids, topics, max_id):
+            yield [(n, _decoded(decode, n)) for n in rows]
+
+    def _fetch_by_originator(
+        self, app: Application[Any], ids: list[UUID], topics: list[str], max_id: int | None
+    ) -> Iterator[list[Stored]]:
+        """Events of these aggregates, each aggregate's in version order, a chunk at a time,
+        through the store's primary key. The bound on the position is written `notification_id
+        + 0` so that it cannot be used as an index condition: it is almost never selective (it
+        is the store's end when the report starts), but on a table without statistics (one just
+        written in bulk) the planner took it for one and scanned the whole store through the
+        position index for every chunk (61 ms instead of 6 ms for 500 orders in a 63,000-event
+        store)."""
+        recorder: Any = app.recorder
         query = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) AND topic = ANY(%s) AND notification_id <= %s "
+            "WHERE originator_id = ANY(%s) AND topic = ANY(%s) AND notification_id + 0 <= %s "
             "ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
         upper = max_id if max_id is not None else 2**63 - 1
@@ -169,13 +184,13 @@ class Source:
                 read.execute(query, (chunk, topics, upper))
                 rows = [Stored(*row) for row in read.fetchall()]
             if rows:
-                yield [(n, _decoded(decode, n)) for n in rows]
+                yield rows
 
     def _count(self, app: Application[Any], ids: list[UUID], topics: list[str], max_id: int) -> int:
         recorder: Any = app.recorder
         query = SQL(
             "SELECT count(*) FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) AND topic = ANY(%s) AND notification_id <= %s"
+            "WHERE originator_id = ANY(%s) AND topic = ANY(%s) AND notification_id + 0 <= %s"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
         with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(query, (ids, topics, max_id))

@@ -41,3 +41,23 @@ def test_a_replay_elsewhere_leaves_nothing_frozen() -> None:
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
+
+
+def test_a_report_replay_pauses_the_collector_and_restores_it() -> None:
+    assert gc.isenabled()
+    with heap.paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with heap.paused():
+            pass
+        assert not gc.isenabled()  # one that was off stays off
+    finally:
+        gc.enable()
+
+
+def test_a_paused_replay_ends_with_the_collector_on_after_an_error() -> None:
+    with pytest.raises(RuntimeError), heap.paused():
+        raise RuntimeError("the replay failed")
+    assert gc.isenabled()
