@@ -24,6 +24,7 @@ from api.security import (
     REFRESH_COOKIE,
     REFRESH_COOKIE_PATH,
     Principal,
+    csrf_cookie,
     require_csrf,
     signed_by_us,
 )
@@ -357,15 +358,7 @@ class AuthController(Controller):
         config: CSRFConfig = request.app.state.csrf_config
         current = request.cookies.get(config.cookie_name, "")
         token = current if signed_by_us(config, current) else generate_csrf_token(config.secret)
-        cookie = Cookie(
-            key=config.cookie_name,
-            value=token,
-            path=config.cookie_path,
-            secure=config.cookie_secure,
-            httponly=config.cookie_httponly,
-            samesite=config.cookie_samesite,
-        )
-        return Response(CsrfToken(csrf_token=token), cookies=[cookie])
+        return Response(CsrfToken(csrf_token=token), cookies=[csrf_cookie(config, token)])
 
 
 def _refresh_token(request: Request[Any, Any, Any], encoded: str) -> Token:

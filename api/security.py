@@ -32,7 +32,7 @@ from litestar import Request
 from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Headers
+from litestar.datastructures import Cookie, Headers
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -258,6 +258,18 @@ def require_csrf(request: Request[Any, Any, Any]) -> None:
     config: CSRFConfig = request.app.state.csrf_config
     if not _double_submitted(config, request.headers.get(config.header_name), request.cookies.get(config.cookie_name)):
         raise CsrfFailed("missing or wrong X-CSRF-Token (GET /api/v1/auth/csrf issues one)")
+
+
+def csrf_cookie(config: CSRFConfig, token: str) -> Cookie:
+    """The CSRF cookie carrying `token`, as the CSRF config says (the JSON route and the pages)."""
+    return Cookie(
+        key=config.cookie_name,
+        value=token,
+        path=config.cookie_path,
+        secure=config.cookie_secure,
+        httponly=config.cookie_httponly,
+        samesite=config.cookie_samesite,
+    )
 
 
 def require_form_csrf(request: Request[Any, Any, Any], submitted: str | None) -> None:

@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from api.errors import domain_error_parts
 from api.inputs import FORM_BODY
 from api.limits import Limit, count_hit
-from api.security import CSRF_IN_FORM, Principal, optional_principal, require_form_csrf, signed_by_us
+from api.security import CSRF_IN_FORM, Principal, csrf_cookie, optional_principal, require_form_csrf, signed_by_us
 from api.services import Services
 from domain.errors import DomainError
 
@@ -46,17 +46,6 @@ def see_other(path: str, cookies: list[Cookie] | None = None) -> Redirect:
     return Redirect(path, status_code=303, cookies=cookies or [])
 
 
-def _csrf_cookie(config: CSRFConfig, token: str) -> Cookie:
-    return Cookie(
-        key=config.cookie_name,
-        value=token,
-        path=config.cookie_path,
-        secure=config.cookie_secure,
-        httponly=config.cookie_httponly,
-        samesite=config.cookie_samesite,
-    )
-
-
 def render(request: Request[Any, Any, Any], template: str, status: int = 200, **context: Any) -> Template:
     """The page, with `user` and `csrf` (the form token; the cookie is set when missing) in its context."""
     config: CSRFConfig = request.app.state.csrf_config
@@ -69,7 +58,7 @@ def render(request: Request[Any, Any, Any], template: str, status: int = 200, **
         context={**context, "csrf": token, "fmt_time": fmt_time},
         status_code=status,
         headers={"Cache-Control": "no-store"},
-        cookies=[_csrf_cookie(config, token)] if fresh else [],
+        cookies=[csrf_cookie(config, token)] if fresh else [],
     )
 
 
