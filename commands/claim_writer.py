@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -44,6 +45,9 @@ CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 # How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
 # a few seconds) before its orders are told to retry.
 COMMIT_DEADLINE = 15.0
+# Conflicts a batch of several requests retries (deciding again on fresh state) before it is split
+# in halves: another process's write is cured by one retry, a poisoned request never is.
+SPLIT_AFTER = 4
 # The store's "connection lost / server gone" failures (the library's wrappers of psycopg's, and
 # the pool's timeout): the batch's outcome is unknown.
 TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, PoolTimeout)
@@ -79,6 +83,7 @@ class ClaimWriter:
         self._start_lock = threading.Lock()
         self.batches = 0
         self.conflicts = 0
+        self.splits = 0  # batches split to isolate a request that failed them (`_isolate`)
         # Called with the orders of each committed batch, after their buyers were answered.
         self.after_commit: Callable[[list[PlacedOrder]], None] | None = None
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
@@ -109,21 +114,51 @@ class ClaimWriter:
         A lost connection or a failed COMMIT leaves it unknown whether the batch was stored. The
         next attempt therefore looks its orders up first (`_decide` with `attempted`): an order
         already stored is answered as placed, not decided again (which would find its own seats
-        held and answer `seat_taken`). Only if the store stays unreachable past `COMMIT_DEADLINE`
-        do the orders get `Busy` (503, retry with the Idempotency-Key); never a 500.
+        held and answer `seat_taken`). The same holds for a request `resent` by the claims
+        client after the service went away with it. Only if the store stays unreachable past
+        `COMMIT_DEADLINE` do the orders get `Busy` (503, retry with the Idempotency-Key); never
+        a 500.
+
+        One bad request fails alone, never its batch: an insert refused because a request's new
+        order id is already stored refuses that request (409) and saves the rest at once; any
+        other failure that persists (a conflict that deciding again does not cure, an error that
+        is not a refusal) splits the batch in halves, each committed on its own, until the
+        culprit is alone (`_isolate`).
         """
         deadline = time.monotonic() + COMMIT_DEADLINE
-        attempted: set[UUID] = set()  # orders an earlier attempt of this batch may have stored
+        # Orders an earlier attempt of this batch, or another writer before, may have stored.
+        attempted: set[UUID] = {r.order_id for r in batch if r.resent}
+        clashed: set[UUID] = set()  # new orders whose id the store refused once
         conflicts = 0
         pause = 0.05
+        # A batch of many tries a few times before it is split; a lone request the full count.
+        attempts = self.app.conflict_attempts * 2 if len(batch) == 1 else SPLIT_AFTER
         while True:
             try:
                 outcomes, changed, names, position = self._attempt(batch, attempted)
-            except IntegrityError:
+            except IntegrityError as error:
+                taken = _orders_already_stored(error, batch)
+                if taken:
+                    # Stored meanwhile by another writer: deciding again finds it (the same order
+                    # answered as placed, another one refused). Clashing again, it is something
+                    # the look-up cannot see: refused alone, the rest decided again at once.
+                    again = [request for request in taken if request.order_id in clashed]
+                    clashed.update(request.order_id for request in taken)
+                    if again:
+                        refusal = Conflict("this order id is already taken; use a new Idempotency-Key",
+                                           code="idempotency_conflict")  # fmt: skip
+                        deliver([(request, refusal) for request in again])
+                        batch = [request for request in batch if request not in again]
+                        if not batch:
+                            return
+                    continue
                 # Another process wrote an offer or seat we used: decide the batch again.
                 self.conflicts += 1
                 conflicts += 1
-                if conflicts >= self.app.conflict_attempts * 2:
+                if conflicts >= attempts:
+                    if len(batch) > 1:
+                        self._isolate(batch, error)
+                        return
                     break
                 time.sleep(random.uniform(0, 0.001 * conflicts))
                 continue
@@ -137,6 +172,13 @@ class ClaimWriter:
                 pause = min(pause * 2, 1.0)
                 self._drop_dead_connections()
                 continue
+            except Exception as error:
+                if len(batch) > 1:
+                    self._isolate(batch, error)
+                    return
+                log.exception("claim request failed")
+                deliver([(batch[0], error)])
+                return
             except BaseException as error:
                 log.exception("claim batch failed")
                 deliver([(request, error) for request in batch])
@@ -146,7 +188,7 @@ class ClaimWriter:
             created: list[PlacedOrder] = []
             results: list[tuple[ClaimRequest, Outcome]] = []
             for request, outcome in outcomes:
-                if isinstance(outcome, DomainError):
+                if isinstance(outcome, BaseException):
                     results.append((request, outcome))
                 else:
                     order, is_new = outcome
@@ -160,6 +202,15 @@ class ClaimWriter:
             return
         busy = Busy("too many concurrent changes, or the store is unreachable; please retry")
         deliver([(request, busy) for request in batch])
+
+    def _isolate(self, batch: list[ClaimRequest], error: BaseException) -> None:
+        """Commit the halves of a batch that keeps failing, each on its own: the good requests are
+        placed, and the request that fails (found in at most log2(MAX_BATCH) splits) fails alone."""
+        self.splits += 1
+        log.warning("claim batch of %d failed (%r); committing its halves apart", len(batch), error)
+        half = len(batch) // 2
+        self._commit(batch[:half])
+        self._commit(batch[half:])
 
     def _attempt(
         self, batch: list[ClaimRequest], attempted: set[UUID]
@@ -235,6 +286,10 @@ class ClaimWriter:
                 # hot-seats run, most of them surviving into its oldest generation).
                 outcomes.append((request, error.with_traceback(None)))
                 continue
+            except Exception as error:  # a defect met by this request only: it fails alone
+                log.exception("deciding claim request for order %s failed", request.order_id)
+                outcomes.append((request, error.with_traceback(None)))
+                continue
             new_orders[order.id] = order
             changed.update((a.id, a) for a in touched)
             outcomes.append((request, (PlacedOrder.of(order), True)))
@@ -253,6 +308,21 @@ def _already_there(request: ClaimRequest, existing: Any, attempted: Collection[U
             code="idempotency_conflict",
         )
     return PlacedOrder.of(existing), request.order_id in attempted
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _orders_already_stored(error: IntegrityError, batch: list[ClaimRequest]) -> list[ClaimRequest]:
+    """The requests whose new order's id the store already holds, as named by the unique
+    violation (`Key (originator_id, originator_version)=(<id>, 1) already exists`): written, out
+    of this writer's sight, between its look-up and its insert. Empty if the clash is on another
+    aggregate (an offer or seat: a concurrent change, cured by deciding again)."""
+    cause = error.__cause__
+    diag = getattr(cause, "diag", None)
+    text = (getattr(diag, "message_detail", None) or "") + " " + str(error)
+    clashes = {UUID(found) for found in _UUID.findall(text)}
+    return [request for request in batch if request.order_id in clashes] if clashes else []
 
 
 def _names(batch: list[ClaimRequest], ledger: Ledger) -> dict[UUID, tuple[str, str]]:
