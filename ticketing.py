@@ -79,8 +79,13 @@ class Settings:
     # POST /api/v1/orders from API clients is answered in front of the framework (api/express.py).
     express_orders: bool = True
     # Where the claims service listens (unix:/path or host:port); empty: each API process
-    # places orders with a claim writer of its own (commands/claims_remote.py).
+    # places orders with a claim writer of its own (commands/claims_client.py).
     claims_address: str = ""
+    # Shared by the claims service and its clients, who prove it (HMAC); required over TCP.
+    claims_secret: str = ""
+    # How long an API process waits for the claims service (handshake, each answer) before it
+    # places the order with its own writer instead.
+    claims_timeout_seconds: float = 1.0
     service_fee_percent: str = "0"
     service_fee_fixed: int = 0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -135,6 +140,8 @@ class Settings:
             listing_cache_seconds=int(env.get("LISTING_CACHE_SECONDS", "60")),
             express_orders=env.get("EXPRESS_ORDERS", "true").lower() not in ("false", "0", "no", "off"),
             claims_address=env.get("CLAIMS_ADDRESS", ""),
+            claims_secret=env.get("CLAIMS_SECRET", ""),
+            claims_timeout_seconds=float(env.get("CLAIMS_TIMEOUT_SECONDS", "1")),
             service_fee_percent=env.get("SERVICE_FEE_PERCENT", "0"),
             service_fee_fixed=int(env.get("SERVICE_FEE_FIXED", "0")),
             cors_origins=tuple(o for o in env.get("CORS_ORIGINS", "").split(",") if o),
@@ -406,8 +413,11 @@ def create_api(settings: Settings | None = None) -> Any:
 
     async def open_services() -> Services:
         boxoffice = open_boxoffice(settings)
-        if settings.claims_address:  # the claims service places every order
-            boxoffice.claims = ClaimClient(settings.claims_address)
+        if settings.claims_address:  # the claims service places every order, this process's writer if it is away
+            boxoffice.claims = ClaimClient(
+                settings.claims_address, fallback=boxoffice.writer,
+                secret=settings.claims_secret, timeout=settings.claims_timeout_seconds,
+            )  # fmt: skip
         # Holds placed through this process's writer expire at their deadline (the sweep is the
         # safety net); the claims service does the same for its own.
         boxoffice.writer.after_commit = actors.schedule_expiries
@@ -448,7 +458,7 @@ def run_claims_service(settings: Settings) -> None:
     boxoffice.writer.after_commit = declare_actors(settings).schedule_expiries
     heap.settle()
     try:
-        run(boxoffice.writer, settings.claims_address)
+        run(boxoffice.writer, settings.claims_address, settings.claims_secret)
     finally:
         boxoffice.close()
 

@@ -83,6 +83,9 @@ class ClaimRequest:
     at: datetime | None = None
     future: Future[Placed] | None = None
     waiter: asyncio.Future[Placed] | None = None
+    # Sent before to a writer that may have stored it (the claims service went away or missed its
+    # deadline): if its order is found stored, it is this request's new order (201), not a repeat.
+    resent: bool = False
 
     @classmethod
     def new(

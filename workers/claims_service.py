@@ -1,8 +1,9 @@
 """The claims service process (`ticketing claims`): the one claim writer of the deployment.
 
-See `commands/claims_client.py` for why and for the wire. It listens on CLAIMS_ADDRESS, hands
-every order the API processes send to its `ClaimWriter`, and answers each connection with the
-outcomes of its requests, a batch's outcomes in one frame. The writer's `after_commit` hook
+See `commands/claims_client.py` for why and for the wire. It listens on CLAIMS_ADDRESS, admits
+the peers that prove the claims secret (CLAIMS_SECRET; required over TCP), hands every order
+they send to its `ClaimWriter`, and answers each connection with the outcomes of its requests, a
+batch's outcomes in one frame. The writer's `after_commit` hook
 (set by the composition root) schedules the expiry of the holds it placed.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
+import secrets
 import signal
 from functools import partial
 
@@ -19,7 +22,17 @@ import msgspec
 
 from commands.claim_writer import ClaimWriter
 from commands.claims import ClaimRequest, Placed
-from commands.claims_client import WireOutcome, WireRequest, error_of, frame, parse_address, read_frame
+from commands.claims_client import (
+    OK,
+    WireOutcome,
+    WireRequest,
+    error_of,
+    frame,
+    parse_address,
+    proof,
+    read_frame,
+    require_secret,
+)
 from domain.placement import ItemRequest
 
 log = logging.getLogger("claims")
@@ -28,13 +41,17 @@ log = logging.getLogger("claims")
 class ClaimServer:
     """Feeds the requests of every connected API process to the writer and answers them."""
 
-    def __init__(self, writer: ClaimWriter) -> None:
+    def __init__(self, writer: ClaimWriter, secret: str = "", *, handshake_seconds: float = 5.0) -> None:
         self.writer = writer
+        self.secret = secret.encode()
+        self.handshake_seconds = handshake_seconds
+        self.refused = 0  # peers that did not prove the secret
         self._decode = msgspec.msgpack.Decoder(list[WireRequest]).decode
         self._encode = msgspec.msgpack.Encoder(uuid_format="bytes").encode
 
     async def serve(self, address: str, stop: asyncio.Event) -> None:
         where = parse_address(address)
+        require_secret(where, self.secret.decode())
         if where.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where.path)  # a socket left behind by a process that was killed
@@ -49,7 +66,27 @@ class ClaimServer:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where.path)
 
+    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Challenge the peer; True once it answered with the HMAC of the challenge under the
+        claims secret (a fresh challenge per connection: a recorded answer is worth nothing)."""
+        challenge = secrets.token_bytes(32)
+        writer.write(frame(challenge))
+        try:
+            answer = await asyncio.wait_for(read_frame(reader, limit=64), self.handshake_seconds)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            answer = b""
+        if not hmac.compare_digest(answer, proof(self.secret, challenge)):
+            self.refused += 1
+            log.warning("refused a peer that did not prove the claims secret: %s", writer.get_extra_info("peername"))
+            return False
+        writer.write(frame(OK))
+        log.info("admitted %s", writer.get_extra_info("peername") or "a peer on the socket")
+        return True
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not await self._admit(reader, writer):
+            writer.close()
+            return
         loop = asyncio.get_running_loop()
         outbox: list[WireOutcome] = []
 
@@ -87,16 +124,21 @@ class ClaimServer:
             writer.close()
 
 
-def run_claims_service(writer: ClaimWriter, address: str) -> None:
+def run_claims_service(writer: ClaimWriter, address: str, secret: str = "") -> None:
     """Serve `writer` on `address` until SIGTERM or SIGINT."""
     import uvloop
+
+    try:
+        require_secret(parse_address(address), secret)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await ClaimServer(writer).serve(address, stop)
+        await ClaimServer(writer, secret).serve(address, stop)
 
     uvloop.run(serve())
     log.info("claims service stopped after %d batches", writer.batches)

@@ -15,7 +15,7 @@ import pytest
 from commands.base import Busy
 from commands.boxoffice import BoxOffice
 from commands.claims import ClaimRequest, Placed, PlacedOrder
-from commands.claims_client import ClaimClient
+from commands.claims_client import OK, ClaimClient, frame, read_frame
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
@@ -136,7 +136,10 @@ def test_an_unreachable_service_or_a_lost_connection_is_busy(tmp_path: Path, on_
             await place(missing, uuid4(), [ItemRequest(on_sale.ga_offer, 1)])
 
         async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read(1)  # takes the order, then goes away without answering
+            writer.write(frame(b"c" * 32))  # admits the client (no secret on a Unix socket)
+            await read_frame(reader)
+            writer.write(frame(OK))
+            await read_frame(reader)  # takes the order, then goes away without answering
             writer.close()
 
         server = await asyncio.start_unix_server(hang_up, path=str(tmp_path / "rude.sock"))
