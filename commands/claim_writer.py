@@ -45,6 +45,11 @@ CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 # How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
 # a few seconds) before its orders are told to retry.
 COMMIT_DEADLINE = 15.0
+# A claim transaction is idle between its statements for milliseconds. One idle this long belongs
+# to a writer that has stopped (a frozen claims service): Postgres ends its session, so the lock
+# it holds passes to the other writers (the API processes' fallbacks) instead of waiting for the
+# pool's 10 s. If the writer was merely slow, its batch fails as a lost connection and is retried.
+IDLE_IN_CLAIM = "1s"
 # Conflicts a batch of several requests retries (deciding again on fresh state) before it is split
 # in halves: another process's write is cured by one retry, a poisoned request never is.
 SPLIT_AFTER = 4
@@ -220,11 +225,18 @@ class ClaimWriter:
         when this returns. Without the lock, two API processes selling the same hot offer would
         keep invalidating each other's batches (each save makes the other's loaded versions
         stale); with it, each writer's queue simply grows into a bigger batch while the other
-        one commits. Lock and batch share the transaction, so they succeed or fail as one."""
+        one commits. Lock and batch share the transaction, so they succeed or fail as one; a writer
+        that stops holding the lock loses it after `IDLE_IN_CLAIM`."""
         datastore: Any = self.app.recorder.datastore  # type: ignore[attr-defined]
         position = None
         with datastore.get_connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
+            # SET LOCAL in the same round trip: a writer that stops between statements (a hung
+            # claims service) loses its session, and with it the lock, after IDLE_IN_CLAIM.
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true), pg_advisory_xact_lock(%s)",
+                (IDLE_IN_CLAIM, CLAIMS_LOCK),
+                prepare=True,
+            )
             # One serial per request (one round trip): the human order numbers of the new orders.
             serials = self.app.order_serials(len(batch), conn)
             outcomes, changed = self._decide(batch, attempted, serials)
