@@ -68,24 +68,35 @@ class ClaimServer:
 
     async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Challenge the peer; True once it answered with the HMAC of the challenge under the
-        claims secret (a fresh challenge per connection: a recorded answer is worth nothing)."""
+        claims secret (a fresh challenge per connection: a recorded answer is worth nothing).
+        A peer that hangs up first (a client whose own deadline passed) is not counted."""
+        peer = _peer(writer)
         challenge = secrets.token_bytes(32)
         writer.write(frame(challenge))
         try:
             answer = await asyncio.wait_for(read_frame(reader, limit=64), self.handshake_seconds)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
+            return False
+        except (ConnectionError, TimeoutError):  # an oversized frame, or no answer in time
             answer = b""
         if not hmac.compare_digest(answer, proof(self.secret, challenge)):
             self.refused += 1
-            log.warning("refused a peer that did not prove the claims secret: %s", writer.get_extra_info("peername"))
+            log.warning("refused a peer that did not prove the claims secret: %s", peer)
             return False
         writer.write(frame(OK))
-        log.info("admitted %s", writer.get_extra_info("peername") or "a peer on the socket")
+        log.info("admitted %s", peer)
         return True
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not await self._admit(reader, writer):
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            pass  # the service is stopping
+        finally:
             writer.close()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not await self._admit(reader, writer):
             return
         loop = asyncio.get_running_loop()
         outbox: list[WireOutcome] = []
@@ -120,8 +131,15 @@ class ClaimServer:
             pass  # the API process went away (its outcomes have nobody to go to)
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.exception("unreadable frame from an API process; closing its connection")
-        finally:
-            writer.close()
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """Who is at the other end, for the log (a Unix socket's peer has no name)."""
+    try:
+        name = writer.get_extra_info("peername")
+    except (AttributeError, OSError):  # uvloop, once the peer has gone
+        name = None
+    return str(name) if name else "a peer on the socket"
 
 
 def run_claims_service(writer: ClaimWriter, address: str, secret: str = "") -> None:
