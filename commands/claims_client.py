@@ -133,6 +133,10 @@ def raise_from(error: WireError | None) -> BaseException:
 
 
 HELLO = b"ticketing-claims/1 "
+# Deadlines a request waits at most while the service answers others (its writer answers in
+# order, so that is a busy service: a slow store, a big batch). Past 20 s (with the default 1 s;
+# the writer's own limit for an unreachable store is 15 s) it is passed on all the same.
+MAX_WAITS = 20
 OK = b"ok"
 
 
@@ -222,18 +226,23 @@ class ClaimClient:
         loop = asyncio.get_running_loop()
         loop.call_later(self.timeout, self._check_deadline, self._generation, last, False)
 
-    def _check_deadline(self, generation: int, ref: int, confirming: bool) -> None:
+    def _check_deadline(self, generation: int, ref: int, confirming: bool, sent: float | None = None) -> None:
         """`ref`'s deadline has passed: if it (or an older request) is still unanswered and the
         service has been silent as long, the service is hung. Confirmed once more a moment later,
-        so an answer already read off the socket but not yet handled is not taken for silence."""
+        so an answer already read off the socket but not yet handled is not taken for silence.
+        A service that keeps answering others is busy, not hung, but only up to `MAX_WAITS`
+        deadlines: past that the request is passed on all the same."""
         if generation != self._generation or not self._pending or next(iter(self._pending)) > ref:
             return
-        if time.monotonic() - self._heard < self.timeout:  # busy, not hung: it answers in order
-            asyncio.get_running_loop().call_later(self.timeout, self._check_deadline, generation, ref, False)
+        now = time.monotonic()
+        sent = now - self.timeout if sent is None else sent
+        loop = asyncio.get_running_loop()
+        if now - self._heard < self.timeout and now - sent < MAX_WAITS * self.timeout:
+            loop.call_later(self.timeout, self._check_deadline, generation, ref, False, sent)
         elif not confirming:
-            asyncio.get_running_loop().call_later(0.05, self._check_deadline, generation, ref, True)
+            loop.call_later(0.05, self._check_deadline, generation, ref, True, sent)
         else:
-            self._fail_over(f"did not answer within {self.timeout:g} s")
+            self._fail_over(f"did not answer within {now - sent:.1f} s")
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect, and prove the secret to the service (its challenge answered)."""

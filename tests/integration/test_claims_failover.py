@@ -242,3 +242,25 @@ def test_over_tcp_the_service_will_not_start_without_a_secret(boxoffice: BoxOffi
 
     with pytest.raises(ValueError, match="CLAIMS_SECRET"):
         asyncio.run(serve())
+
+
+def test_without_a_fallback_a_request_the_service_leaves_unanswered_is_busy_at_its_deadline(
+    socket_path: str, on_sale: OnSale
+) -> None:
+    async def hangs(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(frame(b"h" * 32))
+        await read_frame(reader)
+        writer.write(frame(OK))
+        await reader.read()
+
+    async def scenario() -> None:
+        server = await asyncio.start_unix_server(hangs, path=socket_path)
+        async with server:
+            client = ClaimClient(f"unix:{socket_path}", timeout=0.3)
+            started = time.monotonic()
+            with pytest.raises(Busy, match="did not answer"):
+                await asyncio.wait_for(place(client, uuid4(), [ItemRequest(on_sale.ga_offer, 1)], "k"), 5)
+            assert time.monotonic() - started < 1.5
+            await client.close()
+
+    asyncio.run(scenario())
