@@ -201,6 +201,8 @@ class ClaimClient:
         if loop is not self._loop:  # first use, or a new event loop (tests): start afresh
             self._drop(Busy("the claims connection was reset, please retry"))
             self._loop = loop
+            self._connecting = None  # a task of the old loop never finishes
+            self._down_since = None
         if self._down_since is not None and self.fallback is not None:
             self.fallback.submit(request)
             if self._connecting is None and time.monotonic() - self._tried >= self.retry_seconds:
@@ -264,7 +266,7 @@ class ClaimClient:
         self._tried = time.monotonic()
         try:
             reader, writer = await asyncio.wait_for(self._open(), self.timeout)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+        except Exception as error:  # noqa: BLE001 - refused, timed out, turned away, anything: not there
             if self._down_since is None:
                 log.warning("claims service not reachable at %s: %r", self.where, error)
             self._connecting = None
