@@ -77,6 +77,35 @@ def test_an_order_id_stored_behind_the_writers_back_is_refused_alone(settings: S
             application.close()
 
 
+def test_an_order_id_clashing_on_every_try_is_refused_alone(settings: Settings) -> None:
+    """The poisoned request of issue 16: its order id is stored, but the writer's look-up does not
+    see it (here: the look-up is made to miss it), so every insert of its batch is refused by the
+    store. It used to fail the whole batch (24 tries, then 503 for every order); now the second
+    clash refuses it alone and the rest of that batch is placed."""
+    setup = open_boxoffice(settings)
+    sale = put_on_sale(setup, ga_quantity=50, seats=1)
+    person = uuid4()
+    setup.save(Erasure(person_id=person))  # stored under the culprit's order id
+    taken = Erasure.create_id(person)
+    culprit = order(sale.ga_offer, taken)
+    good = [order(sale.ga_offer) for _ in range(6)]
+    app = open_boxoffice(settings)
+    load_many = app.load_many
+    app.load_many = lambda ids: {k: v for k, v in load_many(ids).items() if k != taken}  # type: ignore[method-assign]
+    try:
+        one_batch(app, [*good[:3], culprit, *good[3:]])
+        refused = outcome(culprit)
+        assert isinstance(refused, Conflict) and refused.code == "idempotency_conflict", refused
+        for request in good:
+            placed = outcome(request)
+            assert isinstance(placed, Placed) and placed.created, placed
+        assert setup.load(sale.ga_offer, "offer", Offer).held == 6
+        assert app.writer.batches == 1 and app.writer.splits == 0 and app.writer.conflicts == 0
+    finally:
+        app.close()
+        setup.close()
+
+
 def test_an_id_the_store_cannot_load_fails_its_request_alone(settings: Settings) -> None:
     """A request whose order id hits a stored event nobody can decode: loading the batch fails
     on every try. The batch is committed in halves until the culprit is alone; every good order
