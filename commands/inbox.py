@@ -53,15 +53,13 @@ class Inbox(BaseApplication):
         keys = sorted({int.from_bytes(d.bytes[:4], "big", signed=True) for d in delivery_ids})
         recorder: Any = self.recorder
         with recorder.datastore.get_connection() as conn:
-            locked: list[int] = []
+            # One statement, the locks taken in the array's order.
+            conn.execute("SELECT pg_advisory_lock(%s, k) FROM unnest(%s::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i",
+                         (INBOX_LOCK, keys))  # fmt: skip
             try:
-                for key in keys:
-                    conn.execute("SELECT pg_advisory_lock(%s, %s)", (INBOX_LOCK, key))
-                    locked.append(key)
                 yield [self.get(d) for d in dict.fromkeys(delivery_ids)]
             finally:
-                for key in reversed(locked):
-                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (INBOX_LOCK, key))
+                conn.execute("SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k", (INBOX_LOCK, keys))
 
     def is_applied(self, delivery_id: UUID) -> bool:
         return self.get(delivery_id).outcome is not None
