@@ -431,8 +431,12 @@ def worker() -> None:
     """The dramatiq worker's broker and actors (`dramatiq ticketing:worker`)."""
     import dramatiq
 
-    actors = declare_actors(Settings.from_env())
+    from workers.metrics import Sampler, sample_backlogs
+
+    settings = Settings.from_env()
+    actors = declare_actors(settings)
     dramatiq.set_broker(actors.expire_hold.broker)
+    Sampler("backlogs", sample_backlogs(settings.database_url)).start()  # webhook and mail backlogs
 
 
 def run_claims_service(settings: Settings) -> None:
