@@ -40,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.inputs import clean_header
+from commands import metrics as _business_metrics  # noqa: F401 - first: names this process's metric files
 
 ACCESS = logging.getLogger("api.access")
 REQUEST_PREFIX = secrets.token_hex(4)

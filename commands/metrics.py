@@ -8,17 +8,34 @@ them up (`MultiProcessCollector`), so a counter is the deployment's total, which
 counted. Without it (a process on its own) they are the process's own, as usual.
 
 Recording is a few dictionary lookups and an `inc`; nothing here talks to the network.
+
+In multiprocess mode a process's files are named by `process_id()`, the host name and the pid,
+not the pid alone: in compose each container has its own pid numbers (the API's and the worker's
+are both 7) and they share the directory through a volume. Every module that defines metrics
+imports this one first, so the naming is set before any metric exists.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, values
 
 from domain.errors import DomainError
+
+
+def process_id(pid: int | None = None) -> str:
+    """This process's name among the writers of the metrics directory (`_` separates the
+    parts of the files' names, so it is left out)."""
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid() if pid is None else pid}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    values.ValueClass = values.MultiProcessValue(process_id)  # type: ignore[no-untyped-call]
 
 ORDERS_PLACED = Counter("ticketing_orders_placed_total", "Orders placed (holds created), by every claim writer")
 ORDERS_REFUSED = Counter(

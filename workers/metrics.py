@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
+from commands.metrics import process_id
+
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
     from projections.base import ReadModel
@@ -71,7 +73,7 @@ def forget_process(pid: int) -> None:
     prometheus_client asks of whoever supervises the processes."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(process_id(pid))  # type: ignore[no-untyped-call]
 
 
 class Sampler:
