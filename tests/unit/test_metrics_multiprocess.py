@@ -48,3 +48,29 @@ def test_every_process_counts_into_one_exposition(tmp_path: Path) -> None:
     assert samples["ticketing_orders_placed_total"] == 7
     assert samples["ticketing_tickets_issued_total"] == 7
     assert samples["ticketing_active_holds"] == 4  # the most recent sample, not a sum
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_service_exports() -> None:
+    import json
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import commands.metrics
+    import workers.metrics
+    from api.observability import request_metrics
+
+    assert commands.metrics and workers.metrics
+    request_metrics()
+    # Every sample name a metric can have (labelled ones have no samples before their first use).
+    exported = set(REGISTRY._names_to_collectors)
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bticketing_[a-z_]+", expr)}
+    assert used, "the dashboard queries nothing"
+    # Every business metric has a panel, and every panel a metric that exists.
+    assert not used - exported, sorted(used - exported)
+    business = {"ticketing_orders_placed_total", "ticketing_orders_refused_total", "ticketing_tickets_issued_total",
+                "ticketing_active_holds", "ticketing_claim_batch_size_bucket", "ticketing_claim_wait_seconds_bucket",
+                "ticketing_projection_lag_events", "ticketing_webhook_backlog", "ticketing_mail_backlog"}  # fmt: skip
+    assert business <= used
