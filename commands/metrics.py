@@ -27,11 +27,13 @@ from prometheus_client import Counter, Histogram, values
 
 from domain.errors import DomainError
 
+_HOST = socket.gethostname().replace("_", "-")  # `_` separates the parts of the files' names
+
 
 def process_id(pid: int | None = None) -> str:
-    """This process's name among the writers of the metrics directory (`_` separates the
-    parts of the files' names, so it is left out)."""
-    return f"{socket.gethostname().replace('_', '-')}-{os.getpid() if pid is None else pid}"
+    """This process's name among the writers of the metrics directory. prometheus_client asks
+    for it on every write (to notice a fork), so it costs a `getpid` and no more."""
+    return f"{_HOST}-{os.getpid() if pid is None else pid}"
 
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -107,8 +107,11 @@ def test_dockerfile_copies_only_files_that_exist_and_builds_production_last() ->
     build = " ".join(dict(stages)["build"])
     assert "uv sync --frozen --no-dev" in build and "dev-services" not in build
     assert "--extra dev-services" in " ".join(dict(stages)["build-dev-services"])
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".venv", ".data", "**/node_modules"} <= set(ignored)
+    ignored = {line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"}
+    assert {".venv", ".data", "**/node_modules"} <= ignored
+    copied = {a for _, lines in stages for line in lines if line.startswith("COPY ") and "--from=" not in line
+              for a in line.split()[1:-1]}  # fmt: skip
+    assert not {Path(path).parts[0] for path in copied} & ignored, "a copied file is left out of the build context"
 
 
 def test_stand_ins_are_an_optional_group_that_make_install_installs() -> None:
