@@ -54,11 +54,12 @@ class Metrics(Controller):
     `api/observability.py: exposition`), for METRICS_TOKEN or an admin only."""
 
     path = "/metrics"
+    tags = ["System"]
     guards = [operators_only]
-    include_in_schema = False
 
-    @get(sync_to_thread=True)
+    @get(operation_id="MetricsGet", sync_to_thread=True)  # the id it had as Litestar's PrometheusController
     def metrics(self) -> Response[bytes]:
+        """Prometheus metrics of every process of the deployment (text exposition format)."""
         # In a thread: the multiprocess collector reads one file per process and metric type.
         return Response(exposition(), media_type=METRICS_CONTENT_TYPE)
 
