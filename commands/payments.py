@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.base import utcnow
+from commands.metrics import record_tickets_issued
 from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError
 from commands.sales import SalesCommands
 from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -134,6 +135,7 @@ class PaymentCommands(SalesCommands):
                 log.error("order %s: captured %s but total is %s; refunding", order_id, amount, order.total)
                 return "refund"
             self.save(order, *inventory)
+            record_tickets_issued(len(order.tickets))
             return "paid_late" if late else "paid"
 
         outcome = self.retrying(attempt)
