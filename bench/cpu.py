@@ -38,7 +38,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )
 # Everything that serves requests, for the server-vs-load-generator split.
 SERVER_GROUPS = frozenset(
-    {"api", "claims", "projector", "notifier", "worker", "mailer", "scheduler", "postgres", "redis", "localstripe", "mailsink"}
+    {"api", "claims", "projector", "notifier", "worker", "mailer", "scheduler"}
+    | {"postgres", "redis", "localstripe", "mailsink"}
 )
 
 

@@ -412,6 +412,7 @@ class PaymentCommands(SalesCommands):
                 raise _OneByOne(order_id) from error
             changed[order.id] = order
         self.save(*changed.values())
+        record_tickets_issued(sum(len(a.tickets) for a in changed.values() if isinstance(a, Order)))
 
     def apply_provider_event(self, type_: str, payload: dict[str, Any]) -> str:
         """Translate one Stripe event into the command it stands for; returns the outcome."""
