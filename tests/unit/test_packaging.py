@@ -29,7 +29,7 @@ def depends_on(service: dict[str, Any]) -> set[str]:
 def test_production_profile_has_no_stand_ins_and_the_dev_profile_adds_them() -> None:
     services = compose()["services"]
     production = {name for name, s in services.items() if not s.get("profiles")}
-    assert production == {"postgres", "redis", "migrate", "api", "worker", "claims", "projector", "notifier",
+    assert production == {"postgres", "redis", "migrate", "api", "worker", "mailer", "claims", "projector", "notifier",
                           "scheduler"}  # fmt: skip
     for name in DEV_SERVICES:
         assert services[name]["profiles"] == ["dev"]
