@@ -188,6 +188,10 @@ def _run(name: str, bench: Any, replay_budget: float) -> dict[str, Any]:
         return scenarios.seat_map(bench)
     if name == "browse":
         return scenarios.browse(bench)
+    if name == "expiry":
+        from bench.expiry import expiry
+
+        return expiry(bench)
     if name == "report":
         from bench.report_bench import report
 

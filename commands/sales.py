@@ -8,18 +8,19 @@ batch of up to `expiry_batch` orders of a group is decided and saved at once: it
 their offers' counters and their seats released, one save (one transaction).
 
 Who else writes those aggregates, and how a batch stays correct:
-- other expiry batches (the delayed messages and the sweep overlap): batches take turns on their
-  own advisory lock (`EXPIRY_LOCK`), held from loading the orders until the save committed, so
-  two of them never decide on the same holds;
-- the claim writers (every order placed changes its offer): a batch also takes their lock
-  (`CLAIMS_LOCK`) before it loads the offers and seats, so a batch and a claim batch take turns
-  instead of invalidating each other's loaded versions;
-- payments and cancellations (one order and its offer, saved with the versions they loaded): if
-  one of them wrote an aggregate of the batch after the batch loaded it, the insert fails as a
-  whole and that batch alone is decided again on fresh state, where a paid order is no longer
-  held and is left alone.
-The locks are held in a transaction of their own, around the save (which commits in its own
-transaction, so the application's save hooks run as for any other save); they only make writers
+- the claim writers (every order placed changes its offer): a batch takes their advisory lock
+  (`CLAIMS_LOCK`) before it loads the offers and seats and keeps it until its save committed, so
+  a batch and a claim batch take turns instead of invalidating each other's loaded versions;
+- other expiry batches (the delayed messages of several worker threads, the sweep): they first
+  take turns on their own lock (`EXPIRY_LOCK`), so at most one of them waits for the claim
+  writers' lock and a sale's orders wait for at most one expiry batch;
+- payments and cancellations (one order and its offer, saved with the versions they loaded), and
+  an expiry batch that closed some of the same orders first: the orders are loaded before the
+  locks, so if one of them, or an offer or seat, was written since, the insert fails as a whole
+  and that batch alone is decided again on fresh state (loaded under the locks), where a paid
+  order is no longer held and is left alone.
+The locks are held in a transaction of their own around the save, which commits in its own
+transaction so the application's save hooks run as for any other save: they only make writers
 take turns, the aggregates' versions keep the store correct.
 """
 
@@ -61,9 +62,9 @@ class ExpiryRun:
 
 class SalesCommands(BaseApplication):
     policy = SalesPolicy()
-    # Orders expired per save (one transaction): bounds the save's size and how long claim
-    # writers wait for it (~25 ms for 500 GA holds on this machine).
-    expiry_batch = 500
+    # Orders expired per save (one transaction): bounds the save's size and how long the claim
+    # writers wait for it.
+    expiry_batch = 250
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env=env)
@@ -121,22 +122,25 @@ class SalesCommands(BaseApplication):
         run = ExpiryRun()
         for page in _chunks(list(dict.fromkeys(order_ids)), EXPIRY_PAGE):
             now = at or utcnow()
-            groups: dict[tuple[UUID, ...], list[UUID]] = {}
+            groups: dict[tuple[UUID, ...], list[Order]] = {}
             for order in self.load_many(page).values():
                 if _lapsed(order, now):
-                    groups.setdefault(tuple(sorted({i["offer_id"] for i in order.items})), []).append(order.id)
+                    groups.setdefault(tuple(sorted({i["offer_id"] for i in order.items})), []).append(order)
             for members in groups.values():
                 for batch in _chunks(members, self.expiry_batch):
                     self._expire_batch(batch, at, run)
         return run
 
-    def _expire_batch(self, order_ids: list[UUID], at: datetime | None, run: ExpiryRun) -> None:
-        """Expire one batch (orders of the same offers) in one save; a conflict decides it again."""
+    def _expire_batch(self, orders: list[Order], at: datetime | None, run: ExpiryRun) -> None:
+        """Expire one batch (orders of the same offers) in one save: first as loaded, then, after
+        a conflict, on fresh state."""
+        loaded: list[Order] | None = orders
         for n in range(self.conflict_attempts * 2):
             try:
-                expired = self._expire_attempt(order_ids, at)
+                expired = self._expire_attempt([o.id for o in orders], loaded, at)
             except IntegrityError:
                 run.conflicts += 1
+                loaded = None
                 time.sleep(random.uniform(0, 0.002 * (n + 1)))
                 continue
             if expired:
@@ -145,23 +149,26 @@ class SalesCommands(BaseApplication):
             return
         raise Busy("hold expiry kept conflicting with other writers; it will be tried again")
 
-    def _expire_attempt(self, order_ids: list[UUID], at: datetime | None) -> int:
-        """Decide and save the batch on fresh state, taking turns with other writers of its
-        aggregates (the module's docstring); returns how many orders it expired."""
+    def _expire_attempt(self, order_ids: list[UUID], loaded: list[Order] | None, at: datetime | None) -> int:
+        """Decide and save the batch, taking turns with the other writers of its aggregates (the
+        module's docstring); returns how many orders it expired."""
         datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
         with datastore.get_connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXPIRY_LOCK,))
             now = at or utcnow()
-            orders = [o for o in self.load_many(order_ids).values() if _lapsed(o, now)]
+            if loaded is None:
+                loaded = list(self.load_many(order_ids).values())
+            orders = [o for o in loaded if _lapsed(o, now)]
             if not orders:
                 return 0
+            for order in orders:
+                order.expire(now)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
             offers = self.load_many(i["offer_id"] for o in orders for i in o.items)
             seat_ids = [s for o in orders for s in o.seat_ids()]
             seats = self.load_many(seat_ids) if seat_ids else {}
             changed: dict[UUID, Any] = {}
             for order in orders:
-                order.expire(now)
                 changed[order.id] = order
                 changed.update((a.id, a) for a in self._release(order, offers, seats))
             self.save(*changed.values())
