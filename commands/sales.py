@@ -14,11 +14,10 @@ Who else writes those aggregates, and how a batch stays correct:
 - other expiry batches (the delayed messages of several worker threads, the sweep): they first
   take turns on their own lock (`EXPIRY_LOCK`), so at most one of them waits for the claim
   writers' lock and a sale's orders wait for at most one expiry batch;
-- payments and cancellations (one order and its offer, saved with the versions they loaded), and
-  an expiry batch that closed some of the same orders first: the orders are loaded before the
-  locks, so if one of them, or an offer or seat, was written since, the insert fails as a whole
-  and that batch alone is decided again on fresh state (loaded under the locks), where a paid
-  order is no longer held and is left alone.
+- payments and cancellations (one order and its offer, saved with the versions they loaded,
+  without these locks): if one of them wrote an order, offer or seat of the batch after the batch
+  loaded it, the insert fails as a whole and that batch alone is decided again on fresh state,
+  where a paid order is no longer held and is left alone.
 The locks are held in a transaction of their own around the save, which commits in its own
 transaction so the application's save hooks run as for any other save: they only make writers
 take turns, the aggregates' versions keep the store correct.
@@ -40,6 +39,7 @@ from eventsourcing.persistence import IntegrityError
 from commands.base import BaseApplication, Busy, utcnow
 from commands.claim_writer import CLAIMS_LOCK, ClaimWriter
 from commands.claims import ClaimRequest, Claims, Placed
+from domain.errors import Conflict
 from domain.offer import Offer
 from domain.order import Order, WrongOrderState
 from domain.placement import ItemRequest, SalesPolicy
@@ -132,15 +132,15 @@ class SalesCommands(BaseApplication):
         return run
 
     def _expire_batch(self, orders: list[Order], at: datetime | None, run: ExpiryRun) -> None:
-        """Expire one batch (orders of the same offers) in one save: first as loaded, then, after
-        a conflict, on fresh state."""
-        loaded: list[Order] | None = orders
+        """Expire one batch (orders of the same offers) in one save, on state loaded under the
+        locks; decided again if another writer got there first (the insert conflicts, or a
+        payment sold a hold after it was loaded and the offer no longer holds enough to release)."""
+        order_ids = [o.id for o in orders]
         for n in range(self.conflict_attempts * 2):
             try:
-                expired = self._expire_attempt([o.id for o in orders], loaded, at)
-            except IntegrityError:
+                expired = self._expire_attempt(order_ids, at)
+            except (IntegrityError, Conflict):
                 run.conflicts += 1
-                loaded = None
                 time.sleep(random.uniform(0, 0.002 * (n + 1)))
                 continue
             if expired:
@@ -149,16 +149,15 @@ class SalesCommands(BaseApplication):
             return
         raise Busy("hold expiry kept conflicting with other writers; it will be tried again")
 
-    def _expire_attempt(self, order_ids: list[UUID], loaded: list[Order] | None, at: datetime | None) -> int:
+    def _expire_attempt(self, order_ids: list[UUID], at: datetime | None) -> int:
         """Decide and save the batch, taking turns with the other writers of its aggregates (the
         module's docstring); returns how many orders it expired."""
         datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
         with datastore.get_connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXPIRY_LOCK,))
             now = at or utcnow()
-            if loaded is None:
-                loaded = list(self.load_many(order_ids).values())
-            orders = [o for o in loaded if _lapsed(o, now)]
+            # Cached since they were grouped: this reads only what changed since.
+            orders = [o for o in self.load_many(order_ids).values() if _lapsed(o, now)]
             if not orders:
                 return 0
             for order in orders:

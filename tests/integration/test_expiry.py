@@ -207,3 +207,33 @@ def test_expiry_racing_buyers_and_payments_never_oversells_nor_expires_a_paid_or
     finally:
         for app in (placer, expirer, buyers, payer):
             app.close()
+
+
+def test_overlapping_expiries_close_each_hold_once(settings: Settings) -> None:
+    """The delayed messages and the sweep overlap (several worker threads, several processes):
+    every hold is expired exactly once, and none of them fails on state another one changed."""
+    placer = short_holds(settings)
+    workers = [open_boxoffice(settings) for _ in range(3)]
+    try:
+        sale = put_on_sale(placer, ga_quantity=900, seats=30)
+        ga = hold_many(placer, [[ItemRequest(sale.ga_offer, 1)] for _ in range(900)])
+        seated = hold_many(placer, [[ItemRequest(sale.seat_offer, 1, seat)] for seat in sale.seats])
+        time.sleep(HOLD_SECONDS + 0.2)
+        for worker in workers:
+            worker.expiry_batch = 100
+        lapsed = ga + seated
+        shuffled = [random.Random(n).sample(lapsed, len(lapsed)) for n in range(len(workers) * 2)]
+        with ThreadPoolExecutor(len(shuffled)) as pool:
+            runs = list(pool.map(lambda n: workers[n % len(workers)].expire_holds(shuffled[n]), range(len(shuffled))))
+        assert sum(run.expired for run in runs) == len(lapsed)
+        fresh = open_boxoffice(settings)
+        try:
+            assert {o.status for o in fresh.load_many(lapsed).values()} == {"expired"}
+            offer = fresh.load(sale.ga_offer, "offer", Offer)
+            assert (offer.held, offer.sold, offer.available) == (0, 0, 900)
+            assert {s.status for s in fresh.load_many(sale.seats).values()} == {"available"}
+        finally:
+            fresh.close()
+    finally:
+        for app in (placer, *workers):
+            app.close()
