@@ -13,7 +13,8 @@ holds (so the offer is sold out until expiry returns them):
 The holds are placed `at` a moment chosen so that all of them lapse together, a little after
 placing them is expected to have finished (`PLACE_SECONDS`). The clock runs from that deadline
 until the event store shows the offer with nothing held (polled from this process every 50 ms),
-i.e. until every hold is back on sale; the read models catching up with it is reported apart.
+i.e. until every hold is back on sale; the read models catching up with it is reported apart, and
+the CPU each process group used over that window beside it.
 From the store afterwards: how many orders were expired, and in how many transactions the offer
 was written (rows one transaction inserts share its `xmin`).
 """
@@ -29,6 +30,7 @@ from uuid import UUID
 from psycopg.sql import SQL, Identifier
 
 from bench import seed
+from bench.cpu import usage
 from bench.stack import log
 from commands.claims import ClaimRequest, Placed
 from domain.offer import Offer
@@ -97,6 +99,8 @@ def _phase(b: Bench, actors: Any, phase: str, holds: int) -> dict[str, Any]:
         sweep_sent_after = _since(deadline)
         actors.sweep_holds.send()
     log(f"expiry/{phase}: waiting for {holds} holds to come back")
+    _sleep_until(deadline)
+    before = b.stack.meter.snapshot()
     progress: list[int] = []
     next_mark = 1.0
     while True:
@@ -109,6 +113,7 @@ def _phase(b: Bench, actors: Any, phase: str, holds: int) -> dict[str, Any]:
             break
         time.sleep(0.05)
     back_s = _since(deadline)
+    cpu = usage(before, b.stack.meter.snapshot())
     caught_up = b.stack.wait_caught_up(app.recorder.max_notification_id() or 0)
     store = _store_figures(b, placed, show.offer_id, position)
     log(f"expiry/{phase}: {holds - offer.held} of {holds} back on sale {back_s:.2f}s after the deadline, "
@@ -123,6 +128,7 @@ def _phase(b: Bench, actors: Any, phase: str, holds: int) -> dict[str, Any]:
         "returned_by_second": progress,
         "read_models_caught_up_s": caught_up["seconds"],
         **store,
+        "cpu": cpu,
     }
 
 
