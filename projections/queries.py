@@ -257,6 +257,25 @@ async def seat_changes(conn: Conn, event_id: UUID, since: int) -> list[tuple[UUI
         return [(r[0], r[1]) for r in await cur.fetchall()]
 
 
+async def seats_in_row(conn: Conn, event_id: UUID, section: str, row_label: str) -> list[Row]:
+    """The seats of one row of a show (id, label, status), by their labels as printed."""
+    return await _all(
+        conn,
+        "SELECT id, label, status FROM read.seats WHERE event_id = %s AND section = %s AND row_label = %s",
+        (event_id, section, row_label),
+    )
+
+
+async def blocked_seats(conn: Conn, event_id: UUID, limit: int = 500) -> list[Row]:
+    """A show's blocked seats (section, row, label), in seat-map order; at most `limit`."""
+    return await _all(
+        conn,
+        """SELECT section, row_label, label FROM read.seats WHERE event_id = %s AND status = 'blocked'
+           ORDER BY section COLLATE "C", row_label COLLATE "C", x, label COLLATE "C" LIMIT %s""",
+        (event_id, limit),
+    )
+
+
 # Orders ----------------------------------------------------------------------------------
 
 

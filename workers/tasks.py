@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from projections.notifier import EVENT_CANCELLED_REASON
+from workers.batching import GroupCommit
 
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
@@ -54,6 +55,24 @@ class Runtime:
     reconcile_lock: threading.Lock = field(default_factory=threading.Lock)
     reconciled_head: int | None = None
     reconciled_after: int = 0
+    # Stripe deliveries, applied in batches by the worker's threads (workers/batching.py).
+    deliveries: GroupCommit[UUID, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliveries = GroupCommit(self.apply_deliveries)
+
+    def apply_deliveries(self, delivery_ids: list[UUID]) -> list[str]:
+        """Apply these stored Stripe events (each once; one applied already keeps its outcome)
+        under their locks, payments of held orders captured together; their outcomes."""
+        with self.inbox.applying(delivery_ids) as deliveries:
+            todo = [d for d in deliveries if d.outcome is None]
+            outcomes = dict(zip((d.id for d in todo), self.boxoffice.apply_provider_events(
+                [(d.type, d.payload) for d in todo]), strict=True))  # fmt: skip
+            self.inbox.mark_applied(outcomes)
+        for d in deliveries:
+            said = outcomes.get(d.id, f"already applied ({d.outcome})")
+            log.info("stripe %s %s: %s", d.type, d.external_id, said)
+        return [outcomes.get(d, "already applied") for d in delivery_ids]
 
 
 @dataclass
@@ -156,14 +175,7 @@ def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> A
     @dramatiq.actor(broker=broker, actor_name="apply_provider_event", queue_name="payments", max_retries=20)
     def apply_provider_event(delivery_id: str) -> None:
         """Apply a stored Stripe event once; repeats and reorderings are absorbed by the order."""
-        rt = runtime()
-        with rt.inbox.applying(UUID(delivery_id)) as delivery:
-            if delivery.outcome is not None:
-                log.info("stripe %s %s: already applied (%s)", delivery.type, delivery.external_id, delivery.outcome)
-                return
-            outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
-            rt.inbox.mark_applied(delivery.id, outcome)
-        log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
+        runtime().deliveries.commit(UUID(delivery_id))
 
     def settle(rt: Runtime, event_id: UUID) -> None:
         import psycopg
