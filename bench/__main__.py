@@ -194,6 +194,10 @@ def _run(name: str, bench: Any, replay_budget: float) -> dict[str, Any]:
         return {"hot-funnel": funnel.hot_funnel, "hot-ga-long": funnel.hot_ga_long, "many-shows": funnel.many_shows}[
             name
         ](bench)
+    if name == "expiry":
+        from bench.expiry import expiry
+
+        return expiry(bench)
     if name == "report":
         from bench.report_bench import report
 

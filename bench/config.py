@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SCENARIOS = ("hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "replay", "report")
+SCENARIOS = (
+    "hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry",
+    "replay", "report",
+)  # fmt: skip
 # Scenarios that need the API and its workers; `replay` and `report` run with them stopped.
-HTTP_SCENARIOS = frozenset({"hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows"})
+HTTP_SCENARIOS = frozenset(
+    {"hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry"}
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ TARGETS = (
     Target("many-shows", "orders_per_s", ">=", 1000, "successful orders/s over 20 shows"),
     Target("many-shows", "latency_ms.all.p99", "<", 250, "p99 latency of POST /orders (ms)"),
     Target("many-shows", "invariants.violations", "==", 0, "oversold / lost / phantom orders"),
+    Target("expiry", "seconds_to_back_on_sale", "<", 30, "25,000 lapsed holds back on sale, slower path (s)"),
     Target("replay", "events_per_s", ">=", 20_000, "rebuild of all read models (store events/s)"),
     Target("report", "show.seconds", "<", 1, "sales over time of the show with 20,000 orders (s)"),
     Target("report", "store.events_per_s", ">=", 100_000, "summary of the whole store (store events/s)"),

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workers")
 SYSTEM = UUID(int=0)  # the actor of refunds the service makes on its own (cancelled shows)
+# Due holds the hold sweep reads at once (it reads pages until none is left).
+SWEEP_PAGE = 10_000
 
 
 def build_broker(redis_url: str) -> RedisBroker:
@@ -123,35 +125,52 @@ class Actors:
             self.promote_waitlist.send(str(offer_id))
 
 
+def sweep_due_holds(boxoffice: BoxOffice, read_dsn: str) -> int:
+    """Expire every hold past its deadline (the hold sweep): the read model of holds is read a
+    page at a time, each page expired in saves per offer, until a page brings nothing new (the
+    holds just expired stay listed until the projector has caught up). Returns how many expired."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from projections.holds import due_holds
+
+    seen: set[UUID] = set()
+    due_count = expired = saves = 0
+    while True:
+        with psycopg.connect(read_dsn, row_factory=dict_row) as conn:
+            page = due_holds(conn, SWEEP_PAGE)
+        due = [order_id for order_id in page if order_id not in seen]
+        if not due:
+            break
+        seen.update(due)
+        run = boxoffice.expire_holds(due)
+        due_count, expired, saves = due_count + len(due), expired + run.expired, saves + run.saves
+        if len(page) < SWEEP_PAGE:
+            break
+    if due_count:
+        log.info("sweep: %d holds due, %d expired in %d saves", due_count, expired, saves)
+    return expired
+
+
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:
     """Declare the actors on `broker`; `runtime` is only called inside a worker."""
 
     @dramatiq.actor(broker=broker, actor_name="expire_hold", queue_name="holds", max_retries=10)
     def expire_hold(order_id: str) -> None:
-        expired = runtime().boxoffice.expire_hold(UUID(order_id))
+        expired = runtime().boxoffice.expire_holds([UUID(order_id)]).expired
         log.info("hold %s %s", order_id, "expired" if expired else "already closed or extended")
 
     @dramatiq.actor(broker=broker, actor_name="expire_holds", queue_name="holds", max_retries=10)
     def expire_holds(order_ids: list[str]) -> None:
-        """Expire a batch of holds placed together; each expiry is idempotent."""
-        app = runtime().boxoffice
-        expired = sum(1 for order_id in order_ids if app.expire_hold(UUID(order_id)))
-        log.info("holds: %d of %d expired", expired, len(order_ids))
+        """Expire a batch of holds placed together, in saves per offer; idempotent."""
+        run = runtime().boxoffice.expire_holds(UUID(order_id) for order_id in order_ids)
+        log.info("holds: %d of %d expired in %d saves", run.expired, len(order_ids), run.saves)
 
     @dramatiq.actor(broker=broker, actor_name="sweep_holds", queue_name="holds", max_retries=3)
     def sweep_holds() -> None:
         """Expire every hold past its deadline that a delayed message has not handled."""
-        import psycopg
-        from psycopg.rows import dict_row
-
-        from projections.holds import due_holds
-
         rt = runtime()
-        with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
-            due = due_holds(conn)
-        expired = sum(1 for order_id in due if rt.boxoffice.expire_hold(order_id))
-        if due:
-            log.info("sweep: %d holds due, %d expired", len(due), expired)
+        sweep_due_holds(rt.boxoffice, rt.read_dsn)
 
     @dramatiq.actor(broker=broker, actor_name="apply_provider_event", queue_name="payments", max_retries=20)
     def apply_provider_event(delivery_id: str) -> None:
