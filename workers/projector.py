@@ -31,6 +31,7 @@ from projections.base import ReadModel
 from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
 from workers import heap
+from workers.metrics import Sampler, sample_read_models
 
 log = logging.getLogger("projections")
 BATCH_SIZE = 2000
@@ -117,6 +118,7 @@ def run_forever(env: dict[str, str]) -> None:
     app = BoxOffice(env=env)
     projections = [open_projection(env, name) for name in READ_MODELS]
     heap.settle()
+    Sampler("read-models", sample_read_models(app, projections)).start()  # lag, holds: workers/metrics.py
     # One runner for all read models: one subscription, one decode and one transaction per batch.
     run_until_stopped(lambda: Runner(app, projections), "read models")
     app.close()

@@ -25,6 +25,7 @@ from typing import Self
 
 from workers.embedded import EmbeddedServices
 from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
+from workers.metrics import fresh_multiprocess_dir
 from workers.processes import StackError, http_ok, spawn, stop_process, tail, wait_until
 
 # Prepare a stack's database before its processes start: given the environment the processes
@@ -73,6 +74,10 @@ class ServiceProcesses:
         stop_timeout: float = 15.0,
     ) -> None:
         self.env = {"PYTHONUNBUFFERED": "1", **env}
+        # Every child writes its metrics there, the API's /metrics adds them up (workers/metrics.py).
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = fresh_multiprocess_dir(
+            self.env, Path(self.env.get("DATA_DIR") or log_dir), str(port)
+        )
         # One claims service (the claim writer of every API process) on a private Unix socket,
         # unless CLAIMS_ADDRESS names one already.
         self._socket_dir: str | None = None
@@ -90,11 +95,17 @@ class ServiceProcesses:
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "api.http:HttpProtocol"]
         uvicorn += proxy_options(self.env.get("TRUSTED_PROXIES", ""))
+        dramatiq = [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1"]
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],
             "notifier": [python, "-m", "ticketing", "notifier"],
-            "worker": [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1", "--threads", "8"],
+            # Payments and holds in one process, mail in another: rendering a ticket PDF costs tens
+            # of milliseconds of CPU under the GIL, and must not hold back the next payment.
+            # Payments that arrive together are applied together (workers/batching.py): a batch is
+            # what the other threads handed in meanwhile, so more threads make larger batches.
+            "worker": [*dramatiq, "--threads", "16", "--queues", "payments", "holds"],
+            "mailer": [*dramatiq, "--threads", "4", "--queues", "mail"],
             "scheduler": [python, "-m", "ticketing", "scheduler"],
             "api": uvicorn,
         }
