@@ -31,6 +31,7 @@ from projections.base import ReadModel
 from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
 from workers import heap
+from workers.processes import Backoff
 
 log = logging.getLogger("projections")
 BATCH_SIZE = 2000
@@ -125,33 +126,34 @@ def run_forever(env: dict[str, str]) -> None:
 def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
     """Run what `make_runner` makes until SIGTERM/SIGINT, starting it again after a failure
     (Postgres restarting, the connection lost) from the positions its models recorded, after a
-    pause that grows up to 30 s while failures repeat."""
+    pause that grows up to 30 s while failures repeat (`Backoff`). It never gives up: a store
+    that is down for minutes is waited for, not a reason to exit."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    pause = 0.5
+    backoff = Backoff()
     while not done.is_set():
         try:
             runner = make_runner()
         except TRANSIENT as error:
+            pause = backoff.failed()
             log.warning("%s cannot start yet (%r); trying again in %.1f s", what, error, pause)
             done.wait(pause)
-            pause = min(pause * 2, 30.0)
             continue
         runner.start()
         log.info("%s started", what)
         started = time.monotonic()
-        while not done.wait(0.5) and runner.error is None:
+        # `stopping` is set by the runner's threads when they end, with or without an error.
+        while not done.wait(0.5) and not runner.stopping.is_set():
             pass
         runner.stop()
         runner.join()
-        if runner.error is None:
+        if done.is_set():
             break
-        if time.monotonic() - started > 60:
-            pause = 0.5  # it ran fine for a while: this is a new failure, not the same one again
-        log.error("%s stopped (%r); starting again in %.1f s", what, runner.error, pause, exc_info=runner.error)
+        failure = runner.error or RuntimeError("the subscription to the event store ended")
+        pause = backoff.failed(time.monotonic() - started)
+        log.error("%s stopped (%r); starting again in %.1f s", what, failure, pause, exc_info=failure)
         done.wait(pause)
-        pause = min(pause * 2, 30.0)
 
 
 def list_errors(env: dict[str, str]) -> list[dict[str, Any]]:
