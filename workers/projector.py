@@ -75,6 +75,14 @@ class Runner:
         for thread in self.threads:
             thread.join(timeout=10)
 
+    def drop_broken_connections(self) -> None:
+        """Test the pooled connections and drop the broken ones: a restarted Postgres cuts them
+        all, and the next runner would otherwise fail again on the first stale one it takes."""
+        datastores = [getattr(self.app.recorder, "datastore", None)] + [p.view.datastore for p in self.projections]
+        for datastore in {id(d): d for d in datastores if d is not None}.values():
+            with contextlib.suppress(Exception):  # down again: the next runner finds out
+                datastore.pool.check()
+
     def _read(self) -> None:
         try:
             for notification in self.subscription:
@@ -154,6 +162,7 @@ def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
         pause = backoff.failed(time.monotonic() - started)
         log.error("%s stopped (%r); starting again in %.1f s", what, failure, pause, exc_info=failure)
         done.wait(pause)
+        runner.drop_broken_connections()
 
 
 def list_errors(env: dict[str, str]) -> list[dict[str, Any]]:

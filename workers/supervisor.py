@@ -173,7 +173,13 @@ class Supervisor:
                     child.restart_at = now + pause
                     report(f"{child.name} {describe_exit(code)}, restarting in {pause:.1f} s (log: {child.log_path})")
                 elif now >= child.restart_at:
-                    self._start(child)
+                    try:
+                        self._start(child)
+                    except OSError as error:  # its log or its program unreachable: tried again later
+                        pause = child.backoff.failed()
+                        child.restart_at = now + pause
+                        report(f"{child.name} could not be started ({error!r}), trying again in {pause:.1f} s")
+                        continue
                     child.restarts += 1
                     report(f"{child.name} started again (restart {child.restarts})")
 

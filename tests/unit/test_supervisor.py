@@ -114,6 +114,27 @@ def test_a_killed_child_is_restarted_and_what_it_started_goes_with_it(tmp_path: 
     assert supervisor.child("parent").poll() is not None
 
 
+def test_a_child_that_cannot_be_started_again_is_retried_with_the_same_pauses(tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    program.write_text(f"#!{PYTHON}\nraise SystemExit(2)\n")
+    program.chmod(0o755)
+    supervisor = Supervisor(
+        {"gone": [str(program)]}, os.environ, log_dir=tmp_path, backoff=lambda: Backoff(initial=0.2, cap=0.4)
+    )
+    reports = Reports()
+    supervisor.start()
+    _wait_for(lambda: supervisor.child("gone").poll() is not None)
+    program.unlink()  # say, a redeploy that removed it
+    supervisor.watch(reports, every=0.02)
+    try:
+        time.sleep(2)
+    finally:
+        supervisor.stop()
+    failures = reports.matching(r"gone could not be started \(FileNotFoundError.*\), trying again in ([\d.]+) s")
+    assert [float(m.group(1)) for _, m in failures][:3] == [0.4, 0.4, 0.4], reports.lines
+    assert 3 <= len(failures) <= 6, reports.lines  # every 0.4 s, not every round of 0.02 s
+
+
 def test_a_signal_to_the_supervising_process_stops_every_child(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
