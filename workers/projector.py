@@ -123,12 +123,33 @@ def run_forever(env: dict[str, str]) -> None:
     positions the models recorded, after a pause that grows up to 30 s while failures repeat.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = BoxOffice(env=env)
+    app = OpenOnce(env, settle=True)
     projections = [open_projection(env, name) for name in READ_MODELS]
-    heap.settle()
     # One runner for all read models: one subscription, one decode and one transaction per batch.
-    run_until_stopped(lambda: Runner(app, projections), "read models")
+    run_until_stopped(lambda: Runner(app(), projections), "read models")
     app.close()
+
+
+class OpenOnce:
+    """The BoxOffice application of a runner, opened on first use: with Postgres down when the
+    process starts, opening it fails (after its pool's 30 s wait) with a TRANSIENT error, and
+    `run_until_stopped` tries again after its pause instead of the process exiting."""
+
+    def __init__(self, env: dict[str, str], *, settle: bool = False) -> None:
+        self.env = env
+        self.settle = settle
+        self.app: BoxOffice | None = None
+
+    def __call__(self) -> BoxOffice:
+        if self.app is None:
+            self.app = BoxOffice(env=self.env)
+            if self.settle:
+                heap.settle()  # what the process keeps for its lifetime is built
+        return self.app
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
 
 
 def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:

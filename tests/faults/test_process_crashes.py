@@ -6,9 +6,12 @@ expire, every payment applied once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -16,11 +19,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
 import pytest
 import stripe
+from psycopg.conninfo import conninfo_to_dict
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import Show, bearer, publish_show
@@ -28,6 +33,7 @@ from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, ve
 from tests.faults.test_postgres_restart import _stored_orders
 from tests.faults.test_redis_outage import _applications, _stored_deliveries
 from ticketing import open_boxoffice
+from workers.processes import free_port, spawn, stop_process
 from workers.projector import list_positions
 
 LONG_RUNNING = ("projector", "notifier", "worker", "scheduler")
@@ -216,6 +222,74 @@ def test_after_a_postgres_restart_the_long_running_processes_are_still_running_a
     assert projector_log.read_text().count("starting again") > reconnects  # it lost its connection and came back
     # ... and they keep working: the hold lapses (the worker and the scheduler on the new connections).
     eventually(lambda: _status(stack, buyer, placed) == "expired", timeout=60)
+
+
+def test_a_projector_started_while_postgres_is_unreachable_waits_for_it_and_catches_up(
+    supervised: tuple[FaultStack, Said], tmp_path: Path
+) -> None:
+    """Longer than the 30 s its connection pool waits when opening: the process must not exit."""
+    stack, _ = supervised
+    with _LatePostgres(stack.settings.database_url) as late:
+        log_path = tmp_path / "projector.log"
+        argv = [sys.executable, "-m", "ticketing", "projections", "run"]
+        proc = spawn(argv, env={**stack.env, "DATABASE_URL": late.url}, log_path=log_path)
+        try:
+            eventually(lambda: "cannot start yet" in log_path.read_text(), timeout=90, every=1)
+            assert proc.poll() is None, log_path.read_text()
+            late.open()
+            eventually(lambda: "read models started" in log_path.read_text(), timeout=90)
+            assert proc.poll() is None, log_path.read_text()
+            _wait_for_read_models(stack)  # both projectors follow the store
+        finally:
+            stop_process(proc)
+        assert proc.returncode == 0, log_path.read_text()
+
+
+class _LatePostgres:
+    """A TCP address for the stack's Postgres that refuses connections until `open`: a server
+    that is not up yet."""
+
+    def __init__(self, database_url: str) -> None:
+        params = conninfo_to_dict(database_url)
+        host, port = str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
+        self.target: tuple[int, str | tuple[str, int]] = (
+            (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port))
+        )
+        self.port = free_port()
+        user, password = quote(str(params.get("user") or "")), quote(str(params.get("password") or ""))
+        self.url = f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{params['dbname']}"
+        self.listener: socket.socket | None = None
+        self.sockets: list[socket.socket] = []
+
+    def __enter__(self) -> _LatePostgres:
+        return self
+
+    def open(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.socket(self.target[0], socket.SOCK_STREAM)
+                server.connect(self.target[1])
+                self.sockets += [client, server]
+                for a, b in ((client, server), (server, client)):
+                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def __exit__(self, *exc: object) -> None:
+        for sock in [self.listener, *self.sockets]:
+            if sock is not None:
+                sock.close()
 
 
 def _show(stack: FaultStack, quantity: int) -> Show:
