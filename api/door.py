@@ -86,10 +86,21 @@ class KitTicket(msgspec.Struct):
     seat: str | None
 
 
+class KitKey(msgspec.Struct):
+    """A key ticket codes may be signed with: its id and the raw Ed25519 public key (base64url)."""
+
+    key_id: str
+    public_key: str
+
+
 class ScannerKit(msgspec.Struct):
-    """What a scanner needs to admit people without a network: the key to verify ticket codes
+    """What a scanner needs to admit people without a network: the keys to verify ticket codes
     with, and the event's tickets to de-duplicate against. Page with `after=next_after` until
-    `next_after` is null."""
+    `next_after` is null.
+
+    `public_key`/`key_id` name the key new codes are signed with; `public_keys` lists every key a
+    valid code may carry the signature of (that one first, then the previous ones kept after a
+    rotation, TICKET_SIGNING_OLD_KEYS): a scanner accepts a code any of them verifies."""
 
     event_id: UUID
     event_title: str
@@ -99,6 +110,7 @@ class ScannerKit(msgspec.Struct):
     code_format: str
     public_key: str
     key_id: str
+    public_keys: list[KitKey]
     generated_at: datetime
     total_items: int
     tickets: list[KitTicket]
@@ -308,7 +320,8 @@ class DoorController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=KIT_PAGE_MAX)] = KIT_PAGE_DEFAULT,
     ) -> Response[ScannerKit]:
         """Everything a scanner needs offline: the Ed25519 public key that ticket codes are
-        signed with (raw, base64url; `key_id` names it) and the event's tickets with their
+        signed with (raw, base64url; `key_id` names it), every key still accepted
+        (`public_keys`, after a rotation) and the event's tickets with their
         current generation, check-in state, attendee name, tier, day and seat, in pages of up to
         5,000 by ticket id (`after=<next_after>`). Owner, scanners of the event, admins."""
         event = await may_scan(services, request.user, event_id)
@@ -324,6 +337,7 @@ class DoorController(Controller):
             code_format=CODE_VERSION,
             public_key=services.signer.public_key_b64,
             key_id=services.signer.key_id,
+            public_keys=[KitKey(kid, key) for kid, key in services.signer.verification_keys],
             generated_at=datetime.now(UTC),
             total_items=total,
             tickets=[

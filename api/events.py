@@ -250,9 +250,7 @@ class EventController(Controller):
         self, event_id: UUID, data: EventUpdate, request: Request[Principal, Any, Any], services: Services
     ) -> EventDetail:
         """Partial update; a published event keeps its venue, cancelled ones are frozen."""
-        await owned_event(services, request.user, event_id)
-        changes = patch_changes(data, {"days": lambda days: [d.isoformat() for d in days]})
-        await services.command(lambda: services.boxoffice.update_event(event_id, changes), actor=request.user.id)
+        await update_event(services, request.user, event_id, data)
         return await _detail(services, await event_row(services, event_id))
 
     @delete("/{event_id:uuid}", operation_id="deleteEvent", status_code=204)
@@ -349,6 +347,13 @@ async def create_event(services: Services, user: Principal, data: EventCreate) -
         actor=user.id,
     )
     return show.id
+
+
+async def update_event(services: Services, user: Principal, event_id: UUID, data: EventUpdate) -> None:
+    """The fields of `data` that are set, on the caller's own show."""
+    await owned_event(services, user, event_id)
+    changes = patch_changes(data, {"days": lambda days: [d.isoformat() for d in days]})
+    await services.command(lambda: services.boxoffice.update_event(event_id, changes), actor=user.id)
 
 
 async def publish_event(services: Services, user: Principal, event_id: UUID) -> None:

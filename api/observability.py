@@ -16,6 +16,7 @@ import atexit
 import collections
 import itertools
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -27,9 +28,19 @@ from typing import Any, TextIO
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.inputs import clean_header
+from commands import metrics as _business_metrics  # noqa: F401 - first: names this process's metric files
 
 ACCESS = logging.getLogger("api.access")
 REQUEST_PREFIX = secrets.token_hex(4)
@@ -179,6 +190,25 @@ def request_metrics(app_name: str = "ticketing") -> RequestMetrics:
     if app_name not in _METRICS:
         _METRICS[app_name] = RequestMetrics(app_name)
     return _METRICS[app_name]
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def exposition() -> bytes:
+    """The metrics text for `/metrics`.
+
+    With `PROMETHEUS_MULTIPROC_DIR` set (every stack `make run`, the tests and compose start),
+    every process of the deployment (each API worker, the claims service, the worker, the
+    projector) writes its metrics to files there; `MultiProcessCollector` reads them all and adds
+    them up per label set (counters and histograms summed, gauges by their `multiprocess_mode`),
+    so whichever API process answers shows the same totals. Without it, this process's registry.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
 
 
 _encode_line = msgspec.json.Encoder(enc_hook=str).encode

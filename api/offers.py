@@ -303,25 +303,30 @@ class OfferController(Controller):
         self, offer_id: UUID, data: OfferUpdate, request: Request[Principal, Any, Any], services: Services
     ) -> Offer:
         """Change an offer's terms, or pause/resume it with status paused/on_sale."""
-        current = await _offer(services, offer_id)
-        try:
-            await owned_event(services, request.user, current.event_id)
-        except NotFound:
-            raise NotFound("offer not found", code="offer_not_found") from None
-        if data.status is not None and data.status not in ("paused", "on_sale"):
-            raise Invalid("status must be paused or on_sale", field="status")
-        currency = (data.currency or current.currency).upper()
-        changes = patch_changes(
-            data,
-            {
-                "price": lambda p: to_minor(p, currency),
-                "currency": str.upper,
-                "sale_start_time": utc,
-                "sale_end_time": utc,
-            },
-        )
-        await services.command(lambda: services.boxoffice.update_offer(offer_id, changes), actor=request.user.id)
-        return await _offer(services, offer_id)
+        return await update_offer(services, request.user, offer_id, data)
+
+
+async def update_offer(services: Services, user: Principal, offer_id: UUID, data: OfferUpdate) -> Offer:
+    """The terms of `data` that are set, on an offer of the caller's own show (404 otherwise)."""
+    current = await _offer(services, offer_id)
+    try:
+        await owned_event(services, user, current.event_id)
+    except NotFound:
+        raise NotFound("offer not found", code="offer_not_found") from None
+    if data.status is not None and data.status not in ("paused", "on_sale"):
+        raise Invalid("status must be paused or on_sale", field="status")
+    currency = (data.currency or current.currency).upper()
+    changes = patch_changes(
+        data,
+        {
+            "price": lambda p: to_minor(p, currency),
+            "currency": str.upper,
+            "sale_start_time": utc,
+            "sale_end_time": utc,
+        },
+    )
+    await services.command(lambda: services.boxoffice.update_offer(offer_id, changes), actor=user.id)
+    return await _offer(services, offer_id)
 
 
 async def add_tier(services: Services, user: Principal, event_id: UUID, data: TierCreate) -> UUID:

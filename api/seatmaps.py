@@ -35,7 +35,7 @@ class SeatsChanged(msgspec.Struct):
     seats: list[SeatState]
 
 
-async def _set_blocked(
+async def set_seats_blocked(
     services: Services, user: Principal, event_id: UUID, seat_ids: list[UUID], blocked: bool
 ) -> SeatsChanged:
     await owned_event(services, user, event_id)
@@ -79,11 +79,11 @@ class SeatMapController(Controller):
     ) -> SeatsChanged:
         """Take seats off sale (house seats, broken chairs): all or none; 409 `seat_taken` if one
         is held or sold, 422 if one is not this event's. Blocking a blocked seat changes nothing."""
-        return await _set_blocked(services, request.user, event_id, data.seat_ids, True)
+        return await set_seats_blocked(services, request.user, event_id, data.seat_ids, True)
 
     @post("/{event_id:uuid}/seats/unblock", operation_id="unblockSeats", status_code=200)
     async def unblock(
         self, event_id: UUID, data: SeatsChange, request: Request[Principal, Any, Any], services: Services
     ) -> SeatsChanged:
         """Put blocked seats back on sale: all or none; 409 `seat_not_blocked` if one is held or sold."""
-        return await _set_blocked(services, request.user, event_id, data.seat_ids, False)
+        return await set_seats_blocked(services, request.user, event_id, data.seat_ids, False)

@@ -12,8 +12,8 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.plugins.prometheus import PrometheusController
 
+from api.observability import METRICS_CONTENT_TYPE, exposition
 from api.security import is_operator, operators_only
 from api.services import Services
 
@@ -49,10 +49,19 @@ class Readiness(msgspec.Struct, omit_defaults=True):
     projection_error_list: list[SetAside] | None = None
 
 
-class Metrics(PrometheusController):
-    """Litestar's Prometheus exposition, for METRICS_TOKEN or an admin only."""
+class Metrics(Controller):
+    """The Prometheus exposition of the whole deployment (every process's metrics added up, see
+    `api/observability.py: exposition`), for METRICS_TOKEN or an admin only."""
 
+    path = "/metrics"
+    tags = ["System"]
     guards = [operators_only]
+
+    @get(operation_id="MetricsGet", sync_to_thread=True)  # the id it had as Litestar's PrometheusController
+    def metrics(self) -> Response[bytes]:
+        """Prometheus metrics of every process of the deployment (text exposition format)."""
+        # In a thread: the multiprocess collector reads one file per process and metric type.
+        return Response(exposition(), media_type=METRICS_CONTENT_TYPE)
 
 
 class SystemController(Controller):

@@ -188,6 +188,16 @@ def _run(name: str, bench: Any, replay_budget: float) -> dict[str, Any]:
         return scenarios.seat_map(bench)
     if name == "browse":
         return scenarios.browse(bench)
+    if name in ("hot-funnel", "hot-ga-long", "many-shows"):
+        from bench import funnel
+
+        return {"hot-funnel": funnel.hot_funnel, "hot-ga-long": funnel.hot_ga_long, "many-shows": funnel.many_shows}[
+            name
+        ](bench)
+    if name == "expiry":
+        from bench.expiry import expiry
+
+        return expiry(bench)
     if name == "report":
         from bench.report_bench import report
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SCENARIOS = ("hot-ga", "hot-seats", "seat-map", "browse", "replay", "report")
+SCENARIOS = (
+    "hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry",
+    "replay", "report",
+)  # fmt: skip
 # Scenarios that need the API and its workers; `replay` and `report` run with them stopped.
-HTTP_SCENARIOS = frozenset({"hot-ga", "hot-seats", "seat-map", "browse"})
+HTTP_SCENARIOS = frozenset(
+    {"hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry"}
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,17 @@ class Scale:
     browse_venues: int
     browse_seconds: float
     browse_concurrency: int
+    # hot-funnel: one offer, buyers hold 1-2 tickets, pay, and Stripe's webhook confirms.
+    funnel_tickets: int
+    funnel_buyers: int
+    funnel_rejections_after_sellout: int
+    funnel_max_seconds: float
+    # hot-ga-long: one offer sold one ticket per order (ga_buyers buyers).
+    long_tickets: int
+    long_max_seconds: float
+    # many-shows: this many GA shows on sale at once (ga_buyers buyers).
+    many_shows: int
+    many_tickets: int
     # replay: total events the store holds before the rebuild.
     replay_events: int
     # report: total events the store holds, and the orders of the show whose report is timed.
@@ -71,6 +87,14 @@ FULL = Scale(
     browse_venues=200,
     browse_seconds=30,
     browse_concurrency=16,
+    funnel_tickets=20_000,
+    funnel_buyers=500,
+    funnel_rejections_after_sellout=1_000,
+    funnel_max_seconds=180,
+    long_tickets=200_000,
+    long_max_seconds=300,
+    many_shows=20,
+    many_tickets=1_000,
     replay_events=1_000_000,
     report_events=1_000_000,
     report_show_orders=20_000,
@@ -97,6 +121,14 @@ QUICK = Scale(
     browse_venues=40,
     browse_seconds=8,
     browse_concurrency=16,
+    funnel_tickets=2_000,
+    funnel_buyers=200,
+    funnel_rejections_after_sellout=200,
+    funnel_max_seconds=60,
+    long_tickets=20_000,
+    long_max_seconds=60,
+    many_shows=20,
+    many_tickets=100,
     replay_events=50_000,
     report_events=60_000,
     report_show_orders=2_000,
@@ -126,6 +158,20 @@ TARGETS = (
     Target("seat-map", "phases.cold.latency_ms.p50", "<", 15, "p50 of a full GET after a change (ms)"),
     Target("seat-map", "phases.not_modified.latency_ms.p50", "<", 2, "p50 of a 304 (ms)"),
     Target("browse", "phases.loaded.latency_ms.p99", "<", 30, "p99 of GET /events under load (ms)"),
+    Target("hot-funnel", "purchases_per_s", ">=", 1000, "completed purchases/s (hold, payment, webhook, tickets)"),
+    Target("hot-funnel", "latency_ms.hold.p99", "<", 250, "p99 of the hold, POST /orders (ms)"),
+    Target("hot-funnel", "latency_ms.payment.p99", "<", 250, "p99 of POST /orders/{id}/payment (ms)"),
+    Target("hot-funnel", "latency_ms.webhook.p99", "<", 250, "p99 of POST /webhooks/stripe (ms)"),
+    Target("hot-funnel", "issuance_lag_ms.p99", "<", 1000, "p99 from the webhook to the tickets issued (ms)"),
+    Target("hot-funnel", "invariants.violations", "==", 0, "oversold / lost payments or tickets"),
+    Target("hot-ga-long", "selling_s", ">=", 50, "seconds of selling"),
+    Target("hot-ga-long", "last_10s_vs_first_10s", ">=", 0.9, "orders in the last 10 s / in the first 10 s"),
+    Target("hot-ga-long", "memory_mib.end_vs_10s", "<", 1.1, "service memory at the end / after 10 s"),
+    Target("hot-ga-long", "invariants.violations", "==", 0, "oversold / lost / phantom orders"),
+    Target("many-shows", "orders_per_s", ">=", 1000, "successful orders/s over 20 shows"),
+    Target("many-shows", "latency_ms.all.p99", "<", 250, "p99 latency of POST /orders (ms)"),
+    Target("many-shows", "invariants.violations", "==", 0, "oversold / lost / phantom orders"),
+    Target("expiry", "seconds_to_back_on_sale", "<", 30, "25,000 lapsed holds back on sale, slower path (s)"),
     Target("replay", "events_per_s", ">=", 20_000, "rebuild of all read models (store events/s)"),
     Target("report", "show.seconds", "<", 1, "sales over time of the show with 20,000 orders (s)"),
     Target("report", "store.events_per_s", ">=", 100_000, "summary of the whole store (store events/s)"),

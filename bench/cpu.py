@@ -29,6 +29,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("projections run", "projector"),
     ("ticketing claims", "claims"),
     ("ticketing notifier", "notifier"),
+    ("--queues mail", "mailer"),
     ("dramatiq", "worker"),
     ("ticketing scheduler", "scheduler"),
     ("redis-server", "redis"),
@@ -37,7 +38,8 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )
 # Everything that serves requests, for the server-vs-load-generator split.
 SERVER_GROUPS = frozenset(
-    {"api", "claims", "projector", "notifier", "worker", "scheduler", "postgres", "redis", "localstripe", "mailsink"}
+    {"api", "claims", "projector", "notifier", "worker", "mailer", "scheduler"}
+    | {"postgres", "redis", "localstripe", "mailsink"}
 )
 
 

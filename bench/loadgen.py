@@ -21,6 +21,9 @@ Workloads (`spec["kind"]`):
   `after_sellout` more attempts have been rejected;
 - `seat_orders`: POST /orders for 2-4 adjacent seats in the rows nearest the stage that still
   have free seats (as this process knows them: every 201 marks its seats taken);
+- `funnel`: the whole purchase of 1-2 tickets of one offer: hold, payment, the signed
+  `payment_intent.succeeded` webhook Stripe would post (see `Generator.funnel`);
+- `many_ga_orders`: as `ga_orders`, over several shows' offers at once;
 - `get`: GET a list of URLs round robin (optionally with headers such as If-None-Match);
 - `bust_get`: one user: hold some seats or cancel the order holding them (either changes the seat
   map's version), GET the seat map without If-None-Match (the first render of that version),
@@ -30,6 +33,8 @@ Workloads (`spec["kind"]`):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import random
 import sys
@@ -51,7 +56,14 @@ class _Error(msgspec.Struct):
     code: str = ""
 
 
+class _Payment(msgspec.Struct):
+    payment_intent_id: str
+    amount: str
+    currency: str
+
+
 _decode_id = msgspec.json.Decoder(_Id).decode
+_decode_payment = msgspec.json.Decoder(_Payment).decode
 _decode_error = msgspec.json.Decoder(_Error).decode
 
 
@@ -280,6 +292,92 @@ class Generator:
                 if code == "sold_out" and state["sold_out_at"] is not None and at + latency >= state["sold_out_at"]:
                     state["rejected_after"] += 1
                     if state["rejected_after"] >= spec["after_sellout"]:
+                        self.stop = True
+            self.records.append([at, latency, status, code, "order", len(raw), extra])
+
+    async def funnel(self, user: int) -> None:
+        """The whole purchase, as a buyer and Stripe make it: hold (POST /orders), start the
+        payment (POST /orders/{id}/payment, a PaymentIntent at the Stripe stand-in), then the
+        `payment_intent.succeeded` event Stripe would post, signed with the webhook secret
+        (POST /webhooks/stripe). Each step is a record (tags `hold`, `payment`, `webhook`); the
+        webhook's record carries the order id, the quantity and the wall-clock time it was sent,
+        so the parent can tell when the order's tickets were issued after it."""
+        spec = self.spec
+        offer = spec["offer_id"]
+        head = self.auth[user % len(self.auth)]
+        secret = spec["webhook_secret"].encode()
+        rng = random.Random(spec.get("seed", 1) * 100_003 + user)
+        state = self.state
+        state.setdefault("sold_out_at", None)
+        state.setdefault("rejected_after", 0)
+        while self.more():
+            quantity = rng.randint(spec["min_quantity"], spec["max_quantity"])
+            body = msgspec.json.encode({"items": [{"offer_id": offer, "quantity": quantity}]})
+            status, raw, at, latency, _ = await self.request(user, "POST", "/api/v1/orders", head, body)
+            if status != 201:
+                code = raw.decode() if status == 0 else _code(status, raw)
+                if code == "sold_out":
+                    state["sold_out_at"] = state["sold_out_at"] or at + latency
+                    state["rejected_after"] += 1
+                    if state["rejected_after"] >= spec["after_sellout"]:
+                        self.stop = True
+                self.records.append([at, latency, status, code, "hold", len(raw), [quantity]])
+                continue
+            order_id = _decode_id(raw).id
+            self.records.append([at, latency, status, "", "hold", len(raw), [quantity, order_id]])
+            path = f"/api/v1/orders/{order_id}/payment"
+            status, raw, at, latency, _ = await self.request(user, "POST", path, head)
+            if status != 200:
+                self.records.append([at, latency, status, _code(status, raw), "payment", len(raw), [order_id]])
+                continue
+            payment = _decode_payment(raw)
+            self.records.append([at, latency, status, "", "payment", len(raw), [order_id]])
+            amount = round(float(payment.amount) * 100)
+            sent = time.time()
+            event = msgspec.json.encode({
+                "id": f"evt_bench_{order_id}", "object": "event", "type": "payment_intent.succeeded",
+                "created": int(sent), "livemode": False,
+                "data": {"object": {
+                    "id": payment.payment_intent_id, "object": "payment_intent", "status": "succeeded",
+                    "amount": amount, "amount_received": amount, "currency": payment.currency.lower(),
+                    "metadata": {"order_id": order_id},
+                }},
+            })  # fmt: skip
+            stamp = str(int(sent))
+            signature = hmac.new(secret, stamp.encode() + b"." + event, hashlib.sha256).hexdigest()
+            hook = f"Content-Type: application/json\r\nStripe-Signature: t={stamp},v1={signature}\r\n".encode()
+            status, raw, at, latency, _ = await self.request(user, "POST", "/api/v1/webhooks/stripe", hook, event)
+            extra = [order_id, quantity, sent]
+            self.records.append([at, latency, status, _code(status, raw), "webhook", len(raw), extra])
+
+    async def many_ga_orders(self, user: int) -> None:
+        """POST /orders for 1-4 tickets of one of several offers (a show drawn at random among
+        those not yet known to be sold out), until every one is sold out and then
+        `after_sellout` more attempts have been rejected."""
+        spec = self.spec
+        open_offers: list[str] = self.state.setdefault("open_offers", list(spec["offer_ids"]))
+        self.state.setdefault("rejected_after", 0)
+        head = self.auth[user % len(self.auth)]
+        token = user % len(self.auth)
+        rng = random.Random(spec.get("seed", 1) * 100_003 + user)
+        while self.more():
+            offer = rng.choice(open_offers) if open_offers else rng.choice(spec["offer_ids"])
+            quantity = rng.randint(spec["min_quantity"], spec["max_quantity"])
+            body = msgspec.json.encode({"items": [{"offer_id": offer, "quantity": quantity}]})
+            status, raw, at, latency, _ = await self.request(user, "POST", "/api/v1/orders", head, body)
+            extra: Any = [token, quantity, offer]
+            code = ""
+            if status == 201:
+                extra.append(_decode_id(raw).id)
+            else:
+                code = raw.decode() if status == 0 else _code(status, raw)
+                if code == "sold_out" and quantity == 1 and offer in open_offers:
+                    open_offers.remove(offer)
+                    if not open_offers:
+                        self.state["sold_out_at"] = at + latency
+                if code == "sold_out" and not open_offers:
+                    self.state["rejected_after"] += 1
+                    if self.state["rejected_after"] >= spec["after_sellout"]:
                         self.stop = True
             self.records.append([at, latency, status, code, "order", len(raw), extra])
 

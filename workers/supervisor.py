@@ -1,7 +1,7 @@
 """`ticketing run`: the whole service on one machine, for development, tests and benchmarks.
 
-`ServiceProcesses` runs the application's processes (claims service, API, dramatiq worker,
-projector, notifier, scheduler), each a child in its own session with its log in the data
+`ServiceProcesses` runs the application's processes (claims service, API, dramatiq worker and
+mailer, projector, notifier, scheduler), each a child in its own session with its log in the data
 directory, and (`Supervisor`) can start again, after a growing pause, any that exits;
 `run_service` starts the embedded services (`workers/embedded.py`) for whatever the environment
 does not configure, prepares the database, starts the processes, keeps them running and stops
@@ -28,6 +28,7 @@ from typing import Self
 
 from workers.embedded import EmbeddedServices
 from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
+from workers.metrics import fresh_multiprocess_dir
 from workers.processes import (
     Backoff,
     StackError,
@@ -214,8 +215,8 @@ class Supervisor:
 
 
 class ServiceProcesses(Supervisor):
-    """Run the claims service, the API, the dramatiq worker, the projection runner, the mail
-    notifier and the scheduler.
+    """Run the claims service, the API, the dramatiq worker (payments and holds) and mailer, the
+    projection runner, the mail notifier and the scheduler.
 
     `__enter__` returns once `GET /health` answers 200, and raises StackError with the tail of the
     logs if a child exits or the API is not healthy within `startup_timeout` seconds. With
@@ -239,6 +240,8 @@ class ServiceProcesses(Supervisor):
         backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
         env = {"PYTHONUNBUFFERED": "1", **env}
+        # Every child writes its metrics there, the API's /metrics adds them up (workers/metrics.py).
+        env["PROMETHEUS_MULTIPROC_DIR"] = fresh_multiprocess_dir(env, Path(env.get("DATA_DIR") or log_dir), str(port))
         # One claims service (the claim writer of every API process) on a private Unix socket,
         # unless CLAIMS_ADDRESS names one already.
         self._socket_dir: str | None = None
@@ -255,11 +258,17 @@ class ServiceProcesses(Supervisor):
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "api.http:HttpProtocol"]
         uvicorn += proxy_options(env.get("TRUSTED_PROXIES", ""))
+        dramatiq = [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1"]
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
             "projector": [python, "-m", "ticketing", "projections", "run"],
             "notifier": [python, "-m", "ticketing", "notifier"],
-            "worker": [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1", "--threads", "8"],
+            # Payments and holds in one process, mail in another: rendering a ticket PDF costs tens
+            # of milliseconds of CPU under the GIL, and must not hold back the next payment.
+            # Payments that arrive together are applied together (workers/batching.py): a batch is
+            # what the other threads handed in meanwhile, so more threads make larger batches.
+            "worker": [*dramatiq, "--threads", "16", "--queues", "payments", "holds"],
+            "mailer": [*dramatiq, "--threads", "4", "--queues", "mail"],
             "scheduler": [python, "-m", "ticketing", "scheduler"],
             "api": uvicorn,
         }
@@ -361,7 +370,7 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
                 say("Migrating the database…")
                 pinned, demo_lines = prepare(env)
                 env.update(pinned)
-                say("Starting the API, worker, projector, notifier and scheduler…")
+                say("Starting the API, worker, mailer, projector, notifier and scheduler…")
                 processes = stack.enter_context(
                     ServiceProcesses(
                         env, host=host, port=port, web_workers=web_workers, log_dir=data_dir / "logs", supervise=say

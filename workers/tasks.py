@@ -19,6 +19,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from projections.notifier import EVENT_CANCELLED_REASON
+from workers.batching import GroupCommit
 
 if TYPE_CHECKING:
     from commands.boxoffice import BoxOffice
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workers")
 SYSTEM = UUID(int=0)  # the actor of refunds the service makes on its own (cancelled shows)
+# Due holds the hold sweep reads at once (it reads pages until none is left).
+SWEEP_PAGE = 10_000
 
 
 def build_broker(redis_url: str) -> RedisBroker:
@@ -52,6 +55,24 @@ class Runtime:
     reconcile_lock: threading.Lock = field(default_factory=threading.Lock)
     reconciled_head: int | None = None
     reconciled_after: int = 0
+    # Stripe deliveries, applied in batches by the worker's threads (workers/batching.py).
+    deliveries: GroupCommit[UUID, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliveries = GroupCommit(self.apply_deliveries)
+
+    def apply_deliveries(self, delivery_ids: list[UUID]) -> list[str]:
+        """Apply these stored Stripe events (each once; one applied already keeps its outcome)
+        under their locks, payments of held orders captured together; their outcomes."""
+        with self.inbox.applying(delivery_ids) as deliveries:
+            todo = [d for d in deliveries if d.outcome is None]
+            outcomes = dict(zip((d.id for d in todo), self.boxoffice.apply_provider_events(
+                [(d.type, d.payload) for d in todo]), strict=True))  # fmt: skip
+            self.inbox.mark_applied(outcomes)
+        for d in deliveries:
+            said = outcomes.get(d.id, f"already applied ({d.outcome})")
+            log.info("stripe %s %s: %s", d.type, d.external_id, said)
+        return [outcomes.get(d, "already applied") for d in delivery_ids]
 
 
 @dataclass
@@ -104,47 +125,57 @@ class Actors:
             self.promote_waitlist.send(str(offer_id))
 
 
+def sweep_due_holds(boxoffice: BoxOffice, read_dsn: str) -> int:
+    """Expire every hold past its deadline (the hold sweep): the read model of holds is read a
+    page at a time, each page expired in saves per offer, until a page brings nothing new (the
+    holds just expired stay listed until the projector has caught up). Returns how many expired."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from projections.holds import due_holds
+
+    seen: set[UUID] = set()
+    due_count = expired = saves = 0
+    while True:
+        with psycopg.connect(read_dsn, row_factory=dict_row) as conn:
+            page = due_holds(conn, SWEEP_PAGE)
+        due = [order_id for order_id in page if order_id not in seen]
+        if not due:
+            break
+        seen.update(due)
+        run = boxoffice.expire_holds(due)
+        due_count, expired, saves = due_count + len(due), expired + run.expired, saves + run.saves
+        if len(page) < SWEEP_PAGE:
+            break
+    if due_count:
+        log.info("sweep: %d holds due, %d expired in %d saves", due_count, expired, saves)
+    return expired
+
+
 def declare_actors(broker: dramatiq.Broker, runtime: Callable[[], Runtime]) -> Actors:
     """Declare the actors on `broker`; `runtime` is only called inside a worker."""
 
     @dramatiq.actor(broker=broker, actor_name="expire_hold", queue_name="holds", max_retries=10)
     def expire_hold(order_id: str) -> None:
-        expired = runtime().boxoffice.expire_hold(UUID(order_id))
+        expired = runtime().boxoffice.expire_holds([UUID(order_id)]).expired
         log.info("hold %s %s", order_id, "expired" if expired else "already closed or extended")
 
     @dramatiq.actor(broker=broker, actor_name="expire_holds", queue_name="holds", max_retries=10)
     def expire_holds(order_ids: list[str]) -> None:
-        """Expire a batch of holds placed together; each expiry is idempotent."""
-        app = runtime().boxoffice
-        expired = sum(1 for order_id in order_ids if app.expire_hold(UUID(order_id)))
-        log.info("holds: %d of %d expired", expired, len(order_ids))
+        """Expire a batch of holds placed together, in saves per offer; idempotent."""
+        run = runtime().boxoffice.expire_holds(UUID(order_id) for order_id in order_ids)
+        log.info("holds: %d of %d expired in %d saves", run.expired, len(order_ids), run.saves)
 
     @dramatiq.actor(broker=broker, actor_name="sweep_holds", queue_name="holds", max_retries=3)
     def sweep_holds() -> None:
         """Expire every hold past its deadline that a delayed message has not handled."""
-        import psycopg
-        from psycopg.rows import dict_row
-
-        from projections.holds import due_holds
-
         rt = runtime()
-        with psycopg.connect(rt.read_dsn, row_factory=dict_row) as conn:
-            due = due_holds(conn)
-        expired = sum(1 for order_id in due if rt.boxoffice.expire_hold(order_id))
-        if due:
-            log.info("sweep: %d holds due, %d expired", len(due), expired)
+        sweep_due_holds(rt.boxoffice, rt.read_dsn)
 
     @dramatiq.actor(broker=broker, actor_name="apply_provider_event", queue_name="payments", max_retries=20)
     def apply_provider_event(delivery_id: str) -> None:
         """Apply a stored Stripe event once; repeats and reorderings are absorbed by the order."""
-        rt = runtime()
-        with rt.inbox.applying(UUID(delivery_id)) as delivery:
-            if delivery.outcome is not None:
-                log.info("stripe %s %s: already applied (%s)", delivery.type, delivery.external_id, delivery.outcome)
-                return
-            outcome = rt.boxoffice.apply_provider_event(delivery.type, delivery.payload)
-            rt.inbox.mark_applied(delivery.id, outcome)
-        log.info("stripe %s %s: %s", delivery.type, delivery.external_id, outcome)
+        runtime().deliveries.commit(UUID(delivery_id))
 
     def settle(rt: Runtime, event_id: UUID) -> None:
         import psycopg

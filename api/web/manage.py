@@ -1,10 +1,12 @@
 """The organizer's back office for one show: a new draft (`/organizer/events/new`), its page
-(`/organizer/events/{id}`) with its tiers and offers, a form adding a tier with its first offer,
+(`/organizer/events/{id}`) with its details, tiers and offers (each offer's terms editable, paused
+or resumed), a form adding a tier with its first offer, seats blocked and unblocked by row,
 publish / cancel, door staff, and the latest bookings. Each form calls the same code as the JSON route (api/events.py,
 api/offers.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -13,14 +15,15 @@ from litestar import Controller, Request, Response, get, post
 
 from api.access import owned_event
 from api.door import ScannerCreate, grant_scanner
-from api.events import EventCreate, cancel_event, create_event, publish_event
-from api.offers import OfferCreate, TierCreate, add_offer, add_tier, tiers_of
+from api.events import EventCreate, EventUpdate, cancel_event, create_event, publish_event, update_event
+from api.offers import OfferCreate, OfferUpdate, TierCreate, add_offer, add_tier, tiers_of, update_offer
 from api.orders import orders_for_rows
+from api.seatmaps import set_seats_blocked
 from api.security import Principal, ensure_verified
 from api.services import Services
 from api.venues import Venue
 from api.web.common import FORM, error_status, first, form_of, page_error, render, see_other, to_login, user_of
-from domain.errors import DomainError
+from domain.errors import DomainError, Invalid, NotFound
 from projections import queries
 
 
@@ -77,15 +80,26 @@ class ManageController(Controller):
             return user
         return await _show_page(request, services, user, event_id, "")
 
+    @post("/{event_id:uuid}/details", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def details(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Title, description and times (as PATCH /events/{id})."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            values = {
+                "title": first(fields, "title", 5000),
+                "description": first(fields, "description", 20000),
+                "start_time": _utc(first(fields, "start", 40)),
+                "end_time": _utc(first(fields, "end", 40)),
+            }
+            await update_event(services, user, event_id, msgspec.convert(values, EventUpdate))
+
+        return await _form_action(request, services, event_id, act)
+
     @post("/{event_id:uuid}/tiers", exclude_from_auth=True, opt=FORM, status_code=303)
     async def tier(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
         """A tier and its first offer (POST /events/{id}/tiers, then POST /tiers/{id}/offers)."""
-        user = _organizer(request)
-        if not isinstance(user, Principal):
-            return user
-        fields = await form_of(request)
-        quantity = first(fields, "quantity", 10)
-        try:
+
+        async def act(user: Principal, fields: Fields) -> None:
             tier = msgspec.convert(
                 {"name": first(fields, "tier_name", 300), "kind": first(fields, "kind", 20) or "general",
                  "section_ids": fields.get("section_id", [])[:500]},
@@ -93,59 +107,124 @@ class ManageController(Controller):
             )  # fmt: skip
             offer = msgspec.convert(
                 {"name": first(fields, "offer_name", 300) or tier.name, "price": first(fields, "price", 20),
-                 "currency": first(fields, "currency", 3) or "EUR", "quantity_for_sale": quantity or None,
+                 "currency": first(fields, "currency", 3) or "EUR",
+                 "quantity_for_sale": first(fields, "quantity", 10) or None,
                  "max_per_order": first(fields, "max_per_order", 4) or 10},
                 OfferCreate,
                 strict=False,
             )  # fmt: skip
             tier_id = await add_tier(services, user, event_id, tier)
             await add_offer(services, user, tier_id, offer)
-        except msgspec.ValidationError as invalid:
-            return await _show_page(request, services, user, event_id, f"Please check the form: {invalid}", 422)
-        except DomainError as error:
-            return await _show_page(request, services, user, event_id, str(error), error_status(error))
-        return see_other(f"/organizer/events/{event_id}")
+
+        return await _form_action(request, services, event_id, act)
+
+    @post("/{event_id:uuid}/offers/{offer_id:uuid}", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def offer(
+        self, request: Request[Any, Any, Any], services: Services, event_id: UUID, offer_id: UUID
+    ) -> Response[Any]:
+        """An offer's price, quantity and most per order, or pause/resume it (as PATCH /offers/{id})."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            names = {
+                "price": "price",
+                "quantity_for_sale": "quantity",
+                "max_per_order": "max_per_order",
+                "status": "status",
+            }
+            values = {key: first(fields, name, 20) for key, name in names.items()}
+            data = msgspec.convert({k: v for k, v in values.items() if v}, OfferUpdate, strict=False)
+            if (await update_offer(services, user, offer_id, data)).event_id != event_id:
+                raise NotFound("offer not found", code="offer_not_found")  # changed, but shown on its own page
+
+        return await _form_action(request, services, event_id, act)
+
+    @post("/{event_id:uuid}/seats", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def seats(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Block or unblock seats of one row by their labels, e.g. `1-10, 14` (as POST
+        /events/{id}/seats/block and /unblock: all or none)."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            section, row = first(fields, "section", 200), first(fields, "row", 50)
+            labels = seat_labels(first(fields, "seats", 2000))
+            async with services.pool.connection() as conn:
+                found = {r["label"]: r["id"] for r in await queries.seats_in_row(conn, event_id, section, row)}
+            missing = [label for label in labels if label not in found]
+            if missing:
+                raise Invalid(f"row {row!r} of {section!r} has no seat {', '.join(missing[:5])}", field="seats")
+            block = first(fields, "action", 10) != "unblock"
+            await set_seats_blocked(services, user, event_id, [found[label] for label in labels], block)
+
+        return await _form_action(request, services, event_id, act)
 
     @post("/{event_id:uuid}/publish", exclude_from_auth=True, opt=FORM, status_code=303)
     async def publish(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
-        user = _organizer(request)
-        if not isinstance(user, Principal):
-            return user
-        await form_of(request)
-        try:
+        async def act(user: Principal, fields: Fields) -> None:
             await ensure_verified(services, user)
             await publish_event(services, user, event_id)
-        except DomainError as error:
-            return await _show_page(request, services, user, event_id, str(error), error_status(error))
-        return see_other(f"/organizer/events/{event_id}")
+
+        return await _form_action(request, services, event_id, act)
 
     @post("/{event_id:uuid}/cancel", exclude_from_auth=True, opt=FORM, status_code=303)
     async def cancel(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
-        user = _organizer(request)
-        if not isinstance(user, Principal):
-            return user
-        fields = await form_of(request)
-        try:
+        async def act(user: Principal, fields: Fields) -> None:
             await cancel_event(services, user, event_id, first(fields, "reason", 500))
-        except DomainError as error:
-            return await _show_page(request, services, user, event_id, str(error), error_status(error))
-        return see_other(f"/organizer/events/{event_id}")
+
+        return await _form_action(request, services, event_id, act)
 
     @post("/{event_id:uuid}/scanners", exclude_from_auth=True, opt=FORM, status_code=303)
     async def scanner(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
         """Door staff (as POST /events/{id}/scanners)."""
-        user = _organizer(request)
-        if not isinstance(user, Principal):
-            return user
-        fields = await form_of(request)
-        try:
+
+        async def act(user: Principal, fields: Fields) -> None:
             data = msgspec.convert({"email": first(fields, "email", 300)}, ScannerCreate)
             await grant_scanner(services, user, event_id, data.email)
-        except msgspec.ValidationError as invalid:
-            return await _show_page(request, services, user, event_id, f"Please check the e-mail: {invalid}", 422)
-        except DomainError as error:
-            return await _show_page(request, services, user, event_id, str(error), error_status(error))
-        return see_other(f"/organizer/events/{event_id}")
+
+        return await _form_action(request, services, event_id, act)
+
+
+Fields = dict[str, list[str]]
+MAX_SEATS = 1000  # per form: a few rows' worth, and a bounded statement
+
+
+def seat_labels(text: str) -> list[str]:
+    """`"1-4, 7, A12"` → ["1", "2", "3", "4", "7", "A12"]: numeric ranges spelled out, other
+    labels as written, each once, in order (Invalid beyond MAX_SEATS or for nothing)."""
+    labels: dict[str, None] = {}
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        if dash and low.strip().isdigit() and high.strip().isdigit():
+            first_seat, last_seat = int(low), int(high)
+            if last_seat < first_seat or last_seat - first_seat >= MAX_SEATS:
+                raise Invalid(f"{part!r} is not a range of at most {MAX_SEATS} seats", field="seats")
+            labels.update(dict.fromkeys(str(n) for n in range(first_seat, last_seat + 1)))
+        elif part:
+            labels[part] = None
+        if len(labels) > MAX_SEATS:
+            raise Invalid(f"at most {MAX_SEATS} seats at a time", field="seats")
+    if not labels:
+        raise Invalid("name the seats, e.g. 1-10, 14", field="seats")
+    return list(labels)
+
+
+async def _form_action(
+    request: Request[Any, Any, Any],
+    services: Services,
+    event_id: UUID,
+    act: Callable[[Principal, Fields], Awaitable[None]],
+) -> Response[Any]:
+    """What every form of the show's page does: the organizer's form (CSRF checked) handed to
+    `act`, then back to the page; a refusal shown on the page with the JSON route's status."""
+    user = _organizer(request)
+    if not isinstance(user, Principal):
+        return user
+    fields = await form_of(request)
+    try:
+        await act(user, fields)
+    except msgspec.ValidationError as invalid:
+        return await _show_page(request, services, user, event_id, f"Please check the form: {invalid}", 422)
+    except DomainError as error:
+        return await _show_page(request, services, user, event_id, str(error), error_status(error))
+    return see_other(f"/organizer/events/{event_id}")
 
 
 async def _new_page(
@@ -169,8 +248,9 @@ async def _show_page(
         venue = await queries.venue(conn, row["venue_id"])
         scanners = await queries.scanners(conn, event_id)
         order_rows, bookings = await queries.orders_of(conn, None, None, 1, 50, event_id)
+        blocked = await queries.blocked_seats(conn, event_id)
     orders = await orders_for_rows(services, order_rows)
     tiers, _ = tiers_of(tier_rows, offer_rows)
     sections = Venue.of(venue).sections if venue else []
     return render(request, "event_manage.html", status=status, event=row, tiers=tiers, sections=sections,
-                  scanners=scanners, orders=orders, bookings=bookings, error=error)  # fmt: skip
+                  scanners=scanners, orders=orders, bookings=bookings, blocked=blocked, error=error)  # fmt: skip

@@ -1,6 +1,7 @@
 """The web pages in a real browser: browse → pick two seats → checkout → pay → tickets shown →
 the organizer's dashboard shows the sale → the door scanner checks one ticket in and refuses it
-the second time. Screenshots of each step go to .data/screenshots/ for people to look at."""
+the second time, then the organizer blocks house seats and pauses an offer on the show's page.
+Screenshots of each step go to .data/screenshots/ for people to look at."""
 
 from __future__ import annotations
 
@@ -104,6 +105,19 @@ def test_buyer_organizer_and_door(
     door.wait_for_selector("#kit-status:has-text('Waiting to sync: 0.')", timeout=20_000)
     sales = door.request.get(f"/api/v1/events/{show.id}/sales").json()
     assert sales["tickets_checked_in"] == 2
+
+    # Back office: the show's page blocks three house seats and pauses the standing offer.
+    door.goto(f"/organizer/events/{show.id}")
+    door.fill("input[name=row]", "A")
+    door.fill("input[name=seats]", "18-20")
+    door.get_by_role("button", name="Apply").click()
+    door.wait_for_selector("text=Blocked now (3)")
+    door.locator("button:has-text('Pause sales')").first.click()
+    door.wait_for_selector("button:has-text('Resume sales')")
+    door.screenshot(path=screenshots / "09-manage.png", full_page=True)
+    statuses = [s["status"] for sec in door.request.get(f"/api/v1/events/{show.id}/seat-map").json()["sections"]
+                for r in sec["rows"] for s in r["seats"]]  # fmt: skip
+    assert statuses.count("blocked") == 3
 
     assert errors == []
 

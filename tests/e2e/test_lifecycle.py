@@ -297,3 +297,16 @@ def test_category_lists_are_paginated(client: httpx.Client, admin_token: str) ->
     assert [g["name"] for g in second["data"]] == ["Opera"]
     assert client.get("/segments?page_size=101").status_code in (400, 422)
     assert client.get("/segments").json()["pagination"]["total_items"] >= 1
+
+
+def test_order_lists_show_each_orders_own_total(client: httpx.Client, admin_token: str) -> None:
+    """The lists' row count once shared a column name with the order's total: every listed order
+    then showed the number of rows as its total (0.01 for a list of one)."""
+    show = publish_show(client, admin_token, ga_quantity=20, seats=2)
+    buyer = register(client)
+    placed = [order(client, buyer, [{"offer_id": show.ga_offer, "quantity": n}]).json() for n in (1, 3)]
+    assert [p["total"] for p in placed] == ["25.00", "75.00"]
+    mine = {o["id"]: o["total"] for o in client.get("/orders", headers=bearer(buyer)).json()["data"]}
+    assert mine == {p["id"]: p["total"] for p in placed}
+    theirs = client.get(f"/events/{show.id}/orders", headers=bearer(show.organizer)).json()["data"]
+    assert {o["id"]: o["total"] for o in theirs} == mine

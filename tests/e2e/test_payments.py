@@ -296,3 +296,51 @@ def test_the_reconciler_applies_a_stored_event_nobody_redelivers(
     _stored_unqueued_success(settings, intent)
     paid = wait_for(lambda: (o := get_order(client, buyer, placed["id"]))["status"] == "paid" and o, timeout=40)
     assert len(paid["tickets"]) == 2
+
+
+def test_payments_arriving_together_for_one_offer_are_all_applied(
+    client: httpx.Client, settings: Settings, admin_token: str
+) -> None:
+    """Forty buyers of one offer pay at once: Stripe's forty `payment_intent.succeeded` arrive
+    side by side, with a copy of one (same event id), a second event for the same payment (a
+    new event id) and one naming an order nobody placed. The worker applies them in batches
+    (workers/batching.py): every order paid once with its tickets, the stranger ignored, the
+    41st buyer, who did not pay, still holding; the offer's counters: sold = paid tickets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ticketing import open_boxoffice
+
+    crowd = publish_show(client, admin_token, ga_quantity=100, seats=1, max_per_order=4)
+    placed = []
+    for i in range(41):
+        buyer = register(client)
+        r = order(client, buyer, [{"offer_id": crowd.ga_offer, "quantity": 1 + i % 2}])
+        assert r.status_code == 201, r.text
+        placed.append((buyer, r.json(), start(client, buyer, r.json()["id"])))
+
+    def event(payment: dict[str, Any], order_id: str) -> dict[str, Any]:
+        amount = round(float(payment["amount"]) * 100)
+        intent = {"id": payment["payment_intent_id"], "object": "payment_intent", "status": "succeeded",
+                  "amount": amount, "amount_received": amount, "currency": payment["currency"].lower(),
+                  "metadata": {"order_id": order_id}}  # fmt: skip
+        return {"id": f"evt_{uuid4().hex}", "object": "event", "type": "payment_intent.succeeded",
+                "created": int(time.time()), "data": {"object": intent}}  # fmt: skip
+
+    events = [event(p, o["id"]) for _, o, p in placed[:40]]
+    events += [events[0], {**events[1], "id": f"evt_{uuid4().hex}"}, event(placed[2][2], str(uuid4()))]
+    with httpx.Client(base_url=str(client.base_url)) as other, ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(partial(deliver, other, settings), events))
+    assert [a.status_code for a in answers] == [200] * len(events)
+    assert [a.json()["duplicate"] for a in answers].count(True) == 1
+
+    for buyer, o, _ in placed[:40]:
+        final = wait_for(partial(is_status, client, buyer, o["id"], "paid"))
+        assert len(final["tickets"]) == o["ticket_count"]
+    assert get_order(client, placed[40][0], placed[40][1]["id"])["status"] == "held"
+    app = open_boxoffice(settings)
+    try:
+        offer: Any = app.get_offer(UUID(crowd.ga_offer))
+        assert offer.sold == sum(o["ticket_count"] for _, o, _ in placed[:40])
+        assert offer.held == placed[40][1]["ticket_count"]
+    finally:
+        app.close()

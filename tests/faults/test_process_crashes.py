@@ -36,7 +36,7 @@ from ticketing import open_boxoffice
 from workers.processes import free_port, spawn, stop_process
 from workers.projector import list_positions
 
-LONG_RUNNING = ("projector", "notifier", "worker", "scheduler")
+LONG_RUNNING = ("projector", "notifier", "worker", "mailer", "scheduler")
 
 
 class Said:

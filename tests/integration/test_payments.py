@@ -133,12 +133,12 @@ def test_one_delivery_applied_by_two_workers_at_once_is_applied_once(settings: S
         applied: list[str | None] = []
 
         def worker() -> None:
-            with inbox.applying(delivery_id) as delivery:
+            with inbox.applying([delivery_id]) as (delivery,):
                 applied.append(delivery.outcome)
                 if delivery.outcome is None:
                     inside.set()
                     threading.Event().wait(0.3)  # the other worker arrives meanwhile
-                    inbox.mark_applied(delivery.id, "done")
+                    inbox.mark_applied({delivery.id: "done"})
 
         first = threading.Thread(target=worker)
         first.start()

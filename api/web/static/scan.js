@@ -53,7 +53,11 @@
   }
 
   async function useKit(kit) {
-    key = await crypto.subtle.importKey("raw", bytes(kit.public_key), { name: "Ed25519" }, false, ["verify"]);
+    // Every key a valid code may be signed with (the current one first; older kits list only it).
+    const published = kit.public_keys && kit.public_keys.length ? kit.public_keys.map(function (k) { return k.public_key; }) : [kit.public_key];
+    key = await Promise.all(published.map(function (k) {
+      return crypto.subtle.importKey("raw", bytes(k), { name: "Ed25519" }, false, ["verify"]);
+    }));
     tickets = new Map(kit.tickets.map(function (t) { return [t.ticket_id, t]; }));
     report();
   }
@@ -81,7 +85,11 @@
     const m = /^TK1\.([A-Za-z0-9_-]{46})\.([A-Za-z0-9_-]{86})$/.exec(code);
     if (!m || !key) return null;
     const signed = new TextEncoder().encode("TK1." + m[1]);
-    const genuine = await crypto.subtle.verify({ name: "Ed25519" }, key, bytes(m[2]), signed).catch(function () { return false; });
+    let genuine = false;
+    for (const k of key) {
+      genuine = await crypto.subtle.verify({ name: "Ed25519" }, k, bytes(m[2]), signed).catch(function () { return false; });
+      if (genuine) break;
+    }
     if (!genuine) return null;
     const p = bytes(m[1]);
     return { ticket: uuid(p.slice(0, 16)), event: uuid(p.slice(16, 32)), generation: (p[32] << 8) | p[33] };
