@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from commands.boxoffice import BoxOffice
 from projections.models import open_view
 from projections.notifier import NotifierProjection, NotifierView
-from workers.projector import Runner, run_until_stopped
+from workers.projector import OpenOnce, Runner, run_until_stopped
 
 log = logging.getLogger("notifier")
 
@@ -28,7 +27,7 @@ def open_notifier(env: dict[str, str], *, create_tables: bool = False) -> Notifi
 def run_notifier(env: dict[str, str], queue_mails: Callable[[list[str]], None]) -> None:
     """Decide mails until SIGTERM/SIGINT; restarts after a lost connection, like the projector."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = BoxOffice(env=env)
+    app = OpenOnce(env)
     notifier = open_notifier(env)
 
     def hand_over(keys: list[str]) -> None:
@@ -42,5 +41,5 @@ def run_notifier(env: dict[str, str], queue_mails: Callable[[list[str]], None]) 
     # topics (`only_handled`) was tried and measured worse: its position then stays at the last
     # mail event, so each NOTIFY re-scanned every event since (no topic index), doubling
     # Postgres' CPU per order in hot-seats.
-    run_until_stopped(lambda: Runner(app, [notifier]), "notifier")
+    run_until_stopped(lambda: Runner(app(), [notifier]), "notifier")
     app.close()

@@ -1,6 +1,7 @@
 """Child processes of the development stack: start one in its own session, tied to our life
 (Linux kills it when we die, so a killed test run leaves no servers behind), wait for it to be
-ready, stop it and whatever it started, read the end of its log."""
+ready, stop it and whatever it started, read the end of its log; how long to wait before
+starting again something that failed (`Backoff`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,40 @@ log = logging.getLogger(__name__)
 
 class StackError(RuntimeError):
     """A service or application process failed to start or died."""
+
+
+@dataclass
+class Backoff:
+    """The pauses before starting again something that keeps failing: `initial` seconds, doubling
+    with each failure up to `cap`. Once it had stayed up `reset_after` seconds, a failure counts
+    as a new one, not the same one again, and the pause is `initial` again. Never zero: a process
+    that cannot start is restarted at most every `cap` seconds, never in a tight loop."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    reset_after: float = 60.0
+    pause: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pause = self.initial
+
+    def failed(self, ran_for: float = 0.0) -> float:
+        """The pause before the next start, after a failure `ran_for` seconds after the last one."""
+        if ran_for >= self.reset_after:
+            self.pause = self.initial
+        pause = self.pause
+        self.pause = min(pause * 2, self.cap)
+        return pause
+
+
+def describe_exit(code: int) -> str:
+    """`exited with 1`, or `was killed by SIGKILL` for a negative Popen return code."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with {code}"
 
 
 def die_with_parent() -> Callable[[], None] | None:

@@ -32,6 +32,7 @@ from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
 from workers import heap
 from workers.metrics import Sampler, sample_read_models
+from workers.processes import Backoff
 
 log = logging.getLogger("projections")
 BATCH_SIZE = 2000
@@ -75,6 +76,14 @@ class Runner:
         for thread in self.threads:
             thread.join(timeout=10)
 
+    def drop_broken_connections(self) -> None:
+        """Test the pooled connections and drop the broken ones: a restarted Postgres cuts them
+        all, and the next runner would otherwise fail again on the first stale one it takes."""
+        datastores = [getattr(self.app.recorder, "datastore", None)] + [p.view.datastore for p in self.projections]
+        for datastore in {id(d): d for d in datastores if d is not None}.values():
+            with contextlib.suppress(Exception):  # down again: the next runner finds out
+                datastore.pool.check()
+
     def _read(self) -> None:
         try:
             for notification in self.subscription:
@@ -115,45 +124,71 @@ def run_forever(env: dict[str, str]) -> None:
     positions the models recorded, after a pause that grows up to 30 s while failures repeat.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = BoxOffice(env=env)
     projections = [open_projection(env, name) for name in READ_MODELS]
-    heap.settle()
-    Sampler("read-models", sample_read_models(app, projections)).start()  # lag, holds: workers/metrics.py
+
+    def opened(app: BoxOffice) -> None:
+        heap.settle()  # what the process keeps for its lifetime is built
+        Sampler("read-models", sample_read_models(app, projections)).start()  # lag, holds: workers/metrics.py
+
+    app = OpenOnce(env, on_open=opened)
     # One runner for all read models: one subscription, one decode and one transaction per batch.
-    run_until_stopped(lambda: Runner(app, projections), "read models")
+    run_until_stopped(lambda: Runner(app(), projections), "read models")
     app.close()
+
+
+class OpenOnce:
+    """The BoxOffice application of a runner, opened on first use: with Postgres down when the
+    process starts, opening it fails (after its pool's 30 s wait) with a TRANSIENT error, and
+    `run_until_stopped` tries again after its pause instead of the process exiting."""
+
+    def __init__(self, env: dict[str, str], *, on_open: Callable[[BoxOffice], None] = lambda app: None) -> None:
+        self.env = env
+        self.on_open = on_open
+        self.app: BoxOffice | None = None
+
+    def __call__(self) -> BoxOffice:
+        if self.app is None:
+            self.app = BoxOffice(env=self.env)
+            self.on_open(self.app)
+        return self.app
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
 
 
 def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
     """Run what `make_runner` makes until SIGTERM/SIGINT, starting it again after a failure
     (Postgres restarting, the connection lost) from the positions its models recorded, after a
-    pause that grows up to 30 s while failures repeat."""
+    pause that grows up to 30 s while failures repeat (`Backoff`). It never gives up: a store
+    that is down for minutes is waited for, not a reason to exit."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    pause = 0.5
+    backoff = Backoff()
     while not done.is_set():
         try:
             runner = make_runner()
         except TRANSIENT as error:
+            pause = backoff.failed()
             log.warning("%s cannot start yet (%r); trying again in %.1f s", what, error, pause)
             done.wait(pause)
-            pause = min(pause * 2, 30.0)
             continue
         runner.start()
         log.info("%s started", what)
         started = time.monotonic()
-        while not done.wait(0.5) and runner.error is None:
+        # `stopping` is set by the runner's threads when they end, with or without an error.
+        while not done.wait(0.5) and not runner.stopping.is_set():
             pass
         runner.stop()
         runner.join()
-        if runner.error is None:
+        if done.is_set():
             break
-        if time.monotonic() - started > 60:
-            pause = 0.5  # it ran fine for a while: this is a new failure, not the same one again
-        log.error("%s stopped (%r); starting again in %.1f s", what, runner.error, pause, exc_info=runner.error)
+        failure = runner.error or RuntimeError("the subscription to the event store ended")
+        pause = backoff.failed(time.monotonic() - started)
+        log.error("%s stopped (%r); starting again in %.1f s", what, failure, pause, exc_info=failure)
         done.wait(pause)
-        pause = min(pause * 2, 30.0)
+        runner.drop_broken_connections()
 
 
 def list_errors(env: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,10 +1,12 @@
 """`ticketing run`: the whole service on one machine, for development, tests and benchmarks.
 
-`ServiceProcesses` runs the application's processes (claims service, API, dramatiq worker,
-projector, scheduler), each a child in its own session with its log in the data directory;
+`ServiceProcesses` runs the application's processes (claims service, API, dramatiq worker and
+mailer, projector, notifier, scheduler), each a child in its own session with its log in the data
+directory, and (`Supervisor`) can start again, after a growing pause, any that exits;
 `run_service` starts the embedded services (`workers/embedded.py`) for whatever the environment
-does not configure, prepares the database, starts the processes and stops everything in order on
-Ctrl-C or SIGTERM. The commands the children run are the composition root's (`ticketing ...`).
+does not configure, prepares the database, starts the processes, keeps them running and stops
+everything in order on Ctrl-C or SIGTERM. The commands the children run are the composition
+root's (`ticketing ...`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,16 @@ from typing import Self
 from workers.embedded import EmbeddedServices
 from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
 from workers.metrics import fresh_multiprocess_dir
-from workers.processes import StackError, http_ok, spawn, stop_process, tail, wait_until
+from workers.processes import (
+    Backoff,
+    StackError,
+    describe_exit,
+    http_ok,
+    spawn,
+    stop_process,
+    tail,
+    wait_until,
+)
 
 # Prepare a stack's database before its processes start: given the environment the processes
 # will have, migrate (and load the demo data); returns variables to add to that environment and
@@ -39,7 +51,12 @@ class _Child:
     name: str
     argv: list[str]
     log_path: Path
+    backoff: Backoff
     proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    # Set while it is down: when it is to be started again.
+    restart_at: float | None = None
+    restarts: int = 0
 
 
 def _client_host(host: str) -> str:
@@ -51,15 +68,162 @@ def _client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class ServiceProcesses:
-    """Run the claims service, the API, the dramatiq worker, the projection runner, the mail
-    notifier and the scheduler.
+class Supervisor:
+    """Children started together, each started again after a pause when it exits, and stopped
+    together in reverse order of start.
 
     Each child gets `env` as its environment and appends its output to `<log_dir>/<name>.log`.
+    `revive` restarts what has exited, after a pause from the child's own `Backoff` (0.5 s
+    doubling to 30 s, back to 0.5 s once it had stayed up a minute), so a child that keeps
+    crashing is retried every 30 s and the others run on; `watch` calls it from a thread of its
+    own. A child is tied to the thread that started it (Linux's parent-death signal), so the
+    watching thread is also the one that stops the children at the end.
+    """
+
+    def __init__(
+        self,
+        commands: Mapping[str, Sequence[str]],
+        env: Mapping[str, str],
+        *,
+        log_dir: Path,
+        stop_timeout: float = 15.0,
+        backoff: Callable[[], Backoff] = Backoff,
+    ) -> None:
+        self.env = dict(env)
+        self.log_dir = Path(log_dir)
+        self.stop_timeout = stop_timeout
+        self.children = [
+            _Child(name, list(argv), self.log_dir / f"{name}.log", backoff()) for name, argv in commands.items()
+        ]
+        self._lock = threading.RLock()
+        self._stopped = False
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start every child, in order."""
+        for child in self.children:
+            self._start(child)
+
+    def _start(self, child: _Child) -> None:
+        child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+
+    def _find(self, name: str) -> _Child:
+        for child in self.children:
+            if child.name == name and child.proc is not None:
+                return child
+        raise KeyError(name)
+
+    def child(self, name: str) -> subprocess.Popen[bytes]:
+        """The process of one child (the exited one while it waits to be started again)."""
+        proc = self._find(name).proc
+        assert proc is not None
+        return proc
+
+    def restarts(self, name: str) -> int:
+        """How many times `revive` has started this child again."""
+        return self._find(name).restarts
+
+    def restart(self, name: str) -> None:
+        """Stop one child and start it again (tests: a crash or a redeploy of one process)."""
+        with self._lock:
+            child = self._find(name)
+            assert child.proc is not None
+            stop_process(child.proc, self.stop_timeout)
+            self._start(child)
+
+    def exited(self) -> dict[str, int]:
+        """Children that have exited (and not been started again yet), with their return codes."""
+        return {
+            child.name: code
+            for child in self.children
+            if child.proc is not None and (code := child.proc.poll()) is not None
+        }
+
+    def check_alive(self) -> None:
+        """Raise StackError, with the tail of its log, if any child has exited."""
+        dead = self.exited()
+        if dead:
+            details = "\n".join(
+                f"--- {child.name} (exit code {dead[child.name]}), {child.log_path}:\n{tail(child.log_path)}"
+                for child in self.children
+                if child.name in dead
+            )
+            raise StackError(f"process(es) exited: {', '.join(dead)}\n{details}")
+
+    def revive(self, report: Callable[[str], None]) -> None:
+        """Note the children that have exited, with when each is to start again (told to
+        `report`), and start those whose pause is over."""
+        with self._lock:
+            if self._stopped:
+                return
+            now = time.monotonic()
+            for child in self.children:
+                if child.proc is None:
+                    continue
+                if child.restart_at is None:
+                    code = child.proc.poll()
+                    if code is None:
+                        continue
+                    # Whatever it started (uvicorn's or dramatiq's worker processes) goes with it:
+                    # left running, they would keep its port or its messages.
+                    stop_process(child.proc, self.stop_timeout)
+                    pause = child.backoff.failed(now - child.started_at)
+                    child.restart_at = now + pause
+                    report(f"{child.name} {describe_exit(code)}, restarting in {pause:.1f} s (log: {child.log_path})")
+                elif now >= child.restart_at:
+                    try:
+                        self._start(child)
+                    except OSError as error:  # its log or its program unreachable: tried again later
+                        pause = child.backoff.failed()
+                        child.restart_at = now + pause
+                        report(f"{child.name} could not be started ({error!r}), trying again in {pause:.1f} s")
+                        continue
+                    child.restarts += 1
+                    report(f"{child.name} started again (restart {child.restarts})")
+
+    def watch(self, report: Callable[[str], None], every: float = 0.2) -> None:
+        """Restart exited children from a thread of our own until `stop`."""
+
+        def loop() -> None:
+            while not self._stop_watching.wait(every):
+                try:
+                    self.revive(report)
+                except Exception as error:  # noqa: BLE001 - a failed start is tried again next round
+                    report(f"could not restart a process: {error!r}")
+            # The children it started are tied to this thread: they are stopped, in order, before it ends.
+            self._stop_children()
+
+        self._watcher = threading.Thread(target=loop, name="supervisor", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop the watching thread, if any, and every child in reverse order of start."""
+        if self._watcher is not None:
+            self._stop_watching.set()
+            self._watcher.join(timeout=self.stop_timeout * len(self.children) + 10)
+        self._stop_children()
+
+    def _stop_children(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for child in reversed(self.children):
+                if child.proc is not None:
+                    stop_process(child.proc, self.stop_timeout)
+
+
+class ServiceProcesses(Supervisor):
+    """Run the claims service, the API, the dramatiq worker (payments and holds) and mailer, the
+    projection runner, the mail notifier and the scheduler.
+
     `__enter__` returns once `GET /health` answers 200, and raises StackError with the tail of the
-    logs if a child exits or the API is not healthy within `startup_timeout` seconds. `__exit__`
-    stops them in reverse order of start (API first, so no new work arrives while workers drain).
-    As with EmbeddedServices, enter it from a long-lived thread.
+    logs if a child exits or the API is not healthy within `startup_timeout` seconds. With
+    `supervise` (where to say what happened), a child that exits afterwards is started again after
+    a pause (see `Supervisor`) while the others run on; without, it stays down (`exited`,
+    `check_alive`). `__exit__` stops them in reverse order of start (API first, so no new work
+    arrives while workers drain). As with EmbeddedServices, enter it from a long-lived thread.
     """
 
     def __init__(
@@ -72,29 +236,28 @@ class ServiceProcesses:
         log_dir: Path,
         startup_timeout: float = 90.0,
         stop_timeout: float = 15.0,
+        supervise: Callable[[str], None] | None = None,
+        backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
-        self.env = {"PYTHONUNBUFFERED": "1", **env}
+        env = {"PYTHONUNBUFFERED": "1", **env}
         # Every child writes its metrics there, the API's /metrics adds them up (workers/metrics.py).
-        self.env["PROMETHEUS_MULTIPROC_DIR"] = fresh_multiprocess_dir(
-            self.env, Path(self.env.get("DATA_DIR") or log_dir), str(port)
-        )
+        env["PROMETHEUS_MULTIPROC_DIR"] = fresh_multiprocess_dir(env, Path(env.get("DATA_DIR") or log_dir), str(port))
         # One claims service (the claim writer of every API process) on a private Unix socket,
         # unless CLAIMS_ADDRESS names one already.
         self._socket_dir: str | None = None
-        if not self.env.get("CLAIMS_ADDRESS"):
+        if not env.get("CLAIMS_ADDRESS"):
             # A short path of its own (Unix socket paths are limited to ~107 bytes).
             self._socket_dir = tempfile.mkdtemp(prefix="ticketing-claims-")
-            self.env["CLAIMS_ADDRESS"] = f"unix:{self._socket_dir}/claims.sock"
+            env["CLAIMS_ADDRESS"] = f"unix:{self._socket_dir}/claims.sock"
         self.host = host
         self.port = port
-        self.log_dir = Path(log_dir)
         self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
+        self.supervise = supervise
         python = sys.executable
         uvicorn = [python, "-m", "uvicorn", "ticketing:create_api", "--factory"]
         uvicorn += ["--host", host, "--port", str(port), "--workers", str(web_workers)]
         uvicorn += ["--no-access-log", "--loop", "uvloop", "--http", "api.http:HttpProtocol"]
-        uvicorn += proxy_options(self.env.get("TRUSTED_PROXIES", ""))
+        uvicorn += proxy_options(env.get("TRUSTED_PROXIES", ""))
         dramatiq = [python, "-m", "dramatiq", "ticketing:worker", "--processes", "1"]
         commands = {
             "claims": [python, "-m", "ticketing", "claims"],
@@ -109,7 +272,7 @@ class ServiceProcesses:
             "scheduler": [python, "-m", "ticketing", "scheduler"],
             "api": uvicorn,
         }
-        self.children = [_Child(name, argv, self.log_dir / f"{name}.log") for name, argv in commands.items()]
+        super().__init__(commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff)
 
     @property
     def base_url(self) -> str:
@@ -118,10 +281,11 @@ class ServiceProcesses:
 
     def __enter__(self) -> Self:
         try:
-            for child in self.children:
-                child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
+            self.start()
             wait_until(self._healthy, what="the API (/health)", timeout=self.startup_timeout)
             wait_until(self._claims_listening, what="the claims service", timeout=self.startup_timeout)
+            if self.supervise is not None:
+                self.watch(self.supervise)
         except BaseException:
             self._stop()
             raise
@@ -144,45 +308,8 @@ class ServiceProcesses:
         self.check_alive()
         return http_ok(f"{self.base_url}/health")
 
-    def child(self, name: str) -> subprocess.Popen[bytes]:
-        """The running process of one child (`claims`, `projector`, `notifier`, `worker`, `scheduler`, `api`)."""
-        for child in self.children:
-            if child.name == name and child.proc is not None:
-                return child.proc
-        raise KeyError(name)
-
-    def restart(self, name: str) -> None:
-        """Stop one child and start it again (tests: a crash or a redeploy of one process)."""
-        for child in self.children:
-            if child.name == name and child.proc is not None:
-                stop_process(child.proc, self.stop_timeout)
-                child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
-                return
-        raise KeyError(name)
-
-    def exited(self) -> dict[str, int]:
-        """Children that have exited, with their return codes."""
-        return {
-            child.name: code
-            for child in self.children
-            if child.proc is not None and (code := child.proc.poll()) is not None
-        }
-
-    def check_alive(self) -> None:
-        """Raise StackError, with the tail of its log, if any child has exited."""
-        dead = self.exited()
-        if dead:
-            details = "\n".join(
-                f"--- {child.name} (exit code {dead[child.name]}), {child.log_path}:\n{tail(child.log_path)}"
-                for child in self.children
-                if child.name in dead
-            )
-            raise StackError(f"process(es) exited: {', '.join(dead)}\n{details}")
-
     def _stop(self) -> None:
-        for child in reversed(self.children):
-            if child.proc is not None:
-                stop_process(child.proc, self.stop_timeout)
+        self.stop()
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
@@ -218,8 +345,9 @@ def proxy_options(trusted_proxies: str) -> list[str]:
 def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepare: Prepare) -> int:
     """Start everything (embedded services for what is not configured) and serve until stopped.
 
-    Returns 0 after SIGINT/SIGTERM, 1 if a process died or failed to start, 130 when interrupted
-    during start-up.
+    A process that exits once everything is up is started again after a pause (0.5 s, doubling
+    to 30 s while it keeps failing), said on the console; the others run on. Returns 0 after
+    SIGINT/SIGTERM, 1 if something failed to start, 130 when interrupted during start-up.
     """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -242,9 +370,11 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
                 say("Migrating the database…")
                 pinned, demo_lines = prepare(env)
                 env.update(pinned)
-                say("Starting the API, worker, projector, notifier and scheduler…")
+                say("Starting the API, worker, mailer, projector, notifier and scheduler…")
                 processes = stack.enter_context(
-                    ServiceProcesses(env, host=host, port=port, web_workers=web_workers, log_dir=data_dir / "logs")
+                    ServiceProcesses(
+                        env, host=host, port=port, web_workers=web_workers, log_dir=data_dir / "logs", supervise=say
+                    )
                 )
                 if "STRIPE_API_BASE" in overrides:
                     register_localstripe_webhook(
@@ -265,22 +395,13 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
             raise
         with stack:
             say(_banner(env, processes, embedded, overrides, demo_lines))
+            # The processes restart themselves (ServiceProcesses' supervising thread); this
+            # thread only waits for the signal to stop (in short waits: signals are handled between them).
             while not stop.wait(0.5):
-                dead = processes.exited()
-                if dead:
-                    say(f"\nA process exited ({dead}); stopping everything.")
-                    _print_tails(processes, dead)
-                    return 1
+                pass
             say("\nStopping…")
     say("Stopped.")
     return 0
-
-
-def _print_tails(processes: ServiceProcesses, dead: Mapping[str, int]) -> None:
-    for child in processes.children:
-        if child.name in dead:
-            say(f"--- {child.name} (exit {dead[child.name]}) {child.log_path}", err=True)
-            say(tail(child.log_path), err=True)
 
 
 def _banner(

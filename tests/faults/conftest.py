@@ -4,9 +4,10 @@ other tests. Module-scoped: each fault module starts from a healthy stack."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,16 @@ class FaultStack:
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[FaultStack]:
+    with fault_stack() as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def fault_stack(
+    supervise: Callable[[str], None] | None = None, extra_env: Mapping[str, str] | None = None
+) -> Iterator[FaultStack]:
+    """A fresh stack; with `supervise`, its processes are restarted when they exit (as `make run`
+    does), and what the supervisor says goes there."""
     FAULT_DATA.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     services = EmbeddedServices(FAULT_DATA, base, fresh=True)
@@ -57,10 +68,13 @@ def faults() -> Iterator[FaultStack]:
             "RATE_LIMIT_ORDERS": "100000/minute",
             "SWEEP_INTERVAL_SECONDS": "1",
             "PROJECTION_WAIT_SECONDS": "2",
+            **(extra_env or {}),
         }
         settings = Settings.from_env(env)
         migrate(settings)
-        with start_service(env, "faults", web_workers=2) as processes, stateless_client(processes.base_url) as client:
+        processes = start_service(env, "faults", web_workers=2)
+        processes.supervise = supervise
+        with processes, stateless_client(processes.base_url) as client:
             register_localstripe_webhook(
                 overrides["STRIPE_API_BASE"],
                 url=processes.base_url + STRIPE_WEBHOOK_PATH,
