@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -152,9 +153,7 @@ class SalesCommands(BaseApplication):
     def _expire_attempt(self, order_ids: list[UUID], at: datetime | None) -> int:
         """Decide and save the batch, taking turns with the other writers of its aggregates (the
         module's docstring); returns how many orders it expired."""
-        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
-        with datastore.get_connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXPIRY_LOCK,))
+        with self.turn(EXPIRY_LOCK) as take_turn_with_claims:
             now = at or utcnow()
             # Cached since they were grouped: this reads only what changed since.
             orders = [o for o in self.load_many(order_ids).values() if _lapsed(o, now)]
@@ -162,7 +161,7 @@ class SalesCommands(BaseApplication):
                 return 0
             for order in orders:
                 order.expire(now)
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
+            take_turn_with_claims()
             offers = self.load_many(i["offer_id"] for o in orders for i in o.items)
             seat_ids = [s for o in orders for s in o.seat_ids()]
             seats = self.load_many(seat_ids) if seat_ids else {}
@@ -172,6 +171,18 @@ class SalesCommands(BaseApplication):
                 changed.update((a.id, a) for a in self._release(order, offers, seats))
             self.save(*changed.values())
         return len(orders)
+
+    @contextmanager
+    def turn(self, *locks: int) -> Iterator[Callable[[], None]]:
+        """A transaction of its own holding these advisory locks (taken in order) until the
+        block ends; the block calls what it is handed to take the claim writers' lock too,
+        once it is about to load the offers and seats it will save (see the module's docstring:
+        writers taking turns instead of invalidating each other's loads)."""
+        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.transaction():
+            for lock in locks:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            yield lambda: conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
 
     def _release(
         self, order: Order, known: dict[UUID, Any] | None = None, seats: dict[UUID, Any] | None = None
