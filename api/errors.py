@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -165,10 +166,31 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
 UNAVAILABLE = ErrorBody(error="a backing service is unavailable; try again shortly", code=Unavailable.code)
 
 
-def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    """Redis (queue, rate limits, sessions) did not answer in time: 503, try again shortly."""
+def unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Redis (queue, rate limits, sessions) or Postgres did not answer: 503, try again shortly.
+
+    After Postgres restarted, every pooled connection is dead; without a check each would fail
+    one more request before its pool replaced it. A database error has the pools (the read
+    pool, and the applications' stores) check theirs in the background, so a restart costs a
+    request or two a 503, not one per pooled connection."""
     log.warning("a backing service is unavailable: %r", exc)
+    services = request.app.state.get("services")
+    if isinstance(exc, DATABASE_DOWN) and services is not None and not _checks:
+        _checks.add(task := asyncio.get_running_loop().create_task(_check_pools(services)))
+        task.add_done_callback(_checks.discard)
     return error_response(503, UNAVAILABLE.error, UNAVAILABLE.code, headers={"Retry-After": "2"})
+
+
+_checks: set[asyncio.Task[None]] = set()  # the running check (a task needs a reference until done)
+
+
+async def _check_pools(services: Any) -> None:
+    try:
+        await services.pool.check()
+        for app in (services.boxoffice, services.accounts, services.inbox):
+            await asyncio.to_thread(app.recorder.datastore.pool.check)
+    except Exception:  # the database is still away: the next failure checks again
+        log.info("checking the database pools failed", exc_info=True)
 
 
 INTERNAL = ErrorBody(error="internal error", code="internal_error")
