@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import start_service
@@ -127,3 +129,26 @@ def admin(stack: FaultStack) -> str:
     assert r.status_code == 200, r.text
     token: str = r.json()["access_token"]
     return token
+
+
+def stored_orders(stack: FaultStack, offer_id: str) -> set[UUID]:
+    """The orders of this offer the event store holds (their `Order.Placed`), read from the table."""
+    with psycopg.connect(stack.settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id FROM public.boxoffice_events WHERE originator_version = 1 "
+            "AND topic LIKE %s AND convert_from(state, 'UTF8') LIKE %s",
+            ("%Order.Placed", f"%{UUID(offer_id).hex}%"),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def offer_claims(stack: FaultStack, offer_id: str) -> int:
+    """Units of the offer held or sold, as the event store's offer says."""
+    from ticketing import open_boxoffice
+
+    app = open_boxoffice(stack.settings)
+    try:
+        offer = app.get_offer(UUID(offer_id))
+        return int(offer.held + offer.sold)
+    finally:
+        app.close()

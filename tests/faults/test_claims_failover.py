@@ -23,11 +23,10 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
-import psycopg
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import Show, bearer, publish_show
-from tests.faults.conftest import FaultStack, admin, eventually, verified_buyer
+from tests.faults.conftest import FaultStack, admin, eventually, offer_claims, stored_orders, verified_buyer
 
 STOCK = 20_000  # never sold out here: every refusal would be the fault's
 
@@ -184,30 +183,9 @@ def _check_store(sale: Sale) -> None:
     """From the event store: every 201 stored, nothing stored that its buyer was not told of or
     cannot recover with the key, the offer's claims exactly the stored orders' (one unit each:
     nothing claimed twice, nothing oversold)."""
-    stored = _stored_orders(sale.stack, sale.show.ga_offer)
+    stored = stored_orders(sale.stack, sale.show.ga_offer)
     placed = {order_id_for_idempotency_key(sale.ids[a.token], a.key) for a in sale.answers if a.status in (200, 201)}
     assert placed <= stored, "an order answered 201 is not stored"
     retryable = {order_id_for_idempotency_key(sale.ids[a.token], a.key) for a in sale.answers if a.status == 503}
     assert stored - placed <= retryable, "an order stored that its buyer was not told of, nor can recover"
-    assert _offer_claims(sale.stack, sale.show.ga_offer) == len(stored) <= STOCK
-
-
-def _stored_orders(stack: FaultStack, offer_id: str) -> set[UUID]:
-    with psycopg.connect(stack.settings.database_url) as conn:
-        rows = conn.execute(
-            "SELECT originator_id FROM public.boxoffice_events WHERE originator_version = 1 "
-            "AND topic LIKE %s AND convert_from(state, 'UTF8') LIKE %s",
-            ("%Order.Placed", f"%{UUID(offer_id).hex}%"),
-        ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _offer_claims(stack: FaultStack, offer_id: str) -> int:
-    from ticketing import open_boxoffice
-
-    app = open_boxoffice(stack.settings)
-    try:
-        offer = app.get_offer(UUID(offer_id))
-        return int(offer.held + offer.sold)
-    finally:
-        app.close()
+    assert offer_claims(sale.stack, sale.show.ga_offer) == len(stored) <= STOCK

@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import httpx
-import psycopg
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import bearer, publish_show
-from tests.faults.conftest import FaultStack, admin, verified_buyer
+from tests.faults.conftest import FaultStack, admin, offer_claims, stored_orders, verified_buyer
 
 
 def test_a_postgres_restart_mid_sale_loses_nothing_and_answers_honestly(faults: FaultStack) -> None:
@@ -55,7 +54,7 @@ def test_a_postgres_restart_mid_sale_loses_nothing_and_answers_honestly(faults: 
     print("answers by status during the restart:", dict(statuses))
     assert statuses[500] == 0, statuses
     assert statuses[201] > 0, statuses
-    stored = _stored_orders(stack, show.ga_offer)
+    stored = stored_orders(stack, show.ga_offer)
     for (token, key), status in answers.items():
         order_id = order_id_for_idempotency_key(ids[token], key)
         if order_id in stored:
@@ -69,27 +68,6 @@ def test_a_postgres_restart_mid_sale_loses_nothing_and_answers_honestly(faults: 
                 r = client.post("/orders", headers={**bearer(token), "Idempotency-Key": key},
                                 json={"items": [{"offer_id": show.ga_offer, "quantity": 1}]})  # fmt: skip
                 assert r.status_code in (200, 201, 409), r.text
-    held = _offer_claims(stack, show.ga_offer)
+    held = offer_claims(stack, show.ga_offer)
     assert 0 < held <= stock
-    assert len(_stored_orders(stack, show.ga_offer)) == held  # one unit each: never oversold, nothing lost
-
-
-def _stored_orders(stack: FaultStack, offer_id: str) -> set[UUID]:
-    with psycopg.connect(stack.settings.database_url) as conn:
-        rows = conn.execute(
-            "SELECT originator_id FROM public.boxoffice_events WHERE originator_version = 1 "
-            "AND topic LIKE %s AND convert_from(state, 'UTF8') LIKE %s",
-            ("%Order.Placed", f"%{UUID(offer_id).hex}%"),
-        ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _offer_claims(stack: FaultStack, offer_id: str) -> int:
-    from ticketing import open_boxoffice
-
-    app = open_boxoffice(stack.settings)
-    try:
-        offer = app.get_offer(UUID(offer_id))
-        return offer.held + offer.sold
-    finally:
-        app.close()
+    assert len(stored_orders(stack, show.ga_offer)) == held  # one unit each: never oversold, nothing lost

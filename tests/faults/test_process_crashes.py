@@ -29,8 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import Show, bearer, publish_show
-from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, verified_buyer
-from tests.faults.test_postgres_restart import _stored_orders
+from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, stored_orders, verified_buyer
 from tests.faults.test_redis_outage import _applications, _stored_deliveries
 from ticketing import open_boxoffice
 from workers.processes import free_port, spawn, stop_process
@@ -119,7 +118,7 @@ def test_a_projector_killed_mid_sale_is_restarted_and_the_read_models_catch_up(
 
     # Every 201 stored, every stored order answered 201: nothing lost, nothing invented.
     answered = {order_id_for_idempotency_key(ids[token], key) for token, key in answers}
-    assert _stored_orders(stack, show.ga_offer) == answered
+    assert stored_orders(stack, show.ga_offer) == answered
     # The restarted projector caught up from its recorded position: every order visible again.
     _wait_for_read_models(stack)
     with httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=30) as client:
