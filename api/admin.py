@@ -1,5 +1,5 @@
-"""Admin routes (API.md "Admin and organizer extras"): the accounts, and the organizer's Stripe
-Connect onboarding link. The category edits are in `api/categories.py`."""
+"""Admin routes (API.md "Admin and organizer extras"): the accounts, featured events, and the
+organizer's Stripe Connect onboarding link. The category edits are in `api/categories.py`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, get, patch, post, put
 from litestar.params import Parameter
 
 from api.common import Page, PageParam, PageSizeParam, page_of
@@ -107,6 +107,34 @@ class AdminAccountsController(Controller):
         """Change `role` and/or `disabled`. A disabled account cannot sign in or refresh its
         session; its refresh tokens stop working at once."""
         return await administer(services, request.user, account_id, data.role, data.disabled)
+
+
+class Featuring(msgspec.Struct, forbid_unknown_fields=True):
+    featured: bool
+
+
+class Featured(msgspec.Struct):
+    event_id: UUID
+    featured: bool
+
+
+async def feature_event(services: Services, user: Principal, event_id: UUID, featured: bool) -> Featured:
+    """Feature a show on the home page (first, and in `GET /events?featured=true`), or stop."""
+    show = await services.command(lambda: services.boxoffice.feature_event(event_id, featured), actor=user.id)
+    return Featured(show.id, show.featured)
+
+
+class AdminEventsController(Controller):
+    path = "/admin/events"
+    tags = ["Admin"]
+
+    @put("/{event_id:uuid}/featured", operation_id="featureEvent", guards=[admin_only], status_code=200)
+    async def feature(
+        self, event_id: UUID, data: Featuring, request: Request[Principal, Any, Any], services: Services
+    ) -> Featured:
+        """Feature a published or draft show on the home page, or stop (`{"featured": false}`);
+        409 for a cancelled one, 404 for an unknown id."""
+        return await feature_event(services, request.user, event_id, data.featured)
 
 
 class OnboardingLink(msgspec.Struct):

@@ -90,6 +90,7 @@ class Event(msgspec.Struct):
     days: list[str]
     price_range: PriceRange
     available: int
+    featured: bool
     created_at: datetime
     updated_at: datetime
 
@@ -117,6 +118,7 @@ class Event(msgspec.Struct):
                 currency=row["currency"],
             ),
             available=row["available"],
+            featured=row["featured"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -185,6 +187,7 @@ class EventController(Controller):
         price_max: Annotated[str | None, Parameter(max_length=20)] = None,
         available: bool | None = None,
         organizer_id: UUID | None = None,
+        featured: bool | None = None,
         sort: Annotated[str, Parameter(pattern=r"^-?(start_time|price)$|^relevance$")] = "start_time",
     ) -> Response[bytes]:
         """Published upcoming events: full-text search, filters, sorting, pagination.
@@ -216,6 +219,7 @@ class EventController(Controller):
                 price_max=to_minor(price_max, "EUR", "price_max") if price_max else None,
                 available=available,
                 organizer_id=organizer_id,
+                featured=featured,
                 sort=sort,
             )
             rows = await queries.search_events(conn, filters, page, page_size)

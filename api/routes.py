@@ -9,7 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.accounts import AuthController
-from api.admin import AdminAccountsController, PayoutController
+from api.admin import AdminAccountsController, AdminEventsController, PayoutController
 from api.categories import CategoryController, CategoryEditController
 from api.door import DoorController
 from api.errors import ErrorBody
@@ -63,6 +63,7 @@ API_ROUTES: list[Any] = document_errors(
         CategoryController,
         CategoryEditController,
         AdminAccountsController,
+        AdminEventsController,
         PayoutController,
         EventController,
         OrganizerController,

@@ -208,6 +208,19 @@ class CatalogCommands(BaseApplication):
 
         return self.retrying(attempt)
 
+    def feature_event(self, event_id: UUID, featured: bool) -> Event:
+        """Feature a show on the home page, or stop (admins decide; see the API)."""
+
+        def attempt() -> Event:
+            show = self.get_event(event_id)
+            before = show.version
+            show.feature(featured)
+            if show.version != before:
+                self.save(show)
+            return show
+
+        return self.retrying(attempt)
+
     def publish_event(self, event_id: UUID) -> Event:
         """Publish a draft; seated tiers get one Seat aggregate per seat, saved atomically."""
 

@@ -249,6 +249,23 @@ class Event(Audited):
     def _cancel(self, reason: str) -> None:
         self.status = "cancelled"
 
+    # Shown first on the home page and in `GET /events?featured=true`: an admin's choice.
+    featured = False
+
+    def feature(self, featured: bool) -> None:
+        """Feature the show (or stop); a cancelled or deleted show cannot be featured."""
+        if featured and self.status not in ("draft", "published"):
+            raise WrongEventState(f"a {self.status} event cannot be featured")
+        if featured != self.featured:
+            self._feature(featured=featured)
+
+    class Featured(Aggregate.Event):
+        featured: bool
+
+    @event(Featured)
+    def _feature(self, featured: bool) -> None:
+        self.featured = featured
+
     def withdraw(self, now: datetime, reason: str = "withdrawn by the organizer") -> None:
         """What DELETE means for a show: a draft is deleted; a published show is cancelled
         instead (its holds released, paid orders refunded), as its buyers must be told."""

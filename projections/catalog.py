@@ -57,6 +57,7 @@ class CatalogView(ReadModelView):
             layout_version bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL, search tsvector)""",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS seats_version bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS featured boolean NOT NULL DEFAULT false",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS layout_version bigint NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
         # Totals of listing searches count through this index alone (no visit to the wide rows).
@@ -562,6 +563,11 @@ class CatalogProjection(ReadModel[CatalogView]):
     def _(self, e: Event.Published, tracking: Tracking) -> None:
         with self.view.writing(tracking) as curs:
             _update(curs, "events", e.originator_id, {"status": "published"}, e.timestamp)
+
+    @process_event.register
+    def _(self, e: Event.Featured, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, {"featured": e.featured}, e.timestamp)
 
     @process_event.register
     def _(self, e: Event.Cancelled, tracking: Tracking) -> None:

@@ -97,6 +97,7 @@ class EventFilters:
     price_max: int | None = None
     available: bool | None = None
     organizer_id: UUID | None = None
+    featured: bool | None = None
     sort: str = "start_time"
 
 
@@ -136,6 +137,8 @@ def _listing_where(f: EventFilters) -> tuple[str, dict[str, Any]]:
     clauses.extend(clause for value, clause in filters if value is not None)
     if f.available:
         clauses.append("available > 0")
+    if f.featured is not None:
+        clauses.append("featured = %(featured)s")
     return " AND ".join(clauses), params
 
 

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from api.access import owned_event
+from api.admin import feature_event
 from api.door import ScannerCreate, grant_scanner
 from api.events import EventCreate, EventUpdate, cancel_event, create_event, publish_event, update_event
 from api.offers import OfferCreate, OfferUpdate, TierCreate, add_offer, add_tier, tiers_of, update_offer
@@ -23,7 +24,7 @@ from api.security import Principal, ensure_verified
 from api.services import Services
 from api.venues import Venue
 from api.web.common import FORM, error_status, first, form_of, page_error, render, see_other, to_login, user_of
-from domain.errors import DomainError, Invalid, NotFound
+from domain.errors import DomainError, Forbidden, Invalid, NotFound
 from projections import queries
 
 
@@ -153,6 +154,17 @@ class ManageController(Controller):
                 raise Invalid(f"row {row!r} of {section!r} has no seat {', '.join(missing[:5])}", field="seats")
             block = first(fields, "action", 10) != "unblock"
             await set_seats_blocked(services, user, event_id, [found[label] for label in labels], block)
+
+        return await _form_action(request, services, event_id, act)
+
+    @post("/{event_id:uuid}/featured", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def featured(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Feature the show on the home page, or stop (admins only, as PUT /admin/events/{id}/featured)."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            if not user.is_admin:
+                raise Forbidden("only admins feature events", code="forbidden")
+            await feature_event(services, user, event_id, first(fields, "featured", 5) == "true")
 
         return await _form_action(request, services, event_id, act)
 

@@ -85,7 +85,11 @@ class ShopController(Controller):
             error, filters = str(invalid), queries.EventFilters()
         page = max(1, min(page, 1000))
         events, more = await _listing(services, filters, page)
-        return render(request, "home.html", events=events, search=search, error=error, page=page, more=more)
+        # Featured shows first: above the first page of an unfiltered listing.
+        browsing = page == 1 and filters == queries.EventFilters()
+        featured = (await _listing(services, queries.EventFilters(featured=True), 1))[0] if browsing else []
+        return render(request, "home.html", events=events, featured=featured, search=search, error=error, page=page,
+                      more=more)  # fmt: skip
 
     @get("/e/{event_id:uuid}", exclude_from_auth=True)
     async def event_page(

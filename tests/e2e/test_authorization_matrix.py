@@ -327,6 +327,12 @@ CASES = [
         {**ADMIN_ONLY, "admin": 200},
     ),
     Case(
+        "featureEvent",
+        "PUT",
+        lambda w, r: (f"/admin/events/{w.ids['published']}/featured", {"featured": True}),
+        {**ADMIN_ONLY, "admin": 200},
+    ),
+    Case(
         "stripeOnboardingLink",
         "POST",
         at("/organizer/stripe/onboarding-link"),

@@ -347,3 +347,41 @@ def test_an_organizer_edits_details_and_offers_and_blocks_seats_from_the_page(
     statuses = {s["label"]: s["status"] for sec in client.get(f"/events/{show.id}/seat-map").json()["sections"]
                 for r in sec["rows"] for s in r["seats"]}  # fmt: skip
     assert statuses["4"] == "available"
+
+
+def test_an_admin_features_a_show_first_on_the_home_page(
+    web: httpx.Client, client: httpx.Client, admin_token: str
+) -> None:
+    show = publish_show(client, admin_token)
+    listing = client.get("/events", params={"featured": "true", "page_size": 100}).json()["data"]
+    assert show.id not in {e["id"] for e in listing}
+    put = client.put(f"/admin/events/{show.id}/featured", headers=bearer(admin_token), json={"featured": True})
+    assert put.status_code == 200 and put.json() == {"event_id": show.id, "featured": True}
+    assert client.put(f"/admin/events/{show.id}/featured", headers=bearer(show.organizer),
+                      json={"featured": False}).status_code == 403  # fmt: skip
+    assert client.put(f"/admin/events/{uuid4()}/featured", headers=bearer(admin_token),
+                      json={"featured": True}).status_code == 404  # fmt: skip
+    bad = client.put(f"/admin/events/{show.id}/featured", headers=bearer(admin_token), json={"featured": "yes"})
+    assert bad.status_code in (400, 422)
+    listing = client.get("/events", params={"featured": "true", "page_size": 100}).json()["data"]
+    assert show.id in {e["id"] for e in listing} and all(e["featured"] for e in listing)
+    home = web.get("/").text
+    featured = home.partition("All upcoming events")[0]
+    assert 'id="featured"' in featured and f"/e/{show.id}" in featured
+    # An admin stops featuring it from the show's page; its organizer is not offered the button.
+    admin_email = client.get("/auth/me", headers=bearer(admin_token)).json()["email"]
+    sign_in(web, admin_email)
+    manage = f"/organizer/events/{show.id}"
+    assert "Stop featuring it" in web.get(manage).text
+    form = {"_csrf": web.cookies["csrf-token"], "featured": "false"}
+    assert web.post(f"{manage}/featured", data=form).status_code == 303
+    assert client.get(f"/events/{show.id}").json()["featured"] is False
+    with httpx.Client(base_url=str(web.base_url), follow_redirects=False) as owner:
+        sign_in(owner, client.get("/auth/me", headers=bearer(show.organizer)).json()["email"])
+        assert "Feature it on the home page" not in owner.get(manage).text
+        again = {"_csrf": owner.cookies["csrf-token"], "featured": "true"}
+        assert owner.post(f"{manage}/featured", data=again).status_code == 403
+    # A cancelled show cannot be featured.
+    client.post(f"/events/{show.id}/cancel", headers=bearer(show.organizer), json={"reason": "rain"})
+    refused = client.put(f"/admin/events/{show.id}/featured", headers=bearer(admin_token), json={"featured": True})
+    assert refused.status_code == 409
