@@ -27,7 +27,6 @@ import signal
 import smtplib
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from workers.localstripe import STRIPE_TEST_KEY
 from workers.processes import (
     ROOT,
     StackError,
+    StopSignal,
     free_port,
     http_ok,
     pid_alive,
@@ -501,10 +501,9 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in overrides.items():
             print(f"export {key}={shlex.quote(value)}", flush=True)
         print(f"# services for {data_dir} are up; Ctrl-C stops them", file=sys.stderr, flush=True)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: stop.set())
-        stop.wait()
+        stop = StopSignal()
+        while not stop.wait(3600):
+            pass
 
 
 if __name__ == "__main__":

@@ -193,3 +193,27 @@ def http_ok(url: str, *, headers: Mapping[str, str] | None = None, timeout: floa
             return bool(response.status == 200)
     except urllib.error.HTTPError:
         return False
+
+
+class StopSignal:
+    """SIGINT/SIGTERM received, for a process's main loop (`wait` instead of an Event's).
+
+    A signal handler runs in the main thread between two of its bytecodes, possibly inside
+    `threading.Event.wait()` while that holds the Event's lock; `Event.set()` in the handler then
+    waits for that lock forever (seen: Ctrl-C hung one stop in twelve). The handler here only sets
+    a flag, and `wait` polls it in short sleeps, which a signal interrupts."""
+
+    def __init__(self) -> None:
+        self.received = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = True
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less once a signal came; whether one came."""
+        deadline = time.monotonic() + seconds
+        while not self.received and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        return self.received

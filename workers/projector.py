@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
 from workers import heap
 from workers.metrics import Sampler, sample_read_models
-from workers.processes import Backoff
+from workers.processes import Backoff, StopSignal
 
 log = logging.getLogger("projections")
 BATCH_SIZE = 2000
@@ -162,11 +161,9 @@ def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
     (Postgres restarting, the connection lost) from the positions its models recorded, after a
     pause that grows up to 30 s while failures repeat (`Backoff`). It never gives up: a store
     that is down for minutes is waited for, not a reason to exit."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = StopSignal()
     backoff = Backoff()
-    while not done.is_set():
+    while not done.received:
         try:
             runner = make_runner()
         except TRANSIENT as error:
@@ -182,7 +179,7 @@ def run_until_stopped(make_runner: Callable[[], Runner], what: str) -> None:
             pass
         runner.stop()
         runner.join()
-        if done.is_set():
+        if done.received:
             break
         failure = runner.error or RuntimeError("the subscription to the event store ended")
         pause = backoff.failed(time.monotonic() - started)

@@ -5,12 +5,12 @@ have been lost."""
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from typing import TYPE_CHECKING
 
 import dramatiq
 from redis.exceptions import RedisError
+
+from workers.processes import StopSignal
 
 if TYPE_CHECKING:
     from workers.tasks import Actors
@@ -20,9 +20,7 @@ log = logging.getLogger("scheduler")
 
 def run_scheduler(actors: Actors, interval: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignal()
     log.info(
         "scheduler started: hold sweep, payment reconciler, cancelled-show, waitlist and mail sweeps every %ss",
         interval,
@@ -34,7 +32,7 @@ def run_scheduler(actors: Actors, interval: float) -> None:
         actors.sweep_waitlists,
         actors.sweep_mail,
     )
-    while not stop.is_set():
+    while not stop.received:
         for actor in periodic:
             try:
                 actor.send()

@@ -353,10 +353,13 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise _InterruptError(signal.Signals(signum).name)
 
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs in the main thread between two of its
+    # bytecodes, possibly inside Event.wait() holding the Event's lock, and Event.set() would
+    # then wait for that lock forever (seen: Ctrl-C hung about one time in twelve).
+    stop: list[str] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.append(signal.Signals(signum).name)
 
     stack = contextlib.ExitStack()
     # Outermost: once running (and while stopping), a signal only asks for the stop.
@@ -397,8 +400,8 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
             say(_banner(env, processes, embedded, overrides, demo_lines))
             # The processes restart themselves (ServiceProcesses' supervising thread); this
             # thread only waits for the signal to stop (in short waits: signals are handled between them).
-            while not stop.wait(0.5):
-                pass
+            while not stop:
+                time.sleep(0.5)
             say("\nStopping…")
     say("Stopped.")
     return 0

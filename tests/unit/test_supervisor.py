@@ -141,7 +141,7 @@ def test_a_signal_to_the_supervising_process_stops_every_child(tmp_path: Path) -
     # A process like `ticketing run`: children supervised from a thread, the main thread waiting
     # for SIGINT/SIGTERM; one child keeps crashing meanwhile.
     program = textwrap.dedent(f"""
-        import os, signal, sys, threading
+        import os, signal, sys, time
         from pathlib import Path
         from workers.processes import Backoff
         from workers.supervisor import Supervisor
@@ -151,14 +151,14 @@ def test_a_signal_to_the_supervising_process_stops_every_child(tmp_path: Path) -
             {{"steady": [sys.executable, "-c", steady], "crasher": [sys.executable, "-c", "raise SystemExit(1)"]}},
             os.environ, log_dir=Path({str(tmp_path)!r}), backoff=lambda: Backoff(initial=0.1, cap=0.2),
         )
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop = []  # as run_service: Event.set() in a handler can deadlock with the Event's wait()
+        signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         supervisor.start()
         supervisor.watch(lambda line: print(line, flush=True), every=0.02)
         print("ready", flush=True)
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.5)
         supervisor.stop()
         print("stopped", flush=True)
     """)
