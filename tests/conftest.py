@@ -23,10 +23,22 @@ TEST_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The browser tests run last: the slowest to set up, and their 20,000-seat house would
-    add a minute to the one-event-per-batch rebuild of tests/integration/test_projections.py
-    (a rebuild was once quadratic in such a house: see README, Rebuilding read models)."""
-    items.sort(key=lambda item: "tests/browser/" in item.nodeid)
+    """Two orderings over the shared test database.
+
+    The hold-expiry integration tests run first, before the e2e stack is started: they let
+    thousands of holds lapse on purpose, and the stack's scheduler (sweeping the same store
+    every 2 s) would expire them under the tests' feet (it did, in `.ci/run`).
+
+    The browser tests run last: the slowest to set up, and their 20,000-seat house would add a
+    minute to the one-event-per-batch rebuild of tests/integration/test_projections.py (a rebuild
+    was once quadratic in such a house: see README, Rebuilding read models)."""
+
+    def rank(item: pytest.Item) -> int:
+        if "tests/integration/test_expiry.py" in item.nodeid:
+            return 0
+        return 2 if "tests/browser/" in item.nodeid else 1
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
