@@ -198,6 +198,10 @@ def _run(name: str, bench: Any, replay_budget: float) -> dict[str, Any]:
         from bench.expiry import expiry
 
         return expiry(bench)
+    if name == "hold-latency":
+        from bench.latency import hold_latency
+
+        return hold_latency(bench)
     if name == "report":
         from bench.report_bench import report
 

@@ -7,11 +7,11 @@ from typing import Literal
 
 SCENARIOS = (
     "hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry",
-    "replay", "report",
+    "replay", "report", "hold-latency",
 )  # fmt: skip
 # Scenarios that need the API and its workers; `replay` and `report` run with them stopped.
 HTTP_SCENARIOS = frozenset(
-    {"hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry"}
+    {"hot-ga", "hot-seats", "seat-map", "browse", "hot-funnel", "hot-ga-long", "many-shows", "expiry", "hold-latency"}
 )
 
 
@@ -60,6 +60,9 @@ class Scale:
     # report: total events the store holds, and the orders of the show whose report is timed.
     report_events: int
     report_show_orders: int
+    # hold-latency: wrk's closed-loop connections (one phase each) and seconds per phase.
+    latency_connections: tuple[int, ...]
+    latency_seconds: float
 
     @property
     def seats(self) -> int:
@@ -98,6 +101,8 @@ FULL = Scale(
     replay_events=1_000_000,
     report_events=1_000_000,
     report_show_orders=20_000,
+    latency_connections=(50, 500),
+    latency_seconds=30,
 )
 
 QUICK = Scale(
@@ -132,6 +137,8 @@ QUICK = Scale(
     replay_events=50_000,
     report_events=60_000,
     report_show_orders=2_000,
+    latency_connections=(50, 500),
+    latency_seconds=5,
 )
 
 
@@ -175,4 +182,9 @@ TARGETS = (
     Target("replay", "events_per_s", ">=", 20_000, "rebuild of all read models (store events/s)"),
     Target("report", "show.seconds", "<", 1, "sales over time of the show with 20,000 orders (s)"),
     Target("report", "store.events_per_s", ">=", 100_000, "summary of the whole store (store events/s)"),
+    Target("hold-latency", "phases.50.holds_per_s", ">=", 3800, "holds/s, wrk with 50 connections"),
+    Target("hold-latency", "phases.50.latency_ms.p99", "<", 25, "p99 of a hold, wrk with 50 connections (ms)"),
+    Target("hold-latency", "phases.500.holds_per_s", ">=", 6000, "holds/s, wrk with 500 connections"),
+    Target("hold-latency", "phases.50.invariants.violations", "==", 0, "tickets in the store != 201s wrk counted (50)"),
+    Target("hold-latency", "phases.500.invariants.violations", "==", 0, "tickets in the store != 201s wrk counted (500)"),
 )

@@ -24,6 +24,7 @@ psutil: Any = importlib.import_module("psutil")
 # Substrings of a command line that identify a process of the stack, checked in order.
 GROUPS: tuple[tuple[str, str], ...] = (
     ("bench.loadgen", "loadgen"),
+    ("wrk -t", "loadgen"),  # the independent generator of hold-latency
     ("bench.rebuild", "rebuild"),
     ("uvicorn", "api"),
     ("projections run", "projector"),
