@@ -66,5 +66,7 @@ clean:
 	rm -rf .data
 
 .PHONY: bench
+# hold-latency drives the service with wrk, an independent load generator (Debian's package).
 bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -qq --no-install-recommends wrk || { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk; }; } >/dev/null; } || echo "wrk not installed: hold-latency will be reported as failed (apt-get install wrk)" >&2
 	.venv/bin/python -m bench $(ARGS)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -27,6 +28,7 @@ from api.fastlane import FastLane
 from api.inputs import RefuseBadUrls, check_request
 from api.limits import RateLimits, failed_logins, rate_limits
 from api.observability import Observe, log_access_as_json_lines, request_metrics
+from api.orders import see_own_writes
 from api.pages import PagesController
 from api.routes import API_ROUTES
 from api.seatmap_cache import SeatMaps
@@ -87,7 +89,7 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
             *limits,
             CookieCSRF(csrf_config, trusted_origins=tuple(cors.allow_origins) if cors else ()),
         ],
-        before_request=check_request,
+        before_request=_before_request,
         cors_config=cors,
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,
@@ -102,6 +104,11 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
         ),
         debug=False,
     )
+
+
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    await check_request(request)
+    await see_own_writes(request)
 
 
 def _openapi() -> OpenAPIConfig:

@@ -15,7 +15,7 @@ from litestar.params import Parameter
 from api.common import Page, PageParam, PageSizeParam, money, page_of, to_minor
 from api.errors import domain_error
 from api.inputs import BadRequest, clean_header
-from api.security import Principal, verified_only
+from api.security import ACCESS_COOKIE, Principal, optional_principal, verified_only
 from api.services import ReadModelsLagging, Services, queue_follow_up
 from commands.claims import PlacedOrder, submit_and_wait
 from commands.tickets_signing import human_code
@@ -183,17 +183,37 @@ def order_of_row(row: dict[str, Any], names: dict[UUID, dict[str, Any]], tickets
 async def place_order(
     services: Services, buyer_id: UUID, data: OrderCreate, idempotency_key: str | None
 ) -> tuple[int, Order]:
-    """Place an order and wait (a bounded while) until the read models have it: (201 or, for a
-    repeated Idempotency-Key, 200; the order). Raises the domain's errors."""
+    """Place an order: (201 or, for a repeated Idempotency-Key, 200; the order), answered once
+    stored. Raises the domain's errors."""
     items = [ItemRequest(offer_id=i.offer_id, quantity=i.quantity, seat_id=i.seat_id) for i in data.items]
     # The claims port batches this order with everyone else's; its outcome settles the future on
     # this event loop (no worker thread waits).
     outcome = await submit_and_wait(services.boxoffice.claims, buyer_id, items, idempotency_key)
-    with contextlib.suppress(ReadModelsLagging):
-        # Stored either way, and answered from the write itself: a lagging projector delays
-        # read-your-writes, never the order (a "retry" would make a client buy twice).
-        await services.watcher.wait(outcome.position, services.settings.projection_wait_seconds)
+    # Answered from the write itself, without waiting for the read models: the buyer's next
+    # reads wait for it instead (`OwnWrites`). Only when that note cannot be taken does the
+    # order wait here, a bounded while (stored either way: a lagging projector delays
+    # read-your-writes, never the order; a "retry" would make a client buy twice).
+    if not await services.own_writes.remember(buyer_id, outcome.position):
+        with contextlib.suppress(ReadModelsLagging):
+            await services.watcher.wait(outcome.position, services.settings.projection_wait_seconds)
     return 201 if outcome.created else 200, order_answer(outcome.order, outcome.names, [])
+
+
+async def see_own_writes(request: Request[Any, Any, Any]) -> None:
+    """Before any request of a signed-in account (API token or the web pages' session cookie,
+    public routes included) except placing an order: wait until the read models show the
+    orders it was answered for (`OwnWrites`), so the buyer's next look at the seat map or the
+    offers shows their hold too. Anonymous requests read what the read models have (others'
+    holds appear within the projector's lag, milliseconds when it runs)."""
+    if request.route_handler.operation_id == "placeOrder":
+        return
+    user = request.scope.get("user")
+    if not isinstance(user, Principal):  # a public route: the caller's token, if they sent one
+        sent = ACCESS_COOKIE in request.cookies or "authorization" in request.headers
+        user = optional_principal(request) if sent else None
+    if user is not None:
+        services: Services = request.app.state.services
+        await services.own_writes.wait(user.id)
 
 
 async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> list[Order]:
@@ -208,10 +228,27 @@ async def orders_for_rows(services: Services, rows: list[dict[str, Any]]) -> lis
     return [order_of_row(r, names, by_order.get(r["id"], [])) for r in rows]
 
 
-async def visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
-    """The order row if the caller owns it or is an admin; 404 otherwise (not even its existence leaks)."""
+async def order_row(services: Services, order_id: UUID) -> dict[str, Any] | None:
+    """The order's read-model row, None if there is no such order.
+
+    An order is answered before the read models have it (`place_order`). Its buyer's requests
+    wait for it (`see_own_writes`); anyone else asking by id (an admin, the box office) finds it
+    here too: an order the store holds but the read models do not yet is waited for, a bounded
+    while, with no pooled connection held meanwhile."""
     async with services.pool.connection() as conn:
         row = await queries.order(conn, order_id)
+        position = await queries.stored_position(conn, order_id) if row is None else None
+    if position:
+        with contextlib.suppress(ReadModelsLagging):
+            await services.watcher.wait(position, services.settings.projection_wait_seconds)
+        async with services.pool.connection() as conn:
+            row = await queries.order(conn, order_id)
+    return row
+
+
+async def visible_order(services: Services, user: Principal, order_id: UUID) -> dict[str, Any]:
+    """The order row if the caller owns it or is an admin; 404 otherwise (not even its existence leaks)."""
+    row = await order_row(services, order_id)
     if row is None or not (user.is_admin or row["buyer_id"] == user.id):
         raise NotFound("order not found", code="order_not_found")
     return row
@@ -354,8 +391,7 @@ class Payment(msgspec.Struct):
 
 
 async def _order_row(services: Services, order_id: UUID) -> dict[str, Any]:
-    async with services.pool.connection() as conn:
-        row = await queries.order(conn, order_id)
+    row = await order_row(services, order_id)
     if row is None:
         raise NotFound("order not found", code="order_not_found")
     return row

@@ -197,6 +197,63 @@ def _time_out(waiter: asyncio.Future[None], position: int) -> None:
         waiter.set_exception(ReadModelsLagging(position))
 
 
+class OwnWrites:
+    """Read-your-writes for an account, without making its orders wait for the read models.
+
+    An order is answered as soon as it is stored (from the write itself). Its position in the
+    store is remembered per account in Redis, which every API process shares; a request of that
+    account that reads (`wait`) first waits, a bounded while, until the read models have applied
+    it. So the buyer's next look at their orders, tickets or checkout finds the order, on any
+    process, while the hold itself costs one Redis round trip instead of a projector's round
+    trip (apply, commit, NOTIFY). When Redis cannot take the note, the order waits for the read
+    models as before (`remember` says so): never an order a following read does not see.
+    """
+
+    # Longer than the read models ever lag when they run; a note older than this has been applied.
+    SECONDS = 30
+    # Keep the greater position: two orders of one account may finish in either order.
+    _KEEP_MAX = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > now then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+    def __init__(self, redis: Redis, watcher: PositionWatcher, timeout: float) -> None:
+        self.redis = redis
+        self.watcher = watcher
+        self.timeout = timeout
+        self._keep_max = redis.register_script(self._KEEP_MAX)
+
+    @staticmethod
+    def _key(account_id: UUID) -> str:
+        return f"own-writes:{account_id}"
+
+    async def remember(self, account_id: UUID, position: int | None) -> bool:
+        """Note the account's write at `position`; False when Redis could not take the note."""
+        if not position or self.watcher.position >= position:
+            return True
+        try:
+            await self._keep_max(keys=[self._key(account_id)], args=[position, self.SECONDS])
+        except RedisError as error:
+            log.warning("could not note an account's write position (waiting for the read models): %r", error)
+            return False
+        return True
+
+    async def wait(self, account_id: UUID) -> None:
+        """Wait (bounded) until the read models have every write the account was answered for."""
+        try:
+            noted = await self.redis.get(self._key(account_id))
+        except RedisError:
+            return  # the writes waited for the read models themselves (see `remember`)
+        if noted is not None:
+            with contextlib.suppress(ReadModelsLagging, ValueError):
+                await self.watcher.wait(int(noted), self.timeout)
+
+
 def queue_follow_up(send: Callable[[], object], what: str) -> None:
     """Queue a follow-up of a write that is already saved: a queue that is down must not turn
     the saved write into an error. Each follow-up queued this way has a second way to happen: a
@@ -234,6 +291,7 @@ class Services:
         self.redis = redis
         self.watcher = watcher
         self.listings = ResponseCache(redis, settings.listing_cache_seconds)
+        self.own_writes = OwnWrites(redis, watcher, settings.projection_wait_seconds)
         self.seat_maps: Any = None  # api/seatmaps.py keeps its cache here (set on first use)
 
     @classmethod

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post, put
 
 from api.common import Page, PageParam, PageSizeParam, money, page_of
+from api.orders import order_row
 from api.security import Principal
 from api.services import Services
 from commands.tickets_signing import human_code
@@ -158,8 +159,7 @@ class OrderAttendeesController(Controller):
         The list has one entry per ticket (422 otherwise); after payment a ticket given away or already used
         keeps its name unless the entry repeats it (409 for a changed one, 404 for one given away)."""
         user = request.user
-        async with services.pool.connection() as conn:
-            row = await queries.order(conn, order_id)
+        row = await order_row(services, order_id)
         if row is None or row["buyer_id"] != user.id:
             raise NotFound("order not found", code="order_not_found")
         order = await services.command(

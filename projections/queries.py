@@ -332,6 +332,17 @@ async def order(conn: Conn, order_id: UUID) -> Row | None:
     return await _one(conn, "SELECT * FROM read.orders WHERE id = %s", (order_id,))
 
 
+async def stored_position(conn: Conn, aggregate_id: UUID) -> int | None:
+    """The store position of an aggregate's latest event, None if the store holds none: how far
+    the read models must get to show it (the store's primary key finds it)."""
+    row = await _one(
+        conn,
+        "SELECT max(notification_id) AS position FROM public.boxoffice_events WHERE originator_id = %s",
+        (aggregate_id,),
+    )
+    return int(row["position"]) if row and row["position"] is not None else None
+
+
 async def offer_names(conn: Conn, offer_ids: list[UUID]) -> dict[UUID, Row]:
     rows = await _all(
         conn,

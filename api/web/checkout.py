@@ -9,7 +9,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.concurrency import sync_to_thread
 
-from api.orders import Order, orders_for_rows, start_order_payment
+from api.orders import Order, order_row, orders_for_rows, start_order_payment
 from api.security import Principal
 from api.services import Services
 from api.web.common import FORM, first, form_of, page_error, render, see_other, to_login, user_of
@@ -22,8 +22,7 @@ PAID = ("paid", "partially_refunded")
 
 
 async def _own_order(services: Services, user: Principal, order_id: UUID) -> Order | None:
-    async with services.pool.connection() as conn:
-        row = await queries.order(conn, order_id)
+    row = await order_row(services, order_id)
     if row is None or row["buyer_id"] != user.id:
         return None
     return (await orders_for_rows(services, [row]))[0]
