@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +95,9 @@ def hold_latency(b: Bench) -> dict[str, Any]:
         "phases": phases,
         "definition": (
             "wrk -t2 -c<connections> -d<seconds> --latency: closed loop, keep-alive; holds_per_s = 201 answers / "
-            "wrk's measured duration; latency percentiles are wrk's own (all answers); store check: the 201s wrk counted "
-            "<= tickets claimed on the offer in the event store <= those + one request in flight per connection "
-            "when wrk stopped, and <= offered"
+            "wrk's measured duration; latency percentiles are wrk's own (all answers); store check: the 201s "
+            "wrk counted <= tickets claimed on the offer in the event store <= those + one request in flight "
+            "per connection when wrk stopped, and <= offered"
         ),
     }
 
@@ -132,9 +131,7 @@ def _phase(b: Bench, show: seed.GaShow, offered: int, tokens: list[str], connect
         "holds_per_s": _rate(created, duration),
         "requests": figures["requests"],
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "latency_ms": {
-            k: round(figures[k] / 1000, 2) for k in ("p50", "p90", "p99", "p999", "max", "mean")
-        },
+        "latency_ms": {k: round(figures[k] / 1000, 2) for k in ("p50", "p90", "p99", "p999", "max", "mean")},
         "socket_errors": errors,
         "seconds": round(duration, 2),
         "cpu": usage(before, after),
