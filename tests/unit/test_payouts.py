@@ -52,8 +52,11 @@ def test_a_linked_organizer_gets_a_destination_charge_less_the_fee() -> None:
     assert params["application_fee_amount"] == 63
     assert params["amount"] == 2500 and params["currency"] == "eur"
     assert params["metadata"] == {
-        "order_id": str(order_id), "description": "Show — order", "payout_destination": "acct_123", "platform_fee": "63",
-    }  # fmt: skip
+        "order_id": str(order_id),
+        "description": "Show — order",
+        "payout_destination": "acct_123",
+        "platform_fee": "63",
+    }
 
 
 def test_no_fee_no_application_fee_and_no_link_no_destination() -> None:
