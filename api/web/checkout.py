@@ -103,6 +103,8 @@ class CheckoutController(Controller):
             cards=cards,
             stripe_js=stripe_js,
             can_pay=bool(cards or key or _free(order)),
+            # With Stripe.js the button only starts the payment; the card is asked for next.
+            starts_only=bool(key and not cards and not _free(order)),
             error=error[:200],
         )
         if stripe_js is not None:

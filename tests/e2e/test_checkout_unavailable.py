@@ -57,5 +57,6 @@ def test_the_organizer_page_shows_the_payouts_panel(client: httpx.Client, servic
         after = web.get("/organizer").text
     assert f"<code>{linked}</code> is linked" in after and "platform fee of 0%" in after
     assert "Update payout details with Stripe" in after and "Stripe cannot tell its status here." in after
+    assert "No paid orders yet." in after
     with pages(service, register(client)) as web:  # not an organizer
         assert web.get("/organizer").status_code == 403
