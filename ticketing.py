@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -55,6 +56,10 @@ class Settings:
     stripe_api_key: str = ""
     stripe_api_base: str = ""
     stripe_webhook_secret: str = ""
+    # Given to Stripe.js on the checkout page (pk_live_… or pk_test_…, the mode of STRIPE_API_KEY).
+    stripe_publishable_key: str = ""
+    # What the platform keeps of each payment routed to an organizer's payout account (percent).
+    platform_fee_percent: str = "0"
     jwt_secret: str = ""
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -122,6 +127,8 @@ class Settings:
             stripe_api_key=env.get("STRIPE_API_KEY", ""),
             stripe_api_base=env.get("STRIPE_API_BASE", ""),
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
+            stripe_publishable_key=_stripe_publishable_key(env),
+            platform_fee_percent=_platform_fee_percent(env.get("PLATFORM_FEE_PERCENT", "0")),
             jwt_secret=env.get("JWT_SECRET", "") or _dev_secret(data_dir),
             environment=env.get("ENVIRONMENT", "development"),
             host=env.get("HOST", "127.0.0.1"),
@@ -212,6 +219,34 @@ def _networks(text: str) -> tuple[str, ...]:
     return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in text.split(",") if part.strip())
 
 
+def _stripe_publishable_key(env: Mapping[str, str]) -> str:
+    """STRIPE_PUBLISHABLE_KEY, which Stripe.js needs to take a card on the checkout page.
+    Production against Stripe itself (a secret key, no STRIPE_API_BASE stand-in) must set it,
+    in the same mode as the secret key: without it no one could pay."""
+    key = env.get("STRIPE_PUBLISHABLE_KEY", "").strip()
+    secret = env.get("STRIPE_API_KEY", "")
+    if key and not key.startswith("pk_"):
+        raise ValueError("STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_live_… or pk_test_…)")
+    for mode in ("live", "test"):
+        if key and secret.startswith(f"sk_{mode}_") and not key.startswith(f"pk_{mode}_"):
+            raise ValueError(f"STRIPE_PUBLISHABLE_KEY must be a pk_{mode}_ key to go with a sk_{mode}_ STRIPE_API_KEY")
+    real_stripe = secret and not env.get("STRIPE_API_BASE", "")
+    if not key and real_stripe and env.get("ENVIRONMENT", "development") == "production":
+        raise ValueError(
+            "STRIPE_PUBLISHABLE_KEY is not set: the checkout page needs it for Stripe.js to take "
+            "cards (Stripe dashboard → Developers → API keys)"
+        )
+    return key
+
+
+def _platform_fee_percent(text: str) -> str:
+    """PLATFORM_FEE_PERCENT: a number from 0 to 100 (ValueError otherwise)."""
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise ValueError(f"PLATFORM_FEE_PERCENT must be between 0 and 100, not {text}")
+    return text
+
+
 def _ticket_signing_key(env: Mapping[str, str], data_dir: Path) -> str:
     """TICKET_SIGNING_KEY; in development one generated once under .data/. Production must set
     it: a generated key would void every ticket when .data/ is lost or differs between hosts."""
@@ -269,10 +304,13 @@ def open_boxoffice(settings: Settings, *, create_tables: bool = False) -> BoxOff
         payment_hold_seconds=settings.payment_hold_seconds,
         max_hold_seconds=settings.max_hold_seconds,
         refund_cutoff_hours=settings.refund_cutoff_hours,
+        platform_fee_basis_points=round(float(settings.platform_fee_percent) * 100),
     )
     app.waitlist_policy = WaitlistPolicy(offer_seconds=settings.waitlist_offer_seconds)
     if settings.stripe_api_key:
-        app.gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+        app.gateway = StripeGateway(
+            settings.stripe_api_key, settings.stripe_api_base, publishable_key=settings.stripe_publishable_key
+        )
     return app
 
 
@@ -434,10 +472,13 @@ def create_api(settings: Settings | None = None) -> Any:
         boxoffice.writer.after_commit = actors.schedule_expiries
         # Stock that a request returns (a cancelled order, a refund) is offered to the waitlist.
         boxoffice.after_waitlist_change = actors.queue_promotions
+        accounts = open_accounts(settings)
+        # Payments of an organizer's orders go to the payout account they linked.
+        boxoffice.payout_account_of = partial(payout_account_of, accounts)
         services = await Services.open(
             settings,
             boxoffice=boxoffice,
-            accounts=open_accounts(settings),
+            accounts=accounts,
             inbox=open_inbox(settings),
             tasks=actors,
             signer=ticket_signer(settings),
@@ -446,6 +487,12 @@ def create_api(settings: Settings | None = None) -> Any:
         return services
 
     return create_service(settings, open_services)
+
+
+def payout_account_of(accounts: Accounts, owner: UUID) -> str:
+    """The payout account the organizer linked ("" if none, or no such account)."""
+    found = accounts.find_by_id(owner)
+    return found.payout_account if found is not None else ""
 
 
 def worker() -> None:

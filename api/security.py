@@ -338,6 +338,19 @@ WEB_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# The one exception to "no page loads anything from another host": Stripe.js, which Stripe requires
+# be loaded from js.stripe.com (PCI), framing its card form from there and 3-D Secure from
+# hooks.stripe.com, and calling api.stripe.com; exactly what Stripe documents for its CSP. Only a
+# response under STRIPE_JS_PREFIX that asks for it (CSP_EXTENSION: "stripe-js") gets it.
+STRIPE_JS_CSP = (
+    "default-src 'none'; script-src 'self' https://js.stripe.com; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' https://api.stripe.com; frame-src https://js.stripe.com https://hooks.stripe.com; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STRIPE_JS_PREFIX = "/checkout/"
+# The response header a page handler sets to ask for an extended policy (never sent out).
+CSP_EXTENSION = "x-csp-extension"
+_MARKER = CSP_EXTENSION.encode()
 WEB_PATHS = frozenset({"/", "/login", "/register", "/logout", "/reset", "/reset/code", "/me", "/organizer"})
 WEB_PREFIXES = ("/e/", "/checkout/", "/scan/", "/static/web/", "/organizer/", "/me/")
 # Web pages (api/pages.py, at PAGE_PATHS): their own styles, forms posted to this origin, nothing else.
@@ -380,6 +393,7 @@ class SecurityHeaders:
         self.docs = header_set((csp, DOCS_CSP.encode()))
         self.page = header_set((csp, PAGE_CSP.encode()), (b"cache-control", b"no-store"))
         self.web = header_set((csp, WEB_CSP.encode()))
+        self.stripe_js = header_set((csp, STRIPE_JS_CSP.encode()))
         # Tokens and account data must not linger in shared or browser caches.
         self.auth = header_set((csp, API_CSP.encode()), (b"cache-control", b"no-store"))
 
@@ -392,9 +406,13 @@ class SecurityHeaders:
             ours = self.page
         elif path in WEB_PATHS or path.startswith(WEB_PREFIXES):
             ours = self.web
+            if path.startswith(STRIPE_JS_PREFIX) and any(
+                n.lower() == _MARKER and v == b"stripe-js" for n, v in start.get("headers", ())
+            ):
+                ours = self.stripe_js
         else:
             ours = self.api
-        headers = [(n, v) for n, v in start.get("headers", ()) if n.lower() not in ours[1]]
+        headers = [(n, v) for n, v in start.get("headers", ()) if n.lower() not in ours[1] and n.lower() != _MARKER]
         headers.extend(ours[0])
         start["headers"] = headers
 

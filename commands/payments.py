@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -17,7 +18,7 @@ from uuid import UUID
 
 from commands.base import utcnow
 from commands.metrics import record_tickets_issued
-from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError
+from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError, Payout, PayoutStatus
 from commands.sales import SalesCommands
 from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from domain.event import Event
@@ -44,11 +45,26 @@ class PaymentPolicy:
     max_hold_seconds: int = 1800
     # Buyers may refund themselves until this long before the show starts.
     refund_cutoff_hours: int = 48
+    # What the platform keeps of a payment routed to the organizer's payout account, in
+    # hundredths of a percent (PLATFORM_FEE_PERCENT 2.5 is 250).
+    platform_fee_basis_points: int = 0
+
+
+def platform_fee(amount: int, basis_points: int) -> int:
+    """The platform's fee of `amount` (minor units): `basis_points`/10,000 of it, rounded half up
+    to a whole minor unit, never more than the amount (Stripe refuses an application fee above
+    the charge) nor less than 0."""
+    if amount <= 0 or basis_points <= 0:
+        return 0
+    return min(amount, (amount * basis_points + 5_000) // 10_000)
 
 
 class PaymentCommands(SalesCommands):
     gateway: PaymentGateway | None = None
     payment_policy = PaymentPolicy()
+    # The organizer's linked payout account ("" if none), from the Accounts application (wired
+    # in ticketing.create_api); unset, the platform collects every payment.
+    payout_account_of: Callable[[UUID], str] | None = None
 
     def _gateway(self) -> PaymentGateway:
         if self.gateway is None:
@@ -61,6 +77,18 @@ class PaymentCommands(SalesCommands):
         gateway = self._gateway()
         account = existing or gateway.create_connect_account(owner=owner, email=email)
         return account, gateway.onboarding_link(account, refresh_url=back_url, return_url=back_url)
+
+    def payout_status(self, account: str) -> PayoutStatus | None:
+        """What the provider says of a payout account (None: it cannot tell)."""
+        return self._gateway().payout_status(account) if account else None
+
+    def _payout(self, organizer_id: UUID, amount: int) -> Payout | None:
+        """Where an order of this organizer's is paid out: their linked account, less the
+        platform's fee; None (the platform collects) until they have linked one."""
+        account = self.payout_account_of(organizer_id) if self.payout_account_of is not None else ""
+        if not account:
+            return None
+        return Payout(account, platform_fee(amount, self.payment_policy.platform_fee_basis_points))
 
     # Starting a payment -----------------------------------------------------------------
 
@@ -81,7 +109,11 @@ class PaymentCommands(SalesCommands):
             return PaymentStart(order, intent)
         show = self.load(order.event_id, "event", Event)
         intent = self._gateway().create_intent(
-            order_id=order.id, amount=order.total, currency=order.currency, description=f"{show.title} — order"
+            order_id=order.id,
+            amount=order.total,
+            currency=order.currency,
+            description=f"{show.title} — order",
+            payout=self._payout(show.organizer_id, order.total),
         )
         order = self._keep_hold(order_id, intent.id, now)
         if order.payment_intent_id != intent.id:

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import stripe
+from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 from domain.errors import DomainError
 
@@ -32,6 +33,25 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class Payout:
+    """Where a destination charge sends the money (the organizer's Connect account) and what
+    the platform keeps of it (Stripe's `application_fee_amount`, minor units)."""
+
+    destination: str
+    application_fee: int
+
+
+@dataclass(frozen=True)
+class PayoutStatus:
+    """What Stripe says of a Connect account: may it take charges, is it paid out, is its
+    onboarding finished."""
+
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+
+
+@dataclass(frozen=True)
 class ProviderRefund:
     id: str
     amount: int
@@ -39,7 +59,9 @@ class ProviderRefund:
 
 
 class PaymentGateway(Protocol):
-    def create_intent(self, *, order_id: UUID, amount: int, currency: str, description: str) -> Intent: ...
+    def create_intent(
+        self, *, order_id: UUID, amount: int, currency: str, description: str, payout: Payout | None = None
+    ) -> Intent: ...
 
     def get_intent(self, intent_id: str) -> Intent: ...
 
@@ -49,16 +71,25 @@ class PaymentGateway(Protocol):
 
     def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str: ...
 
+    def payout_status(self, account: str) -> PayoutStatus | None: ...
+
 
 class StripeGateway:
     """PaymentIntents and refunds through the official SDK (Stripe, or localstripe in development)."""
 
-    def __init__(self, api_key: str, api_base: str = "") -> None:
+    def __init__(self, api_key: str, api_base: str = "", publishable_key: str = "") -> None:
         addresses: Any = {"api": api_base} if api_base else None
         self.client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)
+        # What the checkout page gives Stripe.js (api/web/checkout.py); empty: no Stripe.js.
+        self.publishable_key = publishable_key
         # localstripe has no Connect (accounts, account links): in development (STRIPE_API_BASE
         # set) the onboarding answers from a stand-in instead (`DevConnect`).
         self.connect: StripeConnect | DevConnect = DevConnect(api_base) if api_base else StripeConnect(self.client)
+        # Destination charges (`transfer_data`, `application_fee_amount`) and their refunds
+        # (`reverse_transfer`, `refund_application_fee`) are Connect too: localstripe answers
+        # 400 "Unexpected transfer_data, application_fee_amount" (and its accounts would not
+        # exist anyway), so against it they are recorded in the intent's metadata only.
+        self.destination_charges = isinstance(self.connect, StripeConnect)
 
     def create_connect_account(self, *, owner: UUID, email: str) -> str:
         return self.connect.create_connect_account(owner=owner, email=email)
@@ -66,15 +97,22 @@ class StripeGateway:
     def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
         return self.connect.onboarding_link(account, refresh_url=refresh_url, return_url=return_url)
 
-    def create_intent(self, *, order_id: UUID, amount: int, currency: str, description: str) -> Intent:
+    def payout_status(self, account: str) -> PayoutStatus | None:
+        return self.connect.payout_status(account)
+
+    def create_intent(
+        self, *, order_id: UUID, amount: int, currency: str, description: str, payout: Payout | None = None
+    ) -> Intent:
         try:
             intent = self.client.v1.payment_intents.create(
-                params={
-                    "amount": amount,
-                    "currency": currency.lower(),
-                    # localstripe accepts only these parameters, and they are all Stripe needs.
-                    "metadata": {"order_id": str(order_id), "description": description[:400]},
-                },
+                params=intent_params(
+                    order_id=order_id,
+                    amount=amount,
+                    currency=currency,
+                    description=description,
+                    payout=payout,
+                    destination_charges=self.destination_charges,
+                ),
                 # Stripe returns the same intent for a repeated key, even across our processes.
                 options={"idempotency_key": f"order-{order_id}"},
             )
@@ -95,17 +133,27 @@ class StripeGateway:
         after the provider refunded, or a delivery applied again, refunds nothing more)."""
         try:
             earlier = self._refund_with_key(intent_id, idempotency_key)
+            params: RefundCreateParams = {
+                "payment_intent": intent_id,
+                "amount": amount,
+                "metadata": {"reason": reason[:200], "idempotency_key": idempotency_key},
+            }
+            if earlier is None and self.destination_charges and self._is_destination_charge(intent_id):
+                # The organizer's share is taken back from their account, and the platform's fee
+                # given back in proportion, as Stripe documents for refunding destination charges
+                # (otherwise the platform alone would pay for every refund).
+                params["reverse_transfer"] = True
+                params["refund_application_fee"] = True
             refund = earlier or self.client.v1.refunds.create(
-                params={
-                    "payment_intent": intent_id,
-                    "amount": amount,
-                    "metadata": {"reason": reason[:200], "idempotency_key": idempotency_key},
-                },
-                options={"idempotency_key": idempotency_key},
+                params=params, options={"idempotency_key": idempotency_key}
             )
         except stripe.StripeError as error:
             raise PaymentProviderError(f"the refund was refused: {error.user_message or error}") from error
         return ProviderRefund(id=refund.id, amount=int(refund.amount), status=str(refund.status))
+
+    def _is_destination_charge(self, intent_id: str) -> bool:
+        intent = self.client.v1.payment_intents.retrieve(intent_id)
+        return bool(intent.to_dict().get("transfer_data"))
 
     def _refund_with_key(self, intent_id: str, idempotency_key: str) -> Any:
         refunds = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
@@ -147,6 +195,20 @@ class StripeConnect:
             raise PaymentProviderError(f"the payment provider refused: {error.user_message or error}") from error
         return str(link.url)
 
+    def payout_status(self, account: str) -> PayoutStatus | None:
+        """What Stripe says of the account now (None when it cannot be asked: the dashboard
+        then shows only that an account is linked)."""
+        try:
+            found = self.client.v1.accounts.retrieve(account).to_dict()
+        except stripe.StripeError as error:
+            log.warning("payout account %s: Stripe did not answer: %s", account, error)
+            return None
+        return PayoutStatus(
+            charges_enabled=bool(found.get("charges_enabled")),
+            payouts_enabled=bool(found.get("payouts_enabled")),
+            details_submitted=bool(found.get("details_submitted")),
+        )
+
 
 class DevConnect:
     """Development stand-in for Stripe Connect, which localstripe does not implement: the account
@@ -161,6 +223,27 @@ class DevConnect:
 
     def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
         return f"{self.api_base}/dev/connect/{account}/onboarding?{urlencode({'return_url': return_url})}"
+
+    def payout_status(self, account: str) -> PayoutStatus | None:
+        return None  # no onboarding happens here, so there is nothing to tell
+
+
+def intent_params(
+    *, order_id: UUID, amount: int, currency: str, description: str, payout: Payout | None, destination_charges: bool
+) -> PaymentIntentCreateParams:
+    """The PaymentIntent to create. With a `payout`, Stripe makes it a destination charge: the
+    money goes to the organizer's account less the platform's fee. The destination and fee are
+    also kept in the metadata (any gateway keeps that; it is what a stand-in without Connect can
+    show, and what Stripe's dashboard shows beside the order id)."""
+    metadata = {"order_id": str(order_id), "description": description[:400]}
+    params: PaymentIntentCreateParams = {"amount": amount, "currency": currency.lower(), "metadata": metadata}
+    if payout is not None:
+        metadata |= {"payout_destination": payout.destination, "platform_fee": str(payout.application_fee)}
+        if destination_charges:
+            params["transfer_data"] = {"destination": payout.destination}
+            if payout.application_fee > 0:
+                params["application_fee_amount"] = payout.application_fee
+    return params
 
 
 def _intent(intent: Any) -> Intent:

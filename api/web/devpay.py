@@ -8,7 +8,8 @@ localstripe's test cards instead, and this module does what Stripe.js would: att
 test payment method to the order's intent and confirms it, with the server's test key (the same
 two calls as the README's curl walk-through). The order then becomes paid the usual way, when
 localstripe's signed webhook arrives. Nothing here runs outside development, and no page loads
-anything from localstripe's port.
+anything from localstripe's port. Outside development the checkout uses Stripe.js itself, with
+STRIPE_PUBLISHABLE_KEY (api/web/checkout.py).
 """
 
 from __future__ import annotations

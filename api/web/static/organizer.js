@@ -22,3 +22,32 @@
   }
   if (cards.length) setInterval(function () { cards.forEach(refresh); }, 30000);
 })();
+
+// "Get paid": the button asks POST /api/v1/organizer/stripe/onboarding-link (which links a
+// payout account first if there is none) and goes to Stripe's onboarding it answers.
+(function () {
+  "use strict";
+  const button = document.getElementById("onboarding");
+  const message = document.getElementById("onboarding-message");
+  if (!button || !message) return;
+  button.hidden = false;
+  button.addEventListener("click", async function () {
+    button.disabled = true;
+    message.textContent = "";
+    try {
+      const response = await fetch("/api/v1/organizer/stripe/onboarding-link", {
+        method: "POST",
+        headers: { "X-CSRF-Token": button.dataset.csrf },
+      });
+      const body = await response.json();
+      if (response.ok && body.url) {
+        window.location.assign(body.url);
+        return;
+      }
+      message.textContent = body.error || "Stripe could not be reached; please try again.";
+    } catch (e) {
+      message.textContent = "Stripe could not be reached; please try again.";
+    }
+    button.disabled = false;
+  });
+})();
