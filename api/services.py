@@ -204,22 +204,29 @@ class OwnWrites:
     store is remembered per account in Redis, which every API process shares; a request of that
     account that reads (`wait`) first waits, a bounded while, until the read models have applied
     it. So the buyer's next look at their orders, tickets or checkout finds the order, on any
-    process, while the hold itself costs one Redis round trip instead of a projector's round
-    trip (apply, commit, NOTIFY). When Redis cannot take the note, the order waits for the read
-    models as before (`remember` says so): never an order a following read does not see.
+    process. The notes of all orders answered in one turn of the event loop go to Redis in one
+    command (`_flush`), and each order is answered once its note is there: one Redis call per
+    claims batch rather than per order (per order, redis-py cost ~80 µs of the API's CPU, as much
+    as waiting for the projector had saved). When Redis cannot take the notes, those orders wait
+    for the read models as before (`remember` says so): never an order a following read does not
+    see.
     """
 
     # Longer than the read models ever lag when they run; a note older than this has been applied.
     SECONDS = 30
-    # Keep the greater position: two orders of one account may finish in either order.
+    # KEYS: accounts; ARGV: their positions, then the lifetime. The greater position is kept: two
+    # orders of one account may be noted in either order.
     _KEEP_MAX = """
-local now = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > now then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
+local seconds = ARGV[#ARGV]
+for i, key in ipairs(KEYS) do
+  local now = tonumber(redis.call('GET', key) or '0')
+  if tonumber(ARGV[i]) > now then
+    redis.call('SET', key, ARGV[i], 'EX', seconds)
+  else
+    redis.call('EXPIRE', key, seconds)
+  end
 end
-return 1
+return #KEYS
 """
 
     def __init__(self, redis: Redis, watcher: PositionWatcher, timeout: float) -> None:
@@ -227,6 +234,9 @@ return 1
         self.watcher = watcher
         self.timeout = timeout
         self._keep_max = redis.register_script(self._KEEP_MAX)
+        self._pending: dict[UUID, int] = {}
+        self._noted: asyncio.Future[bool] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def _key(account_id: UUID) -> str:
@@ -236,12 +246,33 @@ return 1
         """Note the account's write at `position`; False when Redis could not take the note."""
         if not position or self.watcher.position >= position:
             return True
+        if position > self._pending.get(account_id, 0):
+            self._pending[account_id] = position
+        if self._noted is None:
+            loop = asyncio.get_running_loop()
+            self._noted = loop.create_future()
+            # After the callbacks already due: every order answered in this turn joins the note.
+            loop.call_soon(self._start_flush)
+        return await asyncio.shield(self._noted)
+
+    def _start_flush(self) -> None:
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        noted, self._noted = self._noted, None
+        ok = False
         try:
-            await self._keep_max(keys=[self._key(account_id)], args=[position, self.SECONDS])
+            await self._keep_max(keys=[self._key(a) for a in pending], args=[*pending.values(), self.SECONDS])
+            ok = True
         except RedisError as error:
-            log.warning("could not note an account's write position (waiting for the read models): %r", error)
-            return False
-        return True
+            log.warning("could not note %d accounts' write positions (they wait for the read models): %r",
+                        len(pending), error)  # fmt: skip
+        finally:  # whatever happened, no order waits for this note forever
+            if noted is not None and not noted.done():
+                noted.set_result(ok)
 
     async def wait(self, account_id: UUID) -> None:
         """Wait (bounded) until the read models have every write the account was answered for."""
