@@ -40,6 +40,9 @@ def png_declaring(width: int, height: int) -> bytes:
     """A few dozen bytes of valid PNG structure that declare a `width` x `height` canvas (1 bit
     per pixel, grey): a decompression bomb if anything believed it and allocated."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
     )
