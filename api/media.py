@@ -14,7 +14,6 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.errors import ErrorBody
 from api.services import Services
 from commands.media import MEDIA_TYPE
 from domain.errors import NotFound
@@ -35,7 +34,6 @@ class MediaController(Controller):
         responses={
             200: ResponseSpec(data_container=bytes, media_type=MEDIA_TYPE, description="The image (WebP)"),
             304: ResponseSpec(data_container=None, description="The client's copy is this image"),
-            404: ResponseSpec(data_container=ErrorBody, description="No image by that name"),
         },
         response_headers=[
             ResponseHeader(name="Cache-Control", value=CACHE_FOREVER, documentation_only=True),
