@@ -7,11 +7,12 @@ An upload is hostile until proven otherwise. `prepare_image` takes the raw bytes
   pixel is decoded: a small file can declare a huge canvas (a "decompression bomb": a 50 KB PNG
   of 50,000 x 50,000 pixels would decode into 7.5 GB);
 - decodes it with Pillow's PNG, JPEG and WebP decoders only (nothing else is even tried), to the
-  last pixel, so a truncated or corrupt file is refused here, not half-shown later;
+  last pixel, so a truncated or corrupt file is refused here, not half-shown later, and shrinks
+  it at once to at most `FULL_SIZE` pixels each way (never enlarged);
 - turns it upright by its EXIF orientation, then copies the pixels alone into a fresh image: EXIF
   (camera, GPS position), XMP, ICC profiles, comments and whatever else rode along are left behind;
-- encodes that as WebP twice: at most `FULL_SIZE` pixels each way for the event page and
-  `CARD_SIZE` for the home page's cards (never enlarged).
+- encodes that as WebP twice: as it is for the event page, and at most `CARD_SIZE` pixels each
+  way for the home page's cards.
 
 What is stored is only what we encoded. Each variant is kept once per content, by the SHA-256
 of its bytes, in `media_images` beside the event store (as `personal_keys` is,
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
+from PIL import ImageOps
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
@@ -103,17 +104,19 @@ def prepare_image(data: bytes) -> Prepared:
                         f"the image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels",
                         field="image",
                     )
-                longest = max(width, height)
-                if opened.format == "JPEG" and longest > FULL_SIZE:
-                    # Decode at 1/2, 1/4 or 1/8 when the full-size variant still gets its pixels.
-                    opened.draft("RGB", (-(-width * FULL_SIZE // longest), -(-height * FULL_SIZE // longest)))
-                opened.load()
-                picture = _pixels_only(opened)
+                picture: PILImage.Image = opened
+                if opened.mode in ("1", "P"):  # resized as they are, they would be resized NEAREST
+                    picture = opened.convert("RGBA" if "transparency" in opened.info else "RGB")
+                # Shrunk to the full-size variant before anything copies it: the decoded picture
+                # is held once (a JPEG is even decoded at 1/2, 1/4 or 1/8 when that is enough).
+                picture.thumbnail((FULL_SIZE, FULL_SIZE), PILImage.Resampling.LANCZOS)
+                picture.load()
+                picture = _pixels_only(picture)
     except Invalid:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
         raise ImageTooLarge(f"the image has more than {MAX_PIXELS // 1_000_000} megapixels", field="image") from None
-    except (UnidentifiedImageError, Exception):  # noqa: BLE001
+    except Exception:  # noqa: BLE001
         # Pillow's decoders signal a bad file with many exceptions (truncated: OSError; a broken
         # PNG chunk: SyntaxError; odd headers or EXIF: ValueError, EOFError, IndexError,
         # struct.error ...); on input made to break them, anything they raise means "not an image".
@@ -122,8 +125,8 @@ def prepare_image(data: bytes) -> Prepared:
 
 
 def _pixels_only(opened: PILImage.Image) -> PILImage.Image:
-    """The decoded first frame, upright, as RGB (RGBA when it has transparency), in a new image
-    that carries nothing but its pixels."""
+    """The decoded first frame, upright (by its EXIF orientation), as RGB (RGBA when it has
+    transparency), in a new image that carries nothing but its pixels."""
     upright = ImageOps.exif_transpose(opened) or opened
     transparent = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     mode = "RGBA" if transparent else "RGB"
