@@ -110,7 +110,7 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: 
     catch_up(settings, boxoffice)
     live = dump(settings)
     with psycopg.connect(settings.database_url) as conn:
-        images = dict(conn.execute("SELECT id, image FROM read.events WHERE id = ANY(%s)",
+        images: dict[Any, Any] = dict(conn.execute("SELECT id, image FROM read.events WHERE id = ANY(%s)",
                                    ([sale.event_id, unpictured],)).fetchall())  # fmt: skip
     assert pictured is not None and images[unpictured] is None
     assert images[sale.event_id] == {"image_id": pictured.image_id, "width": 64, "height": 48,
