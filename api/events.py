@@ -34,7 +34,7 @@ from api.inputs import RAW_BODY_TYPES
 from api.offers import Offer, Tier, tiers_of
 from api.security import Principal, optional_principal, organizers, verified_only
 from api.services import Services, queue_follow_up
-from commands.media import ACCEPTED_TYPES, MAX_IMAGE_BYTES
+from commands.media import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_PIXELS
 from domain.event import lifecycle_status
 from projections import queries
 
@@ -202,8 +202,9 @@ class ImageUpload(Operation):
 
     def __post_init__(self) -> None:
         binary = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
+        limits = f"at most {MAX_IMAGE_BYTES // 2**20} MB and {MAX_PIXELS // 10**6} megapixels"
         self.request_body = RequestBody(required=True, content=dict.fromkeys(ACCEPTED_TYPES, binary),
-                                        description="The image (at most 5 MB and 40 megapixels)")  # fmt: skip
+                                        description=f"The image ({limits})")  # fmt: skip
 
 
 class EventController(Controller):
