@@ -27,10 +27,11 @@ from api.errors import EXCEPTION_HANDLERS
 from api.fastlane import FastLane
 from api.inputs import RefuseBadUrls, check_request
 from api.limits import RateLimits, failed_logins, rate_limits
+from api.media import MediaController
 from api.observability import Observe, log_access_as_json_lines, request_metrics
 from api.orders import see_own_writes
 from api.pages import PagesController
-from api.routes import API_ROUTES
+from api.routes import API_ROUTES, document_errors
 from api.seatmap_cache import SeatMaps
 from api.security import CookieCSRF, SecurityHeaders, build_csrf_config, build_jwt_auth, cors_config
 from api.services import ApiSettings, Services
@@ -77,7 +78,15 @@ def create_app(settings: ApiSettings, open_services: Callable[[], Awaitable[Serv
                                    include_in_schema=False, opt={"exclude_from_auth": True}),
     ]  # fmt: skip
     return Litestar(
-        route_handlers=[api, SystemController, PagesController, Metrics, *assets, *web_routes()],
+        route_handlers=[
+            api,
+            SystemController,
+            PagesController,
+            *document_errors([MediaController]),
+            Metrics,
+            *assets,
+            *web_routes(),
+        ],
         template_config=template_config(),
         dependencies={"services": Provide(lambda: live[0], sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -4,14 +4,17 @@ with it (create, edit, publish, cancel, delete a draft, the lineup)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 
 from api.access import event_row, owned_event, visible_row
@@ -27,9 +30,11 @@ from api.common import (
     to_minor,
     utc,
 )
+from api.inputs import RAW_BODY_TYPES
 from api.offers import Offer, Tier, tiers_of
 from api.security import Principal, optional_principal, organizers, verified_only
 from api.services import Services, queue_follow_up
+from commands.media import ACCEPTED_TYPES, MAX_IMAGE_BYTES, MAX_PIXELS
 from domain.event import lifecycle_status
 from projections import queries
 
@@ -72,6 +77,31 @@ class PriceRange(msgspec.Struct):
     currency: str | None
 
 
+class EventImage(msgspec.Struct):
+    """The show's picture: `url` for the event page (at most 1600 pixels each way), `card_url`
+    for listings (at most 480); both WebP, cached for good (their names are their hashes)."""
+
+    url: str
+    width: int
+    height: int
+    card_url: str
+    card_width: int
+    card_height: int
+
+    @classmethod
+    def of(cls, image: dict[str, Any] | None) -> EventImage | None:
+        if not image:
+            return None
+        return cls(url=media_url(image["image_id"]), width=image["width"], height=image["height"],
+                   card_url=media_url(image["card_id"]), card_width=image["card_width"],
+                   card_height=image["card_height"])  # fmt: skip
+
+
+def media_url(sha256: str) -> str:
+    """Where a stored image variant is served (`api/media.py`)."""
+    return f"/media/{sha256}.webp"
+
+
 class Event(msgspec.Struct):
     id: UUID
     title: str
@@ -93,9 +123,13 @@ class Event(msgspec.Struct):
     featured: bool
     created_at: datetime
     updated_at: datetime
+    # Defaults: listings cached (msgpack) before these fields existed still decode.
+    image_url: str | None = None
+    image: EventImage | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Event:
+        image = EventImage.of(row.get("image"))
         return cls(
             id=row["id"],
             title=row["title"],
@@ -121,6 +155,8 @@ class Event(msgspec.Struct):
             featured=row["featured"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            image_url=image.url if image else None,
+            image=image,
         )
 
 
@@ -157,6 +193,18 @@ async def _detail(services: Services, row: dict[str, Any]) -> EventDetail:
 def _filters_digest(filters: queries.EventFilters) -> str:
     what = sorted((k, str(v)) for k, v in vars(filters).items() if k != "sort" and v is not None)
     return hashlib.blake2b(repr(what).encode(), digest_size=12).hexdigest()
+
+
+@dataclass
+class ImageUpload(Operation):
+    """The image routes' request body, for the OpenAPI document: the image's bytes as they are
+    (Litestar documents JSON bodies only; the handler reads the raw body itself)."""
+
+    def __post_init__(self) -> None:
+        binary = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
+        limits = f"at most {MAX_IMAGE_BYTES // 2**20} MB and {MAX_PIXELS // 10**6} megapixels"
+        self.request_body = RequestBody(required=True, content=dict.fromkeys(ACCEPTED_TYPES, binary),
+                                        description=f"The image ({limits})")  # fmt: skip
 
 
 class EventController(Controller):
@@ -294,6 +342,29 @@ class EventController(Controller):
             lambda: services.boxoffice.remove_attraction(event_id, attraction_id), actor=request.user.id
         )
 
+    @put(
+        "/{event_id:uuid}/image",
+        operation_id="setEventImage",
+        status_code=200,
+        opt={RAW_BODY_TYPES: frozenset(ACCEPTED_TYPES)},
+        request_max_body_size=MAX_IMAGE_BYTES,
+        operation_class=ImageUpload,
+    )
+    async def set_image(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
+        """Give the show a picture: the body is the image itself (PNG, JPEG or WebP, at most 5 MB
+        and 40 megapixels). It is decoded, stripped of its metadata and re-encoded as WebP (a
+        full-size and a card-size variant, served under `image.url` and `image.card_url`); 422
+        `not_an_image` / `image_too_large`, 413 over 5 MB, 415 for another type. Owner or admin."""
+        if request.content_type[0] not in ACCEPTED_TYPES:
+            raise HTTPException(status_code=415, detail=f"send {' or '.join(sorted(ACCEPTED_TYPES))}")
+        await set_event_image(services, request.user, event_id, await request.body())
+        return await _detail(services, await event_row(services, event_id))
+
+    @delete("/{event_id:uuid}/image", operation_id="removeEventImage", status_code=204)
+    async def remove_image(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
+        """Take the show's picture off (204 also when it has none). Owner or admin."""
+        await remove_event_image(services, request.user, event_id)
+
     @post("/{event_id:uuid}/publish", operation_id="publishEvent", status_code=200, guards=[verified_only])
     async def publish(self, event_id: UUID, request: Request[Principal, Any, Any], services: Services) -> EventDetail:
         """Put a draft on sale; seated tiers get their seats."""
@@ -376,3 +447,15 @@ async def cancel_event(services: Services, user: Principal, event_id: UUID, reas
         queue_follow_up(lambda: services.tasks.queue_settlement(event_id), "settlement")
 
     await services.command(cancel, actor=user.id)
+
+
+async def set_event_image(services: Services, user: Principal, event_id: UUID, data: bytes) -> None:
+    """The picture in `data` (an upload) on the caller's own show (`commands/media.py` checks it)."""
+    await owned_event(services, user, event_id)
+    await services.command(lambda: services.boxoffice.set_event_image(event_id, data), actor=user.id)
+
+
+async def remove_event_image(services: Services, user: Principal, event_id: UUID) -> None:
+    """Take the picture off the caller's own show."""
+    await owned_event(services, user, event_id)
+    await services.command(lambda: services.boxoffice.remove_event_image(event_id), actor=user.id)

@@ -38,6 +38,9 @@ RAW_BODY = "raw_body"
 FORM_BODY = "form_body"
 # Route option: the body is an HTML form with a file (multipart); the handler checks its fields.
 FILE_FORM_BODY = "file_form_body"
+# Route option: the body is raw bytes of one of these media types (a set), read and checked by
+# the handler itself (an event's image); anything else is a 415.
+RAW_BODY_TYPES = "raw_body_types"
 # Free text where a line break belongs; every other string is a single line.
 MULTILINE_FIELDS = frozenset({"description", "reason", "message", "notes"})
 SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -134,6 +137,11 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     if request.route_handler.opt.get(FILE_FORM_BODY):
         if media_type != "multipart/form-data":
             raise HTTPException(status_code=415, detail="send multipart/form-data")
+        return
+    raw_types = request.route_handler.opt.get(RAW_BODY_TYPES)
+    if raw_types:
+        if media_type not in raw_types:
+            raise HTTPException(status_code=415, detail=f"send {' or '.join(sorted(raw_types))}")
         return
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="send application/json")

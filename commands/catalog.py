@@ -12,6 +12,8 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from commands.base import BaseApplication, new_id, utcnow
+from commands.media import MediaStore, prepare_image
+from commands.media import create_tables as create_media_tables
 from domain.category import Category
 from domain.errors import Conflict, Invalid, NotFound
 from domain.event import Event, WrongEventState
@@ -33,6 +35,14 @@ def check_time_zone(name: str) -> str:
 
 
 class CatalogCommands(BaseApplication):
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env=env)
+        datastore = getattr(self.recorder, "datastore", None)
+        self.media = MediaStore(datastore) if datastore is not None else None
+        if datastore is not None and self.env.get("CREATE_TABLE", "n").lower() in ("y", "yes", "t", "true", "1"):
+            with datastore.get_connection() as conn:
+                create_media_tables(conn, datastore.schema)
+
     # Venues ----------------------------------------------------------------------------
 
     def create_venue(
@@ -220,6 +230,24 @@ class CatalogCommands(BaseApplication):
             return show
 
         return self.retrying(attempt)
+
+    def set_event_image(self, event_id: UUID, data: bytes) -> Event:
+        """Give a show the picture in `data` (an upload, untrusted): checked and re-encoded
+        (`commands/media.py`), its variants stored by hash, then `ImageChanged` naming them.
+        The show's state is checked first, so a frozen show costs no decoding."""
+        if self.media is None:
+            raise RuntimeError("images need the Postgres event store")
+        self.get_event(event_id).check_image_changeable(utcnow())
+        prepared = prepare_image(data)
+        self.media.put(prepared.full, prepared.card)
+        return self._change_event(event_id, lambda show: show.change_image(prepared.image(), utcnow()))
+
+    def remove_event_image(self, event_id: UUID) -> Event:
+        return self._change_event(event_id, lambda show: show.remove_image())
+
+    def image_bytes(self, sha256: str) -> bytes | None:
+        """A stored image variant by its hash (None when unknown)."""
+        return None if self.media is None else self.media.get(sha256)
 
     def publish_event(self, event_id: UUID) -> Event:
         """Publish a draft; seated tiers get one Seat aggregate per seat, saved atomically."""

@@ -9,6 +9,7 @@ boundary, and their rules (lifecycle, schedule, tiers) read the same state.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ TIER_KINDS = ("general", "seated")
 SCHEDULE = ("start_time", "end_time", "days", "timezone")
 CATEGORY = ("segment_id", "genre_id", "sub_genre_id")
 EDITABLE = ("title", "description", "venue_id", *SCHEDULE, *CATEGORY)
+# An image's id: the SHA-256 (hex) of its encoded bytes, which live outside the log (commands/media.py).
+IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class WrongEventState(Conflict):
@@ -60,6 +63,19 @@ class Attraction:
     name: str
     description: str
     image_url: str
+
+
+@dataclass(frozen=True)
+class Image:
+    """A show's picture: the full-size variant and the card-size one, each by content hash, with
+    their sizes in pixels (pages give them as width and height, so nothing jumps as they load)."""
+
+    image_id: str
+    width: int
+    height: int
+    card_id: str
+    card_width: int
+    card_height: int
 
 
 @dataclass
@@ -265,6 +281,54 @@ class Event(Audited):
     @event(Featured)
     def _feature(self, featured: bool) -> None:
         self.featured = featured
+
+    # The show's picture (None: none). Only its hashes and sizes are events; the bytes are
+    # stored once per content beside the log (commands/media.py) and never change.
+    image: Image | None = None
+
+    def check_image_changeable(self, now: datetime | None = None) -> None:
+        """A finished show keeps the picture it has (one may still be removed, `remove_image`)."""
+        status = self.status if now is None else self.status_at(now)
+        if status in ("cancelled", "completed", "deleted"):
+            raise WrongEventState(f"the image of a {status} event cannot be changed")
+
+    def change_image(self, image: Image, now: datetime | None = None) -> None:
+        """Give the show a picture (or another one)."""
+        self.check_image_changeable(now)
+        for name in ("image_id", "card_id"):
+            if not IMAGE_ID.fullmatch(getattr(image, name)):
+                raise Invalid(f"{name} must be a SHA-256 in hex", field=name)
+        if min(image.width, image.height, image.card_width, image.card_height) < 1:
+            raise Invalid("an image has at least one pixel each way", field="image")
+        if image != self.image:
+            self._change_image(**vars(image))
+
+    class ImageChanged(Aggregate.Event):
+        image_id: str
+        width: int
+        height: int
+        card_id: str
+        card_width: int
+        card_height: int
+
+    @event(ImageChanged)
+    def _change_image(
+        self, image_id: str, width: int, height: int, card_id: str, card_width: int, card_height: int
+    ) -> None:
+        self.image = Image(image_id, width, height, card_id, card_width, card_height)
+
+    def remove_image(self) -> None:
+        """Take the picture off (nothing happens when there is none); allowed in any state, so
+        an unfortunate picture can always go."""
+        if self.image is not None:
+            self._remove_image()
+
+    class ImageRemoved(Aggregate.Event):
+        pass
+
+    @event(ImageRemoved)
+    def _remove_image(self) -> None:
+        self.image = None
 
     def withdraw(self, now: datetime, reason: str = "withdrawn by the organizer") -> None:
         """What DELETE means for a show: a draft is deleted; a published show is cancelled

@@ -59,6 +59,8 @@ class CatalogView(ReadModelView):
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS seats_version bigint NOT NULL DEFAULT 0",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS featured boolean NOT NULL DEFAULT false",
         "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS layout_version bigint NOT NULL DEFAULT 0",
+        # The show's picture: {image_id, width, height, card_id, card_width, card_height}, or null.
+        "ALTER TABLE read.events ADD COLUMN IF NOT EXISTS image jsonb",
         "CREATE INDEX IF NOT EXISTS events_listing ON read.events (status, start_time)",
         # Totals of listing searches count through this index alone (no visit to the wide rows).
         "CREATE INDEX IF NOT EXISTS events_open_counts ON read.events (status, end_time) "
@@ -568,6 +570,18 @@ class CatalogProjection(ReadModel[CatalogView]):
     def _(self, e: Event.Featured, tracking: Tracking) -> None:
         with self.view.writing(tracking) as curs:
             _update(curs, "events", e.originator_id, {"featured": e.featured}, e.timestamp)
+
+    @process_event.register
+    def _(self, e: Event.ImageChanged, tracking: Tracking) -> None:
+        image = {"image_id": e.image_id, "width": e.width, "height": e.height, "card_id": e.card_id,
+                 "card_width": e.card_width, "card_height": e.card_height}  # fmt: skip
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, {"image": Jsonb(image)}, e.timestamp)
+
+    @process_event.register
+    def _(self, e: Event.ImageRemoved, tracking: Tracking) -> None:
+        with self.view.writing(tracking) as curs:
+            _update(curs, "events", e.originator_id, {"image": None}, e.timestamp)
 
     @process_event.register
     def _(self, e: Event.Cancelled, tracking: Tracking) -> None:

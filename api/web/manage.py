@@ -1,8 +1,8 @@
 """The organizer's back office for one show: a new draft (`/organizer/events/new`), its page
 (`/organizer/events/{id}`) with its details, tiers and offers (each offer's terms editable, paused
 or resumed), a form adding a tier with its first offer, seats blocked and unblocked by row,
-publish / cancel, door staff, and the latest bookings. Each form calls the same code as the JSON route (api/events.py,
-api/offers.py)."""
+publish / cancel, its picture, door staff, and the latest bookings. Each form calls the same code
+as the JSON route (api/events.py, api/offers.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,31 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
 
 from api.access import owned_event
 from api.admin import feature_event
 from api.door import ScannerCreate, grant_scanner
-from api.events import EventCreate, EventUpdate, cancel_event, create_event, publish_event, update_event
+from api.events import (
+    EventCreate,
+    EventImage,
+    EventUpdate,
+    cancel_event,
+    create_event,
+    publish_event,
+    remove_event_image,
+    set_event_image,
+    update_event,
+)
+from api.inputs import FILE_FORM_BODY
 from api.offers import OfferCreate, OfferUpdate, TierCreate, add_offer, add_tier, tiers_of, update_offer
 from api.orders import orders_for_rows
 from api.seatmaps import set_seats_blocked
-from api.security import Principal, ensure_verified
+from api.security import CSRF_IN_FORM, Principal, ensure_verified
 from api.services import Services
 from api.venues import Venue
 from api.web.common import FORM, error_status, first, form_of, page_error, render, see_other, to_login, user_of
+from commands.media import MAX_IMAGE_BYTES
 from domain.errors import DomainError, Forbidden, Invalid, NotFound
 from projections import queries
 
@@ -168,6 +181,33 @@ class ManageController(Controller):
 
         return await _form_action(request, services, event_id, act)
 
+    @post(
+        "/{event_id:uuid}/image",
+        exclude_from_auth=True,
+        opt={FILE_FORM_BODY: True, CSRF_IN_FORM: True},
+        status_code=303,
+        request_max_body_size=MAX_IMAGE_BYTES + 64 * 1024,  # the file and the form around it
+    )
+    async def image(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """The show's picture, a file of the form (as PUT /events/{id}/image)."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            upload = (await request.form()).get("image")
+            if not isinstance(upload, UploadFile):
+                raise Invalid("choose an image file (PNG, JPEG or WebP)", field="image", code="not_an_image")
+            await set_event_image(services, user, event_id, await upload.read(MAX_IMAGE_BYTES + 1))
+
+        return await _form_action(request, services, event_id, act)
+
+    @post("/{event_id:uuid}/image/remove", exclude_from_auth=True, opt=FORM, status_code=303)
+    async def remove_image(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
+        """Take the picture off (as DELETE /events/{id}/image)."""
+
+        async def act(user: Principal, fields: Fields) -> None:
+            await remove_event_image(services, user, event_id)
+
+        return await _form_action(request, services, event_id, act)
+
     @post("/{event_id:uuid}/publish", exclude_from_auth=True, opt=FORM, status_code=303)
     async def publish(self, request: Request[Any, Any, Any], services: Services, event_id: UUID) -> Response[Any]:
         async def act(user: Principal, fields: Fields) -> None:
@@ -265,4 +305,5 @@ async def _show_page(
     tiers, _ = tiers_of(tier_rows, offer_rows)
     sections = Venue.of(venue).sections if venue else []
     return render(request, "event_manage.html", status=status, event=row, tiers=tiers, sections=sections,
-                  scanners=scanners, orders=orders, bookings=bookings, blocked=blocked, error=error)  # fmt: skip
+                  scanners=scanners, orders=orders, bookings=bookings, blocked=blocked, error=error,
+                  image=EventImage.of(row.get("image")), max_image_mb=MAX_IMAGE_BYTES // (1024 * 1024))  # fmt: skip

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PASSWORD, bearer, publish_show, register
+from tests.images import png
 
 Target = tuple[str, Any]  # path under /api/v1, JSON body (None: no body)
 
@@ -39,6 +40,8 @@ class World:
     def call(self, role: str, method: str, target: Target) -> httpx.Response:
         path, body = target
         headers = {} if role == "anonymous" else bearer(self.tokens[role])
+        if isinstance(body, bytes):  # an image, as it is
+            return self.client.request(method, path, headers={**headers, "Content-Type": "image/png"}, content=body)
         return self.client.request(method, path, headers=headers, json=body)
 
     def ok(self, role: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -416,6 +419,26 @@ CASES = [
         "published",
     ),
     Case("addAttraction", "POST", at("/events/{draft_event}/attractions", {"name": "Guest"}), OWNER_DRAFT, "draft"),
+    Case(
+        "setEventImage",
+        "PUT",
+        at("/events/{published}/image", png(40, 30)),
+        {**OWNER_PUBLISHED, "owner": 200, "admin": 200},
+        "published",
+    ),
+    Case(
+        "setEventImage",
+        "PUT",
+        at("/events/{draft_event}/image", png(30, 40)),
+        {**OWNER_DRAFT, "owner": 200, "admin": 200},
+        "draft",
+    ),
+    Case(
+        "removeEventImage",
+        "DELETE",
+        at("/events/{published}/image"),
+        {**OWNER_PUBLISHED, "owner": 204, "admin": 204},
+    ),
     Case(
         "removeAttraction",
         "DELETE",

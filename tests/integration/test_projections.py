@@ -17,6 +17,7 @@ from domain.placement import ItemRequest
 from projections.apply import apply_batch
 from projections.base import ReadModel, ReadModelView, Upkeep
 from projections.models import READ_MODELS, open_projection, open_view
+from tests.images import png
 from tests.integration.conftest import OnSale, put_on_sale
 from ticketing import Settings
 from workers.projector import Runner, rebuild
@@ -101,9 +102,19 @@ def sales_history(app: BoxOffice, sale: OnSale) -> dict[str, Any]:
 
 def test_rebuilt_read_models_equal_the_live_ones(settings: Settings, boxoffice: BoxOffice) -> None:
     sale = put_on_sale(boxoffice, ga_quantity=20, seats=6)
+    pictured = boxoffice.set_event_image(sale.event_id, png(64, 48)).image
+    unpictured = put_on_sale(boxoffice, seats=1).event_id
+    boxoffice.set_event_image(unpictured, png(32, 32))
+    boxoffice.remove_event_image(unpictured)
     orders = sales_history(boxoffice, sale)
     catch_up(settings, boxoffice)
     live = dump(settings)
+    with psycopg.connect(settings.database_url) as conn:
+        images: dict[Any, Any] = dict(conn.execute("SELECT id, image FROM read.events WHERE id = ANY(%s)",
+                                   ([sale.event_id, unpictured],)).fetchall())  # fmt: skip
+    assert pictured is not None and images[unpictured] is None
+    assert images[sale.event_id] == {"image_id": pictured.image_id, "width": 64, "height": 48,
+                                     "card_id": pictured.card_id, "card_width": 64, "card_height": 48}  # fmt: skip
     statuses = {row[0]: row[3] for row in live["orders"]}
     assert [statuses[str(orders[k])] for k in ("paid", "refunded", "expired", "cancelled", "held")] == [
         "partially_refunded", "refunded", "expired", "cancelled", "held",
