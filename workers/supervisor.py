@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -36,6 +36,7 @@ from workers.processes import (
     http_ok,
     spawn,
     stop_process,
+    stop_processes,
     tail,
     wait_until,
 )
@@ -70,7 +71,8 @@ def _client_host(host: str) -> str:
 
 class Supervisor:
     """Children started together, each started again after a pause when it exits, and stopped
-    together in reverse order of start.
+    together in reverse order of start (or in the `stop_stages` given: each stage's children
+    together, the stages one after the other).
 
     Each child gets `env` as its environment and appends its output to `<log_dir>/<name>.log`.
     `revive` restarts what has exited, after a pause from the child's own `Backoff` (0.5 s
@@ -88,8 +90,13 @@ class Supervisor:
         log_dir: Path,
         stop_timeout: float = 15.0,
         backoff: Callable[[], Backoff] = Backoff,
+        stop_stages: Sequence[Collection[str]] = (),
     ) -> None:
         self.env = dict(env)
+        names: list[str] = list(commands)
+        self.stop_stages = [set(stage) for stage in stop_stages] or [{name} for name in reversed(names)]
+        if set().union(*self.stop_stages) != set(names):
+            raise ValueError("every child must be stopped in a stage")
         self.log_dir = Path(log_dir)
         self.stop_timeout = stop_timeout
         self.children = [
@@ -209,9 +216,9 @@ class Supervisor:
     def _stop_children(self) -> None:
         with self._lock:
             self._stopped = True
-            for child in reversed(self.children):
-                if child.proc is not None:
-                    stop_process(child.proc, self.stop_timeout)
+            for stage in self.stop_stages:
+                procs = [c.proc for c in self.children if c.name in stage and c.proc is not None]
+                stop_processes(procs, self.stop_timeout)
 
 
 class ServiceProcesses(Supervisor):
@@ -222,8 +229,9 @@ class ServiceProcesses(Supervisor):
     logs if a child exits or the API is not healthy within `startup_timeout` seconds. With
     `supervise` (where to say what happened), a child that exits afterwards is started again after
     a pause (see `Supervisor`) while the others run on; without, it stays down (`exited`,
-    `check_alive`). `__exit__` stops them in reverse order of start (API first, so no new work
-    arrives while workers drain). As with EmbeddedServices, enter it from a long-lived thread.
+    `check_alive`). `__exit__` stops the API first, so no new work arrives while the others
+    drain, then the workers, projector, notifier and scheduler together (a dramatiq worker takes
+    ~2.5 s to stop), and the claims service last. As with EmbeddedServices, enter it from a long-lived thread.
     """
 
     def __init__(
@@ -272,7 +280,8 @@ class ServiceProcesses(Supervisor):
             "scheduler": [python, "-m", "ticketing", "scheduler"],
             "api": uvicorn,
         }
-        super().__init__(commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff)
+        stages = [["api"], ["scheduler", "mailer", "worker", "notifier", "projector"], ["claims"]]
+        super().__init__(commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff, stop_stages=stages)
 
     @property
     def base_url(self) -> str:
