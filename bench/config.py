@@ -165,6 +165,7 @@ TARGETS = (
     Target("seat-map", "phases.cold.latency_ms.p50", "<", 15, "p50 of a full GET after a change (ms)"),
     Target("seat-map", "phases.not_modified.latency_ms.p50", "<", 2, "p50 of a 304 (ms)"),
     Target("browse", "phases.loaded.latency_ms.p99", "<", 30, "p99 of GET /events under load (ms)"),
+    Target("browse", "phases.home.home_page_ms.p99", "<", 50, "p99 of the home page (HTML) under that load (ms)"),
     Target("hot-funnel", "purchases_per_s", ">=", 1000, "completed purchases/s (hold, payment, webhook, tickets)"),
     Target("hot-funnel", "latency_ms.hold.p99", "<", 250, "p99 of the hold, POST /orders (ms)"),
     Target("hot-funnel", "latency_ms.payment.p99", "<", 250, "p99 of POST /orders/{id}/payment (ms)"),

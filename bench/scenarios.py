@@ -451,6 +451,15 @@ def browse(b: Bench) -> dict[str, Any]:
         "browse-loaded",
         {"kind": "get", "concurrency": s.browse_concurrency, "urls": urls, "max_seconds": s.browse_seconds},
     )
+    # The home page (server-rendered HTML, the same search through the listing cache) under the
+    # same load: every tenth request of the 16 clients is a home page, plain or with the search
+    # of the listing query before it (all kinds of query in turn).
+    with_home = [item for i, url in enumerate(urls) for item in ([url, _home_url(i, url)] if i % 9 == 8 else [url])]
+    home = run_load(
+        b.stack,
+        "browse-home",
+        {"kind": "get", "concurrency": s.browse_concurrency, "urls": with_home, "max_seconds": s.browse_seconds},
+    )
     kinds = sorted({k for _, k in urls})
     return {
         "scenario": "browse",
@@ -459,10 +468,16 @@ def browse(b: Bench) -> dict[str, Any]:
         "phases": {
             "single": {**_phase_all(single), "note": "one client"},
             "loaded": {**_phase_all(loaded), "note": f"{s.browse_concurrency} clients, closed loop"},
+            "home": {
+                **_phase_all(home),
+                "home_page_ms": latency_ms(home.of("home")),
+                "home_pages": len(home.of("home")),
+                "note": f"{s.browse_concurrency} clients, closed loop, every tenth request GET / (HTML)",
+            },
         },
         "by_kind_loaded_ms": {k: latency_ms(loaded.of(k)) for k in kinds},
         "total_items_by_kind": {k: {"min": min(v), "max": max(v)} for k, v in sorted(found.items())},
-        "cpu": {"single": single.cpu, "loaded": loaded.cpu},
+        "cpu": {"single": single.cpu, "loaded": loaded.cpu, "home": home.cpu},
         "seed": {
             "seconds": round(catalog.seconds, 3),
             "store_events_written": catalog.store_events_written,
@@ -471,6 +486,13 @@ def browse(b: Bench) -> dict[str, Any]:
         },
         "log_findings": b.stack.log_findings(offsets),
     }
+
+
+def _home_url(i: int, api_url: list[str]) -> list[str]:
+    """A home page: plain, or with the search of the API request beside it (the page's form
+    takes the listing's filters)."""
+    query = api_url[0].partition("?")[2]
+    return ["/" if i % 18 == 8 else f"/?{query}", "home"]
 
 
 def _phase_all(run: LoadRun) -> dict[str, Any]:
