@@ -125,12 +125,15 @@ class Source:
     def originators(self, event_id: UUID, max_id: int) -> tuple[list[UUID], list[UUID]]:
         """The ids of the show's aggregates: [show, offers, waitlists] and [orders, as placed]."""
         with self._connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            # The positions before the rows (each statement sees its own snapshot): a row the
+            # live projector writes in between is then read twice (in the rows and in the tail;
+            # kept once), never missed, as it was with the rows read first.
+            offers_at = _position(curs, "catalog")
+            orders_at = _position(curs, "orders")
             curs.execute("SELECT id FROM read.offers WHERE event_id = %s", (event_id,))
             offers = {row[0] for row in curs.fetchall()}
             curs.execute("SELECT id FROM read.orders WHERE event_id = %s ORDER BY placed_at, id", (event_id,))
             orders = dict.fromkeys(row[0] for row in curs.fetchall())
-            offers_at = _position(curs, "catalog")
-            orders_at = _position(curs, "orders")
         # What the store holds past the read models' positions (a few events when they are live).
         for created in self._recent(Offer.Created, offers_at, max_id):
             if created.event_id == event_id:
