@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import stripe
 from litestar import Controller, Request, post
 
 from api.inputs import MAX_DEPTH, RAW_BODY, TooDeeplyNested, check_json
@@ -44,6 +43,9 @@ class WebhookController(Controller):
         secret = services.settings.stripe_webhook_secret
         if not secret or not signature:
             raise BadSignature("missing Stripe-Signature")
+        # Imported on first use: the SDK costs ~0.4 s of CPU, paid at every process's start otherwise.
+        import stripe
+
         try:
             stripe.WebhookSignature.verify_header(payload.decode("utf-8", "replace"), signature, secret, 300)
         except stripe.SignatureVerificationError:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 from uuid import UUID
 
-import stripe
-from stripe.params import PaymentIntentCreateParams, RefundCreateParams
-
 from domain.errors import DomainError
+
+if TYPE_CHECKING:
+    # The SDK is imported where it is first used: importing it costs ~0.4 s of CPU, paid by every
+    # process that opens the box office (claims service, projector, notifier, ...) at each start.
+    import stripe
+    from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 log = logging.getLogger("payments")
 
@@ -78,8 +82,8 @@ class StripeGateway:
     """PaymentIntents and refunds through the official SDK (Stripe, or localstripe in development)."""
 
     def __init__(self, api_key: str, api_base: str = "", publishable_key: str = "") -> None:
-        addresses: Any = {"api": api_base} if api_base else None
-        self.client = stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=2)
+        self._api_key = api_key
+        self._addresses: Any = {"api": api_base} if api_base else None
         # What the checkout page gives Stripe.js (api/web/checkout.py); empty: no Stripe.js.
         self.publishable_key = publishable_key
         # localstripe has no Connect (accounts, account links): in development (STRIPE_API_BASE
@@ -90,6 +94,12 @@ class StripeGateway:
         # 400 "Unexpected transfer_data, application_fee_amount" (and its accounts would not
         # exist anyway), so against it they are recorded in the intent's metadata only.
         self.destination_charges = isinstance(self.connect, StripeConnect)
+
+    @cached_property
+    def client(self) -> stripe.StripeClient:
+        import stripe
+
+        return stripe.StripeClient(self._api_key, base_addresses=self._addresses, max_network_retries=2)
 
     def create_connect_account(self, *, owner: UUID, email: str) -> str:
         return self.connect.create_connect_account(owner=owner, email=email)
@@ -103,6 +113,8 @@ class StripeGateway:
     def create_intent(
         self, *, order_id: UUID, amount: int, currency: str, description: str, payout: Payout | None = None
     ) -> Intent:
+        import stripe
+
         try:
             intent = self.client.v1.payment_intents.create(
                 params=intent_params(
@@ -121,6 +133,8 @@ class StripeGateway:
         return _intent(intent)
 
     def get_intent(self, intent_id: str) -> Intent:
+        import stripe
+
         try:
             return _intent(self.client.v1.payment_intents.retrieve(intent_id))
         except stripe.StripeError as error:
@@ -131,6 +145,8 @@ class StripeGateway:
         ignore it, so the key is also written into the refund's metadata and a refund that
         already carries it is returned instead of making a second one (a worker that died
         after the provider refunded, or a delivery applied again, refunds nothing more)."""
+        import stripe
+
         try:
             earlier = self._refund_with_key(intent_id, idempotency_key)
             params: RefundCreateParams = {
@@ -171,6 +187,8 @@ class StripeConnect:
         self.client = client
 
     def create_connect_account(self, *, owner: UUID, email: str) -> str:
+        import stripe
+
         try:
             account = self.client.v1.accounts.create(
                 params={"type": "express", "email": email, "metadata": {"account_id": str(owner)}},
@@ -182,6 +200,8 @@ class StripeConnect:
         return str(account.id)
 
     def onboarding_link(self, account: str, *, refresh_url: str, return_url: str) -> str:
+        import stripe
+
         try:
             link = self.client.v1.account_links.create(
                 params={
@@ -198,6 +218,8 @@ class StripeConnect:
     def payout_status(self, account: str) -> PayoutStatus | None:
         """What Stripe says of the account now (None when it cannot be asked: the dashboard
         then shows only that an account is linked)."""
+        import stripe
+
         try:
             found = self.client.v1.accounts.retrieve(account).to_dict()
         except stripe.StripeError as error:

@@ -22,13 +22,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import fontpkg
 import segno
 from fontTools.ttLib import TTFont
-from fpdf import FPDF
+
+if TYPE_CHECKING:
+    # fpdf2 (with fontTools' subsetter) is imported where a PDF is made: it costs ~0.85 s of CPU
+    # at every API process's start otherwise, and most processes never make one.
+    from fpdf import FPDF
 
 __all__ = ["TicketDocument", "pdf_safe_text", "qr_png", "tickets_pdf"]
 
@@ -100,6 +105,8 @@ def tickets_pdf(tickets: Sequence[TicketDocument]) -> bytes:
     """A PDF with one A4 page per ticket, in the given order."""
     if not tickets:
         raise ValueError("a ticket PDF needs at least one ticket")
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     regular, bold = _font_files()
     pdf.add_font(_FONT, "", regular)

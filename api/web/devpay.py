@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import stripe
-
 from api.services import Services
 from commands.payments_gateway import PaymentProviderError, StripeGateway
 
@@ -37,6 +35,8 @@ def pay_with_test_card(services: Services, intent_id: str, card: str) -> None:
     if card not in TEST_CARDS or not isinstance(gateway, StripeGateway) or not services.settings.is_development:
         raise PaymentProviderError("test cards are for development only")
     client: Any = gateway.client
+    import stripe
+
     try:
         intent = client.v1.payment_intents.retrieve(intent_id)
         if intent.status in ("requires_payment_method", "requires_confirmation"):
