@@ -93,6 +93,24 @@ def start_service(env: dict[str, str], name: str, web_workers: int = 2) -> Servi
     )
 
 
+STRIPEJS_KEY = "pk_test_checkout123"
+
+
+@pytest.fixture(scope="session")
+def stripejs_deployment(stack_env: dict[str, str], settings: Settings, service: str) -> Iterator[str]:
+    """A second deployment on the same stack, as in production with Stripe.js: a publishable key
+    and a platform fee (localstripe still answers for Stripe). Started once for the e2e and the
+    browser tests that need it (tests/e2e/test_checkout_stripejs.py, tests/browser/test_payouts.py)."""
+    env = {
+        **stack_env,
+        "ENVIRONMENT": "production",
+        "STRIPE_PUBLISHABLE_KEY": STRIPEJS_KEY,
+        "PLATFORM_FEE_PERCENT": "2.5",
+    }
+    with start_service(env, "e2e-stripejs", web_workers=1) as processes:
+        yield processes.base_url
+
+
 @pytest.fixture(scope="session")
 def service(stack_env: dict[str, str], settings: Settings) -> Iterator[str]:
     """The running service (2 API processes, worker, projector, scheduler); yields its base URL."""

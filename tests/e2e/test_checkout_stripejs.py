@@ -15,25 +15,22 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import stripe
 
 from api.security import API_CSP, STRIPE_JS_CSP, WEB_CSP
-from tests.conftest import start_service
+from tests.conftest import STRIPEJS_KEY
 from tests.e2e.conftest import bearer, order, publish_show, register
 from ticketing import Settings
 
-KEY = "pk_test_checkout123"
+KEY = STRIPEJS_KEY
 
 
-@pytest.fixture(scope="module")
-def deployment(stack_env: dict[str, str], settings: Settings, service: str) -> Iterator[str]:
-    env = {**stack_env, "ENVIRONMENT": "production", "STRIPE_PUBLISHABLE_KEY": KEY, "PLATFORM_FEE_PERCENT": "2.5"}
-    with start_service(env, "e2e-stripejs", web_workers=1) as processes:
-        yield processes.base_url
+@pytest.fixture
+def deployment(stripejs_deployment: str) -> str:
+    return stripejs_deployment
 
 
 @pytest.fixture(scope="module")
