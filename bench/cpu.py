@@ -123,9 +123,11 @@ class CpuMeter:
         return snap
 
 
-def usage(before: Snapshot, after: Snapshot) -> dict[str, Any]:
-    """CPU seconds per group between two snapshots, with the server / load-generator split."""
-    groups: dict[str, float] = {}
+def usage(before: Snapshot, after: Snapshot, reaped_loadgen_s: float = 0.0) -> dict[str, Any]:
+    """CPU seconds per group between two snapshots, with the server / load-generator split.
+    `reaped_loadgen_s`: a load generator's CPU that neither snapshot saw (a child that started
+    after the first and was reaped before the second, like wrk)."""
+    groups: dict[str, float] = {"loadgen": reaped_loadgen_s} if reaped_loadgen_s else {}
     for key, (group, cpu) in after.procs.items():
         start = before.procs.get(key)
         groups[group] = groups.get(group, 0.0) + cpu - (start[1] if start else 0.0)
