@@ -31,7 +31,7 @@ class AdminAccount(msgspec.Struct):
     created_at: datetime
 
     @classmethod
-    def of(cls, account: Account) -> AdminAccount:
+    def of(cls, account: Account | account_admin.Listed) -> AdminAccount:
         return cls(
             id=account.id,
             email=account.email,
@@ -48,7 +48,7 @@ class AccountChange(msgspec.Struct, forbid_unknown_fields=True):
     disabled: bool | None = None
 
 
-def matching(accounts: list[Account], q: str, role: str | None) -> list[Account]:
+def matching(accounts: list[account_admin.Listed], q: str, role: str | None) -> list[account_admin.Listed]:
     """The accounts whose e-mail or username contains `q` (any case), of `role` if given."""
     needle = q.strip().casefold()
     return [
