@@ -12,7 +12,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.response import Stream
 
 from api.access import owned_event
@@ -25,8 +25,8 @@ from projections.reports.export import CONTENT_TYPES, chunks
 from projections.reports.source import Source
 
 FILES = ", ".join(f"`{name}.{fmt}`" for name, r in REPORTS.items() for fmt in r.formats)
-From = Annotated[datetime | None, Parameter(query="from", description="rows from this time on (ISO 8601)")]
-To = Annotated[datetime | None, Parameter(query="to", description="the report as it stood at this time (ISO 8601)")]
+From = Annotated[datetime | None, QueryParameter(name="from", description="rows from this time on (ISO 8601)")]
+To = Annotated[datetime | None, QueryParameter(name="to", description="the report as it stood at this time (ISO 8601)")]
 Bucket = Annotated[
     str | None, Parameter(pattern="^(minute|5min|hour|day)$", description="time buckets of charts (default: by span)")
 ]
