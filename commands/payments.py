@@ -145,7 +145,8 @@ class PaymentCommands(SalesCommands):
 
         A payment that arrives after the hold lapsed claims the same inventory again if it is
         still free; otherwise the money goes back automatically. Returns what happened:
-        paid | paid_late | duplicate | refunded.
+        paid | paid_late | duplicate | refunded, or refund when it could not be honoured and there
+        is no intent to give money back to (a free order's confirmation).
         """
         now = at or utcnow()
 
@@ -156,17 +157,22 @@ class PaymentCommands(SalesCommands):
                     return "refund_other_intent"  # a second intent for a paid order was charged
                 return "duplicate"
             late = order.status != "held"
-            try:
-                inventory = self._sell_unheld(order) if late else self._sell_held(order)
-                order.pay(intent_id, amount, now, late=late)
-            except (SoldOut, SeatTaken):
-                return "refund"
-            except Conflict as error:
-                if error.code != "amount_mismatch":
-                    raise
-                log.error("order %s: captured %s but total is %s; refunding", order_id, amount, order.total)
-                return "refund"
-            self.save(order, *inventory)
+            # The offers and seats are loaded and saved in the claim writers' turn, as batched
+            # payments do: loaded outside it, a hot offer is stale by the save, and the retries
+            # could run out (`Busy`) while a sale goes on (seen in the expiry race test).
+            with self.turn() as take_turn_with_claims:
+                take_turn_with_claims()
+                try:
+                    inventory = self._sell_unheld(order) if late else self._sell_held(order)
+                    order.pay(intent_id, amount, now, late=late)
+                except (SoldOut, SeatTaken):
+                    return "refund"
+                except Conflict as error:
+                    if error.code != "amount_mismatch":
+                        raise
+                    log.error("order %s: captured %s but total is %s; refunding", order_id, amount, order.total)
+                    return "refund"
+                self.save(order, *inventory)
             record_tickets_issued(len(order.tickets))
             return "paid_late" if late else "paid"
 

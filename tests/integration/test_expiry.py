@@ -157,12 +157,14 @@ def test_expiry_racing_buyers_and_payments_never_oversells_nor_expires_a_paid_or
 
         with ThreadPoolExecutor(4 + len(to_pay)) as pool:
             buying = [pool.submit(buy, n) for n in range(4)]
-            expiring = pool.submit(expirer.expire_holds, lapsed)
-            paying = {order_id: pool.submit(pay, order_id) for order_id in to_pay}
-            run = expiring.result(timeout=120)
-            outcomes = {order_id: f.result(timeout=60) for order_id, f in paying.items()}
-            time.sleep(0.3)  # buyers keep buying what came back
-            stop.set()
+            try:
+                expiring = pool.submit(expirer.expire_holds, lapsed)
+                paying = {order_id: pool.submit(pay, order_id) for order_id in to_pay}
+                run = expiring.result(timeout=120)
+                outcomes = {order_id: f.result(timeout=60) for order_id, f in paying.items()}
+                time.sleep(0.3)  # buyers keep buying what came back
+            finally:  # also when a payment or the expiry failed: the buyers stop, the test fails
+                stop.set()
             for f in buying:
                 f.result(timeout=60)
 
@@ -170,7 +172,9 @@ def test_expiry_racing_buyers_and_payments_never_oversells_nor_expires_a_paid_or
             f"expiry: {run}, payments: {sorted(outcomes.values())}, bought {len(bought)}, refused {refused}"
         )  # with -s
         assert run.saves > 1
-        assert set(outcomes.values()) <= {"paid", "paid_late", "refunded"}
+        # A late payment whose seat was sold meanwhile cannot be honoured: "refund" (no intent
+        # here to give the money back to; with one it is "refunded").
+        assert set(outcomes.values()) <= {"paid", "paid_late", "refund"}
         assert bought, refused
         fresh = open_boxoffice(settings)
         try:
