@@ -159,7 +159,8 @@ class PaymentCommands(SalesCommands):
             late = order.status != "held"
             # The offers and seats are loaded and saved in the claim writers' turn, as batched
             # payments do: loaded outside it, a hot offer is stale by the save, and the retries
-            # could run out (`Busy`) while a sale goes on (seen in the expiry race test).
+            # could run out (`Busy`) while a sale goes on (the likely cause of a hang of the expiry
+            # race test in .ci/run; its exception was not seen).
             with self.turn() as take_turn_with_claims:
                 take_turn_with_claims()
                 try:
