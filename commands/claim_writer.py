@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
@@ -50,6 +51,33 @@ COMMIT_DEADLINE = 15.0
 # it holds passes to the other writers (the API processes' fallbacks) instead of waiting for the
 # pool's 10 s. If the writer was merely slow, its batch fails as a lost connection and is retried.
 IDLE_IN_CLAIM = "1s"
+# Postgres arms that timeout only once it has told the client it is ready for the next query: a
+# writer stopped inside a pipeline (its insert's LOCK TABLE, NOTIFY and INSERT go out before their
+# Sync) leaves a session "active", holding the lock with no timeout at all (seen in `.ci/run`: a
+# frozen claims service kept the lock for its whole 5 s freeze). So a writer waits for its turn at
+# most LOCK_PATIENCE at a time; then it ends the session of any holder of the lock whose state has
+# not changed for STUCK_AFTER seconds (`_cut_off_stuck_holders`) and waits again.
+LOCK_PATIENCE = "250ms"
+STUCK_AFTER = 1.0
+TAKE_TURN = (
+    "SELECT set_config('idle_in_transaction_session_timeout', %s, true), set_config('lock_timeout', %s, true),"
+    " pg_advisory_xact_lock(%s), set_config('lock_timeout', s.was, true)"
+    " FROM (SELECT current_setting('lock_timeout') AS was OFFSET 0) AS s"  # OFFSET 0: read before, not inlined
+)
+CUT_OFF_STUCK_HOLDERS = """
+SELECT a.pid, a.application_name, a.state, extract(epoch FROM clock_timestamp() - a.state_change) AS still,
+       pg_terminate_backend(a.pid) AS ended
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigint = %(lock)s AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND a.pid <> pg_backend_pid() AND clock_timestamp() - a.state_change > make_interval(secs => %(after)s)
+"""
+
+
+class LockWait(Exception):
+    """The claim writers' lock was not free within LOCK_PATIENCE (nothing was written)."""
+
+
 # Conflicts a batch of several requests retries (deciding again on fresh state) before it is split
 # in halves: another process's write is cured by one retry, a poisoned request never is.
 SPLIT_AFTER = 4
@@ -89,6 +117,7 @@ class ClaimWriter:
         self.batches = 0
         self.conflicts = 0
         self.splits = 0  # batches split to isolate a request that failed them (`_isolate`)
+        self.cut_off = 0  # sessions of stuck lock holders ended (`_cut_off_stuck_holders`)
         # Called with the orders of each committed batch, after their buyers were answered.
         self.after_commit: Callable[[list[PlacedOrder]], None] | None = None
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
@@ -141,6 +170,12 @@ class ClaimWriter:
         while True:
             try:
                 outcomes, changed, names, position = self._attempt(batch, attempted)
+            except LockWait:
+                if time.monotonic() > deadline:
+                    log.error("the claim writers' lock stayed taken for %.0f s", COMMIT_DEADLINE)
+                    break
+                self._cut_off_stuck_holders()
+                continue
             except IntegrityError as error:
                 taken = _orders_already_stored(error, batch)
                 if taken:
@@ -232,11 +267,12 @@ class ClaimWriter:
         with datastore.get_connection() as conn, conn.transaction():
             # SET LOCAL in the same round trip: a writer that stops between statements (a hung
             # claims service) loses its session, and with it the lock, after IDLE_IN_CLAIM.
-            conn.execute(
-                "SELECT set_config('idle_in_transaction_session_timeout', %s, true), pg_advisory_xact_lock(%s)",
-                (IDLE_IN_CLAIM, CLAIMS_LOCK),
-                prepare=True,
-            )
+            # The lock is waited for at most LOCK_PATIENCE (then `_commit` looks for a stuck
+            # holder); the session's own lock_timeout applies again once it is taken.
+            try:
+                conn.execute(TAKE_TURN, (IDLE_IN_CLAIM, LOCK_PATIENCE, CLAIMS_LOCK), prepare=True)
+            except psycopg.errors.LockNotAvailable as error:
+                raise LockWait from error
             # One serial per request (one round trip): the human order numbers of the new orders.
             serials = self.app.order_serials(len(batch), conn)
             outcomes, changed = self._decide(batch, attempted, serials)
@@ -245,6 +281,23 @@ class ClaimWriter:
                 recordings = self.app.save(*changed, connection=conn)
                 position = max((r.notification.id for r in recordings), default=None)
         return outcomes, changed, names, position
+
+    def _cut_off_stuck_holders(self) -> None:
+        """End the session of any writer that holds the claim writers' lock and has not moved for
+        STUCK_AFTER seconds (see LOCK_PATIENCE). Its batch, if it ever resumes, fails as a lost
+        connection and is retried: its orders are looked up first, so none is placed twice."""
+        try:
+            with self.app.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+                ended = conn.execute(CUT_OFF_STUCK_HOLDERS, {"lock": CLAIMS_LOCK, "after": STUCK_AFTER}).fetchall()
+        except Exception as error:  # noqa: BLE001 - the next attempt waits for the lock again
+            log.warning("looking for a stuck holder of the claim writers' lock failed: %r", error)
+            return
+        for row in ended:
+            log.warning(
+                "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock without moving",
+                row["pid"], row["application_name"] or "?", row["state"], row["still"],
+            )  # fmt: skip
+        self.cut_off += len(ended)
 
     def _drop_dead_connections(self) -> None:
         """After a Postgres restart every idle pooled connection is dead; without this check the

@@ -1,0 +1,79 @@
+"""A writer stuck while holding the claim writers' lock is cut off, so the others go on.
+
+Seen once in `.ci/run` (the frozen claims service test): the claims service, stopped by SIGSTOP,
+kept the lock for the whole 5 s freeze although its transaction sets
+`idle_in_transaction_session_timeout`. Postgres arms that timeout only when it tells the client it
+is ready for the next query; a writer stopped inside a pipeline (the insert's LOCK TABLE, NOTIFY
+and INSERT are sent before their Sync) leaves its session "active", waiting for the rest, with no
+timeout at all. Here such a session is made by hand: the lock taken in a pipeline never synced.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from uuid import uuid4
+
+import psycopg
+
+from commands.claim_writer import CLAIMS_LOCK, IDLE_IN_CLAIM, LOCK_PATIENCE, TAKE_TURN
+from commands.claims import ClaimRequest, Placed
+from domain.offer import Offer
+from domain.placement import ItemRequest
+from tests.integration.conftest import put_on_sale
+from ticketing import Settings, open_boxoffice
+
+
+def test_a_writer_stuck_in_a_pipeline_holding_the_lock_is_cut_off(settings: Settings) -> None:
+    setup = open_boxoffice(settings)
+    sale = put_on_sale(setup, ga_quantity=10, seats=1)
+    app = open_boxoffice(settings)
+    stuck = psycopg.connect(settings.database_url, autocommit=False)
+    try:
+        pid = stuck.info.backend_pid
+        stuck.execute("SELECT 1")  # BEGIN: a transaction is open
+        pgconn = stuck.pgconn
+        pgconn.enter_pipeline_mode()
+        pgconn.send_query_params(b"SELECT pg_advisory_xact_lock($1)", [str(CLAIMS_LOCK).encode()])
+        pgconn.flush()
+        with psycopg.connect(settings.database_url, autocommit=True) as observer:
+            deadline = time.monotonic() + 10
+            while not observer.execute(
+                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s AND pid = %s",
+                (CLAIMS_LOCK, pid),
+            ).fetchone():
+                assert time.monotonic() < deadline, "the stuck session never took the lock"
+                time.sleep(0.01)
+            state = observer.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            assert state is not None and state[0] == "active"  # no idle timeout applies to it
+
+            request = ClaimRequest(uuid4(), uuid4(), [ItemRequest(sale.ga_offer, 1)], False, future=Future())
+            started = time.monotonic()
+            app.writer.submit(request)
+            assert request.future is not None
+            placed = request.future.result(timeout=10)
+            waited = time.monotonic() - started
+            assert isinstance(placed, Placed) and placed.created
+            assert waited < 3, f"the order waited {waited:.1f} s behind a stuck writer"
+            # The stuck session was ended, not merely outlived.
+            gone = observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            assert gone is None
+        assert app.writer.cut_off == 1
+        assert setup.load(sale.ga_offer, "offer", Offer).held == 1
+    finally:
+        stuck.close()
+        app.close()
+        setup.close()
+
+
+def test_taking_the_turn_leaves_the_sessions_own_lock_timeout_for_the_rest(settings: Settings) -> None:
+    """LOCK_PATIENCE bounds the wait for the writers' lock only: the transaction's later locks
+    (the event table's) wait as the session is configured to."""
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("SET lock_timeout = '7s'")
+        with conn.transaction():
+            conn.execute(TAKE_TURN, (IDLE_IN_CLAIM, LOCK_PATIENCE, CLAIMS_LOCK))
+            row = conn.execute(
+                "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
+            ).fetchone()
+        assert row == ("7s", IDLE_IN_CLAIM)
