@@ -13,7 +13,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
-from projections.base import ERRORS_TABLE, ReadModel, ReadModelView
+from projections.base import ERRORS_TABLE, ReadModel, ReadModelView, lock_and_position
 
 log = logging.getLogger("projections")
 
@@ -66,20 +66,18 @@ def _apply(
     applied = 0
     touched: list[ReadModelView] = []
     with projections[0].view.datastore.transaction(commit=True) as curs:
-        for projection in projections:
+        positions = lock_and_position(curs, [p.view for p in projections], app.name)
+        for projection, position in zip(projections, positions, strict=True):
             view: ReadModelView = projection.view
-            view.lock(curs)
-            position = view.position(curs, app.name)
             fresh = [n for n in notifications if n.id > position]
             if not fresh:
                 continue
             handlers = projection.handlers()
-            with view.batch(curs):
+            with view.batch(curs, last=Tracking(app.name, fresh[-1].id)):
                 for notification in fresh:
                     handler = handlers.get(notification.topic)
                     if handler is not None:
                         handler(event_of(notification), Tracking(app.name, notification.id))
-            view.record_position(curs, Tracking(app.name, fresh[-1].id))
             applied += len(fresh)
             touched.append(view)
     for view in touched:

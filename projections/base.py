@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import singledispatchmethod
@@ -63,10 +63,11 @@ class ReadModelView(PostgresTrackingRecorder):
             self._insert_tracking(own, tracking)
 
     @contextmanager
-    def batch(self, curs: Cursor[DictRow]) -> Iterator[None]:
+    def batch(self, curs: Cursor[DictRow], last: Tracking | None = None) -> Iterator[None]:
         """Route every event's writes into `curs` (one transaction for many events), pipelined:
         statements are sent without waiting for each answer, and work a view defers to the end
-        of the batch (set-based updates) runs once."""
+        of the batch (set-based updates) runs once. Given `last`, the position is recorded in
+        the same pipeline (`record_position`)."""
         self._batch.curs = curs
         self._batch.pending = self.new_batch_state()
         # Lists (the uuid[]/int[] parameters of set-based updates) are sent in binary: psycopg's
@@ -76,6 +77,8 @@ class ReadModelView(PostgresTrackingRecorder):
             with curs.connection.pipeline():
                 yield
                 self.end_batch(curs)
+                if last is not None:
+                    self.record_position(curs, last)
         finally:
             self._batch.curs = None
             self._batch.pending = None
@@ -104,7 +107,11 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def lock(self, curs: Cursor[DictRow]) -> None:
         """Serialise writers of this read model (live runner vs. a rebuild)."""
-        curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.tracking_table_name,))
+        curs.execute(SQL("SELECT {}").format(self.lock_call()))
+
+    def lock_call(self) -> Composed:
+        """The call taking this read model's writers' lock (its key: the tracking table's name)."""
+        return SQL("pg_advisory_xact_lock(hashtext({}))").format(self.tracking_table_name)
 
     def position(self, curs: Cursor[DictRow], application_name: str) -> int:
         return self._max_tracking_id(application_name, curs) or 0
@@ -146,6 +153,26 @@ class ReadModelView(PostgresTrackingRecorder):
     def drop(self, curs: Cursor[DictRow]) -> None:
         for table in (*self.tables, self.tracking_table_name):
             curs.execute(SQL(f"DROP TABLE IF EXISTS {SCHEMA}.{table} CASCADE"))
+
+
+def lock_and_position(curs: Cursor[DictRow], views: Sequence[ReadModelView], application_name: str) -> list[int]:
+    """`lock` then `position` of every view, in two statements (not two per view: a batch of the
+    live runner, five read models, made ten round trips before its first write). The positions
+    are read by a statement of their own, after every lock is held: read in the locking
+    statement, they would come from its snapshot, taken before the locks were waited for."""
+    curs.execute(SQL("SELECT {}").format(SQL(", ").join(v.lock_call() for v in views)))
+    curs.execute(
+        SQL("SELECT {}").format(
+            SQL(", ").join(
+                SQL("({}) AS {}").format(v.max_tracking_id_statement, Identifier(f"p{i}")) for i, v in enumerate(views)
+            )
+        ),
+        [application_name] * len(views),
+        prepare=True,
+    )
+    row = curs.fetchone()
+    assert row is not None
+    return [row[f"p{i}"] or 0 for i in range(len(views))]
 
 
 Row = dict[str, Any]

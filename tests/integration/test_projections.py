@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import singledispatchmethod
 from typing import Any, cast
 from uuid import uuid4
 
 import psycopg
+import pytest
 from eventsourcing.persistence import Tracking
 
 from commands.boxoffice import BoxOffice
@@ -190,6 +192,37 @@ def test_views_hear_of_the_batches_that_committed(settings: Settings, boxoffice:
     assert projection.view.commits == 1
     assert apply_batch([projection], boxoffice, notifications) == 0  # nothing new: nothing committed
     assert projection.view.commits == 1
+
+
+def test_a_batch_reads_the_positions_once_it_holds_the_locks(
+    settings: Settings, boxoffice: BoxOffice, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another writer of a model (a rebuild) holds its lock and records a position, then commits:
+    the live batch that waited for the lock must see that position, not the one of the snapshot
+    its locking statement started with (then it would apply the events a second time, which the
+    tracking record refuses: the batch fails and is applied again model by model)."""
+    put_on_sale(boxoffice)
+    view = cast(CommitsView, open_view(settings.eventsourcing_env(), CommitsProjection, create_tables=True))
+    projection = CommitsProjection(view=view)
+    start = (view.max_tracking_id(boxoffice.name) or 0) + 1  # the probe's table is shared with other tests
+    notifications = boxoffice.recorder.select_notifications(start, 50)
+    assert notifications
+    with ThreadPoolExecutor(1) as pool:
+        with view.datastore.transaction(commit=True) as other:
+            view.lock(other)
+            view.record_position(other, Tracking(boxoffice.name, notifications[-1].id))
+            applied = pool.submit(apply_batch, [projection], boxoffice, notifications)
+            with psycopg.connect(settings.database_url, autocommit=True) as observer:
+                deadline = time.monotonic() + 10
+                while not observer.execute(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone():
+                    assert time.monotonic() < deadline, "the batch never waited for the model's lock"
+                    time.sleep(0.01)
+        assert applied.result(timeout=10) == 0
+    assert not [r for r in caplog.records if "failed; applying it model by model" in r.getMessage()]
+    assert view.commits == 0
+    assert view.max_tracking_id(boxoffice.name) == notifications[-1].id
 
 
 def test_a_table_is_vacuumed_once_enough_of_it_was_written(settings: Settings, boxoffice: BoxOffice) -> None:
