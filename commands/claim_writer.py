@@ -74,6 +74,46 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigin
 """
 
 
+PATIENT_LOCK = (
+    "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s), set_config('lock_timeout', s.was, true)"
+    " FROM (SELECT current_setting('lock_timeout') AS was OFFSET 0) AS s"
+)
+
+
+def cut_off_stuck_holders(datastore: Any) -> int:
+    """End the session of any writer that holds the claim writers' lock and has not moved for
+    STUCK_AFTER seconds (see LOCK_PATIENCE); returns how many. A claim writer's batch, if it
+    ever resumes, fails as a lost connection and is retried: its orders are looked up first, so
+    none is placed twice; a payment's turn fails the same way and is retried."""
+    try:
+        with datastore.get_connection() as conn:
+            ended = conn.execute(CUT_OFF_STUCK_HOLDERS, {"lock": CLAIMS_LOCK, "after": STUCK_AFTER}).fetchall()
+    except Exception as error:  # noqa: BLE001 - the caller waits for the lock again
+        log.warning("looking for a stuck holder of the claim writers' lock failed: %r", error)
+        return 0
+    for row in ended:
+        log.warning(
+            "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock without moving",
+            row["pid"], row["application_name"] or "?", row["state"], row["still"],
+        )  # fmt: skip
+    return len(ended)
+
+
+def take_turn_patiently(conn: Any, datastore: Any, deadline: float) -> None:
+    """Take the claim writers' lock in `conn`'s open transaction (for the payments and expiries
+    that take turns with the writers), LOCK_PATIENCE at a time, ending a stuck holder's session
+    between waits: a savepoint undoes each wait that timed out. Past `deadline`, `Busy`."""
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(PATIENT_LOCK, (LOCK_PATIENCE, CLAIMS_LOCK))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > deadline:
+                raise Busy("the claim writers' lock stayed taken; please retry") from None
+            cut_off_stuck_holders(datastore)
+
+
 class LockWait(Exception):
     """The claim writers' lock was not free within LOCK_PATIENCE (nothing was written)."""
 
@@ -283,21 +323,7 @@ class ClaimWriter:
         return outcomes, changed, names, position
 
     def _cut_off_stuck_holders(self) -> None:
-        """End the session of any writer that holds the claim writers' lock and has not moved for
-        STUCK_AFTER seconds (see LOCK_PATIENCE). Its batch, if it ever resumes, fails as a lost
-        connection and is retried: its orders are looked up first, so none is placed twice."""
-        try:
-            with self.app.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-                ended = conn.execute(CUT_OFF_STUCK_HOLDERS, {"lock": CLAIMS_LOCK, "after": STUCK_AFTER}).fetchall()
-        except Exception as error:  # noqa: BLE001 - the next attempt waits for the lock again
-            log.warning("looking for a stuck holder of the claim writers' lock failed: %r", error)
-            return
-        for row in ended:
-            log.warning(
-                "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock without moving",
-                row["pid"], row["application_name"] or "?", row["state"], row["still"],
-            )  # fmt: skip
-        self.cut_off += len(ended)
+        self.cut_off += cut_off_stuck_holders(self.app.recorder.datastore)  # type: ignore[attr-defined]
 
     def _drop_dead_connections(self) -> None:
         """After a Postgres restart every idle pooled connection is dead; without this check the

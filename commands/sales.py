@@ -38,7 +38,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from commands.base import BaseApplication, Busy, utcnow
-from commands.claim_writer import CLAIMS_LOCK, ClaimWriter
+from commands.claim_writer import COMMIT_DEADLINE, ClaimWriter, take_turn_patiently
 from commands.claims import ClaimRequest, Claims, Placed
 from domain.errors import Conflict
 from domain.offer import Offer
@@ -182,7 +182,8 @@ class SalesCommands(BaseApplication):
         with datastore.get_connection() as conn, conn.transaction():
             for lock in locks:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-            yield lambda: conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))
+            # Waiting for the writers, a stuck holder of their lock is cut off (as the writers do).
+            yield lambda: take_turn_patiently(conn, datastore, time.monotonic() + COMMIT_DEADLINE)
 
     def _release(
         self, order: Order, known: dict[UUID, Any] | None = None, seats: dict[UUID, Any] | None = None

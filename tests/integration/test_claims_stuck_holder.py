@@ -11,7 +11,9 @@ timeout at all. Here such a session is made by hand: the lock taken in a pipelin
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from uuid import uuid4
 
 import psycopg
@@ -28,6 +30,62 @@ def test_a_writer_stuck_in_a_pipeline_holding_the_lock_is_cut_off(settings: Sett
     setup = open_boxoffice(settings)
     sale = put_on_sale(setup, ga_quantity=10, seats=1)
     app = open_boxoffice(settings)
+    try:
+        with stuck_holder(settings) as pid:
+            request = ClaimRequest(uuid4(), uuid4(), [ItemRequest(sale.ga_offer, 1)], False, future=Future())
+            started = time.monotonic()
+            app.writer.submit(request)
+            assert request.future is not None
+            placed = request.future.result(timeout=10)
+            waited = time.monotonic() - started
+            assert isinstance(placed, Placed) and placed.created
+            assert waited < 3, f"the order waited {waited:.1f} s behind a stuck writer"
+            assert session_ended(settings, pid)  # ended, not merely outlived
+        assert app.writer.cut_off == 1
+        assert setup.load(sale.ga_offer, "offer", Offer).held == 1
+    finally:
+        app.close()
+        setup.close()
+
+
+def test_a_payment_taking_turns_with_the_writers_cuts_off_a_stuck_holder_too(settings: Settings) -> None:
+    """A payment applied one by one loads and saves its offers in the writers' turn: with no
+    order coming in to do it, the payment itself ends the stuck session."""
+    app = open_boxoffice(settings)
+    sale = put_on_sale(app, ga_quantity=10, seats=1)
+    try:
+        order, _ = app.place_order(uuid4(), [ItemRequest(sale.ga_offer, 2)])
+        # The stuck session ends first on the way out: a payment still waiting then finishes.
+        with ThreadPoolExecutor(1) as pool, stuck_holder(settings) as pid:
+            started = time.monotonic()
+            paid = pool.submit(app.capture_payment, order.id, None, order.total)
+            assert paid.result(timeout=10) == "paid"
+            waited = time.monotonic() - started
+            assert waited < 3, f"the payment waited {waited:.1f} s behind a stuck writer"
+            assert session_ended(settings, pid)
+        assert app.get_order(order.id).status == "paid"
+        assert app.load(sale.ga_offer, "offer", Offer).sold == 2
+    finally:
+        app.close()
+
+
+def test_taking_the_turn_leaves_the_sessions_own_lock_timeout_for_the_rest(settings: Settings) -> None:
+    """LOCK_PATIENCE bounds the wait for the writers' lock only: the transaction's later locks
+    (the event table's) wait as the session is configured to."""
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("SET lock_timeout = '7s'")
+        with conn.transaction():
+            conn.execute(TAKE_TURN, (IDLE_IN_CLAIM, LOCK_PATIENCE, CLAIMS_LOCK))
+            row = conn.execute(
+                "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
+            ).fetchone()
+        assert row == ("7s", IDLE_IN_CLAIM)
+
+
+@contextmanager
+def stuck_holder(settings: Settings) -> Iterator[int]:
+    """A session holding the claim writers' lock inside a pipeline never synced ("active", no
+    timeout applies); yields its pid once the lock is held."""
     stuck = psycopg.connect(settings.database_url, autocommit=False)
     try:
         pid = stuck.info.backend_pid
@@ -46,34 +104,11 @@ def test_a_writer_stuck_in_a_pipeline_holding_the_lock_is_cut_off(settings: Sett
                 time.sleep(0.01)
             state = observer.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
             assert state is not None and state[0] == "active"  # no idle timeout applies to it
-
-            request = ClaimRequest(uuid4(), uuid4(), [ItemRequest(sale.ga_offer, 1)], False, future=Future())
-            started = time.monotonic()
-            app.writer.submit(request)
-            assert request.future is not None
-            placed = request.future.result(timeout=10)
-            waited = time.monotonic() - started
-            assert isinstance(placed, Placed) and placed.created
-            assert waited < 3, f"the order waited {waited:.1f} s behind a stuck writer"
-            # The stuck session was ended, not merely outlived.
-            gone = observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-            assert gone is None
-        assert app.writer.cut_off == 1
-        assert setup.load(sale.ga_offer, "offer", Offer).held == 1
+        yield pid
     finally:
         stuck.close()
-        app.close()
-        setup.close()
 
 
-def test_taking_the_turn_leaves_the_sessions_own_lock_timeout_for_the_rest(settings: Settings) -> None:
-    """LOCK_PATIENCE bounds the wait for the writers' lock only: the transaction's later locks
-    (the event table's) wait as the session is configured to."""
-    with psycopg.connect(settings.database_url) as conn:
-        conn.execute("SET lock_timeout = '7s'")
-        with conn.transaction():
-            conn.execute(TAKE_TURN, (IDLE_IN_CLAIM, LOCK_PATIENCE, CLAIMS_LOCK))
-            row = conn.execute(
-                "SELECT current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout')"
-            ).fetchone()
-        assert row == ("7s", IDLE_IN_CLAIM)
+def session_ended(settings: Settings, pid: int) -> bool:
+    with psycopg.connect(settings.database_url, autocommit=True) as observer:
+        return observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None
