@@ -55,8 +55,12 @@ IDLE_IN_CLAIM = "1s"
 # writer stopped inside a pipeline (its insert's LOCK TABLE, NOTIFY and INSERT go out before their
 # Sync) leaves a session "active", holding the lock with no timeout at all (seen in `.ci/run`: a
 # frozen claims service kept the lock for its whole 5 s freeze). So a writer waits for its turn at
-# most LOCK_PATIENCE at a time; then it ends the session of any holder of the lock whose state has
-# not changed for STUCK_AFTER seconds (`_cut_off_stuck_holders`) and waits again.
+# most LOCK_PATIENCE at a time; then it ends the session of any holder of the lock that has been
+# in the middle of a query, waiting for its client, for STUCK_AFTER seconds
+# (`cut_off_stuck_holders`), and waits again. An idle holder is left alone: a claim writer's idle
+# session ends by the timeout above, and a payment's turn (`SalesCommands.turn`) idles on its
+# lock's connection by design while it loads and saves on others; a holder busy in Postgres (a
+# long insert, a wait for the event table's lock) is not stuck either.
 LOCK_PATIENCE = "250ms"
 STUCK_AFTER = 1.0
 TAKE_TURN = (
@@ -71,6 +75,7 @@ FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigint = %(lock)s AND l.objsubid = 1
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND a.pid <> pg_backend_pid() AND clock_timestamp() - a.state_change > make_interval(secs => %(after)s)
+  AND a.state = 'active' AND a.wait_event_type = 'Client'
 """
 
 
@@ -81,10 +86,10 @@ PATIENT_LOCK = (
 
 
 def cut_off_stuck_holders(datastore: Any) -> int:
-    """End the session of any writer that holds the claim writers' lock and has not moved for
-    STUCK_AFTER seconds (see LOCK_PATIENCE); returns how many. A claim writer's batch, if it
-    ever resumes, fails as a lost connection and is retried: its orders are looked up first, so
-    none is placed twice; a payment's turn fails the same way and is retried."""
+    """End the session of any writer that holds the claim writers' lock and has waited for its
+    client in the middle of a query for STUCK_AFTER seconds (see LOCK_PATIENCE); returns how
+    many. A claim writer's batch, if it ever resumes, fails as a lost connection and is retried:
+    its orders are looked up first, so none is placed twice."""
     try:
         with datastore.get_connection() as conn:
             ended = conn.execute(CUT_OFF_STUCK_HOLDERS, {"lock": CLAIMS_LOCK, "after": STUCK_AFTER}).fetchall()

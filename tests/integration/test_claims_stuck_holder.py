@@ -69,6 +69,31 @@ def test_a_payment_taking_turns_with_the_writers_cuts_off_a_stuck_holder_too(set
         app.close()
 
 
+def test_a_holder_idle_between_its_statements_is_waited_for(settings: Settings) -> None:
+    """A payment's turn holds the lock on one connection and idles there by design while it loads
+    and saves on others (no idle timeout is set on it): it is waited for, never cut off."""
+    setup = open_boxoffice(settings)
+    sale = put_on_sale(setup, ga_quantity=10, seats=1)
+    app = open_boxoffice(settings)
+    try:
+        with psycopg.connect(settings.database_url) as holder:
+            pid = holder.info.backend_pid
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIMS_LOCK,))  # idle in transaction
+            request = ClaimRequest(uuid4(), uuid4(), [ItemRequest(sale.ga_offer, 1)], False, future=Future())
+            app.writer.submit(request)
+            assert request.future is not None
+            time.sleep(2)  # twice STUCK_AFTER, eight waits of LOCK_PATIENCE
+            assert not request.future.done()
+            assert not session_ended(settings, pid)
+            holder.commit()
+            placed = request.future.result(timeout=10)
+        assert isinstance(placed, Placed) and placed.created
+        assert app.writer.cut_off == 0
+    finally:
+        app.close()
+        setup.close()
+
+
 def test_taking_the_turn_leaves_the_sessions_own_lock_timeout_for_the_rest(settings: Settings) -> None:
     """LOCK_PATIENCE bounds the wait for the writers' lock only: the transaction's later locks
     (the event table's) wait as the session is configured to."""
