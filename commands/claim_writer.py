@@ -63,11 +63,15 @@ IDLE_IN_CLAIM = "1s"
 # long insert, a wait for the event table's lock) is not stuck either.
 LOCK_PATIENCE = "250ms"
 STUCK_AFTER = 1.0
-TAKE_TURN = (
-    "SELECT set_config('idle_in_transaction_session_timeout', %s, true), set_config('lock_timeout', %s, true),"
-    " pg_advisory_xact_lock(%s), set_config('lock_timeout', s.was, true)"
-    " FROM (SELECT current_setting('lock_timeout') AS was OFFSET 0) AS s"  # OFFSET 0: read before, not inlined
+# The claim writers' lock, waited for at most LOCK_PATIENCE; the session's own lock_timeout is set
+# back in the same statement (OFFSET 0: read before the change, not inlined after it).
+_PATIENTLY = (
+    "set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s), set_config('lock_timeout', s.was, true)"
+    " FROM (SELECT current_setting('lock_timeout') AS was OFFSET 0) AS s"
 )
+PATIENT_LOCK = "SELECT " + _PATIENTLY
+# A claim writer's: with its idle timeout (IDLE_IN_CLAIM) in the same round trip.
+TAKE_TURN = "SELECT set_config('idle_in_transaction_session_timeout', %s, true), " + _PATIENTLY
 CUT_OFF_STUCK_HOLDERS = """
 SELECT a.pid, a.application_name, a.state, extract(epoch FROM clock_timestamp() - a.state_change) AS still,
        pg_terminate_backend(a.pid) AS ended
@@ -77,12 +81,6 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigin
   AND a.pid <> pg_backend_pid() AND clock_timestamp() - a.state_change > make_interval(secs => %(after)s)
   AND a.state = 'active' AND a.wait_event_type = 'Client'
 """
-
-
-PATIENT_LOCK = (
-    "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s), set_config('lock_timeout', s.was, true)"
-    " FROM (SELECT current_setting('lock_timeout') AS was OFFSET 0) AS s"
-)
 
 
 def cut_off_stuck_holders(datastore: Any) -> int:
@@ -98,7 +96,7 @@ def cut_off_stuck_holders(datastore: Any) -> int:
         return 0
     for row in ended:
         log.warning(
-            "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock without moving",
+            "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock, waiting for its client",
             row["pid"], row["application_name"] or "?", row["state"], row["still"],
         )  # fmt: skip
     return len(ended)
