@@ -60,7 +60,7 @@ lint: install
 
 test: install
 	$(MAKE) lint
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf .data
