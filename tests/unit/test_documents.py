@@ -234,3 +234,49 @@ def test_pdf_safe_text_keeps_what_it_can_and_marks_the_rest() -> None:
 def test_an_empty_ticket_list_is_refused() -> None:
     with pytest.raises(ValueError):
         tickets_pdf([])
+
+
+def test_the_trimmed_fonts_draw_every_printable_character_as_the_installed_ones_do() -> None:
+    """The PDF's fonts are trimmed copies (documents._trimmed): same code points, same glyph
+    widths and outlines; only the layout tables, the hinting and unreachable glyphs are gone."""
+    from fontTools.ttLib import TTFont
+
+    for installed, trimmed in zip(documents._installed_fonts(), documents._font_files(), strict=True):
+        assert trimmed != installed and trimmed.stat().st_size < installed.stat().st_size / 3
+        with TTFont(installed) as before, TTFont(trimmed) as after:
+            assert not {"GSUB", "GPOS", "GDEF", "fpgm", "prep"} & set(after.keys())
+            assert before["name"].getBestFullName() == after["name"].getBestFullName()
+            old, new = before.getBestCmap(), after.getBestCmap()
+            assert set(new) == documents._glyphs()
+            old_glyphs, new_glyphs = before.getGlyphSet(), after.getGlyphSet()
+            for code in sorted(documents._glyphs()):
+                assert before["hmtx"][old[code]][0] == after["hmtx"][new[code]][0], hex(code)
+            for char in "AgЖλß€?…—":
+                assert _outline(old_glyphs, old[ord(char)]) == _outline(new_glyphs, new[ord(char)]), char
+
+
+def _outline(glyphs: Any, name: str) -> list[Any]:
+    from fontTools.pens.recordingPen import DecomposingRecordingPen
+
+    pen = DecomposingRecordingPen(glyphs)
+    glyphs[name].draw(pen)
+    assert pen.value
+    return list(pen.value)
+
+
+def test_the_trimmed_fonts_are_made_once_and_where_the_cache_is_not_writable_in_a_temporary_directory(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = documents._installed_fonts()[0]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = documents._trimmed(installed)
+    assert first.parent == tmp_path / "cache" / "ticketing" / "fonts"
+    made = first.stat().st_mtime_ns
+    assert documents._trimmed(installed) == first and first.stat().st_mtime_ns == made
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no half-written file left
+
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    elsewhere = documents._trimmed(installed)
+    assert elsewhere.parent.name.startswith("ticketing-fonts-") and elsewhere.read_bytes() == first.read_bytes()
