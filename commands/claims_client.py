@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import itertools
 import logging
+import socket
 import struct
 import time
 from dataclasses import replace
@@ -116,6 +117,22 @@ def parse_address(address: str) -> Address:
     if not host or not port.isdigit():
         raise ValueError(f"CLAIMS_ADDRESS must be unix:/path or host:port, not {address!r}")
     return Address(None, host.strip("[]"), int(port))
+
+
+def answers_challenge(address: str, timeout: float) -> bool:
+    """A liveness probe: True when the service at `address` sends a new connection its
+    challenge within `timeout` seconds (its event loop runs). The probe then hangs up, which
+    the service takes as a peer that left, not as one that failed the secret."""
+    where = parse_address(address)
+    family = socket.AF_UNIX if where.path is not None else socket.AF_INET6 if ":" in where.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(where.path if where.path is not None else (where.host, where.port))
+            header = probe.recv(_LENGTH.size, socket.MSG_WAITALL)
+        except OSError:  # refused, unreachable, or no challenge in time (TimeoutError)
+            return False
+    return len(header) == _LENGTH.size
 
 
 def error_of(error: BaseException) -> WireError:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self
 
+from commands.claims_client import answers_challenge
 from workers.embedded import EmbeddedServices
 from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
 from workers.metrics import fresh_multiprocess_dir
@@ -47,6 +48,19 @@ from workers.processes import (
 Prepare = Callable[[dict[str, str]], tuple[dict[str, str], list[str]]]
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """When a child that has a probe counts as hung: it is probed every `every` seconds, each
+    probe given `timeout`; after `failures` failed probes in a row it is killed (SIGKILL), and
+    then started again as a crashed child is. Failures count once the child has answered a probe
+    since it started, or `grace` seconds after its start (a slow start is not a hang)."""
+
+    every: float = 5.0
+    timeout: float = 2.0
+    failures: int = 3
+    grace: float = 60.0
+
+
 @dataclass
 class _Child:
     name: str
@@ -58,6 +72,9 @@ class _Child:
     # Set while it is down: when it is to be started again.
     restart_at: float | None = None
     restarts: int = 0
+    # Liveness of the process now running: has it answered a probe, how many failed in a row.
+    answered: bool = False
+    failed_probes: int = 0
 
 
 def _client_host(host: str) -> str:
@@ -80,6 +97,10 @@ class Supervisor:
     crashing is retried every 30 s and the others run on; `watch` calls it from a thread of its
     own. A child is tied to the thread that started it (Linux's parent-death signal), so the
     watching thread is also the one that stops the children at the end.
+
+    A process can be alive and still hang (frozen, its event loop stuck): a child with a probe in
+    `probes` (given the time it may take, True when the child answered) is probed from another
+    thread of `watch`, and one that stops answering is killed and started again (`Liveness`).
     """
 
     def __init__(
@@ -91,8 +112,12 @@ class Supervisor:
         stop_timeout: float = 15.0,
         backoff: Callable[[], Backoff] = Backoff,
         stop_stages: Sequence[Collection[str]] = (),
+        probes: Mapping[str, Callable[[float], bool]] | None = None,
+        liveness: Liveness = Liveness(),
     ) -> None:
         self.env = dict(env)
+        self.probes = dict(probes or {})
+        self.liveness = liveness
         names: list[str] = list(commands)
         self.stop_stages = [set(stage) for stage in stop_stages] or [{name} for name in reversed(names)]
         if set().union(*self.stop_stages) != set(names):
@@ -106,6 +131,7 @@ class Supervisor:
         self._stopped = False
         self._stop_watching = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._prober: threading.Thread | None = None
 
     def start(self) -> None:
         """Start every child, in order."""
@@ -116,6 +142,7 @@ class Supervisor:
         child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
         child.started_at = time.monotonic()
         child.restart_at = None
+        child.answered, child.failed_probes = False, 0
 
     def _find(self, name: str) -> _Child:
         for child in self.children:
@@ -205,12 +232,48 @@ class Supervisor:
 
         self._watcher = threading.Thread(target=loop, name="supervisor", daemon=True)
         self._watcher.start()
+        if self.probes:
+            self._prober = threading.Thread(target=self._probe_loop, args=(report,), name="liveness", daemon=True)
+            self._prober.start()
+
+    def _probe_loop(self, report: Callable[[str], None]) -> None:
+        while not self._stop_watching.wait(self.liveness.every):
+            for child in self.children:
+                probe = self.probes.get(child.name)
+                if probe is not None:
+                    try:
+                        self.probe(child, probe, report)
+                    except Exception as error:  # noqa: BLE001 - the next round probes again
+                        report(f"could not probe {child.name}: {error!r}")
+
+    def probe(self, child: _Child, probe: Callable[[float], bool], report: Callable[[str], None]) -> None:
+        """Probe one running child once; kill it if this was one failure too many."""
+        with self._lock:
+            proc = child.proc
+            if self._stopped or proc is None or child.restart_at is not None or proc.poll() is not None:
+                return
+        if probe(self.liveness.timeout):
+            child.answered, child.failed_probes = True, 0
+            return
+        child.failed_probes += 1
+        counts = child.answered or time.monotonic() - child.started_at >= self.liveness.grace
+        if not counts or child.failed_probes < self.liveness.failures:
+            return
+        with self._lock:
+            if child.proc is proc and proc.poll() is None and not self._stopped:
+                report(
+                    f"{child.name} answered none of its last {child.failed_probes} liveness probes "
+                    f"(one every {self.liveness.every:g} s): killing it (log: {child.log_path})"
+                )
+                proc.kill()  # `revive` starts it again, as any child that died
 
     def stop(self) -> None:
         """Stop the watching thread, if any, and every child in reverse order of start."""
         if self._watcher is not None:
             self._stop_watching.set()
             self._watcher.join(timeout=self.stop_timeout * len(self.children) + 10)
+        if self._prober is not None:
+            self._prober.join(timeout=self.liveness.every + 2 * self.liveness.timeout + 5)
         self._stop_children()
 
     def _stop_children(self) -> None:
@@ -228,7 +291,8 @@ class ServiceProcesses(Supervisor):
     `__enter__` returns once `GET /health` answers 200, and raises StackError with the tail of the
     logs if a child exits or the API is not healthy within `startup_timeout` seconds. With
     `supervise` (where to say what happened), a child that exits afterwards is started again after
-    a pause (see `Supervisor`) while the others run on; without, it stays down (`exited`,
+    a pause (see `Supervisor`) while the others run on, and a claims service that stops answering
+    its liveness probe is killed and started again (`Liveness`); without, it stays down (`exited`,
     `check_alive`). `__exit__` stops the API first, so no new work arrives while the others
     drain, then the workers, projector, notifier and scheduler together (a dramatiq worker takes
     ~2.5 s to stop), and the claims service last. As with EmbeddedServices, enter it from a long-lived thread.
@@ -246,6 +310,7 @@ class ServiceProcesses(Supervisor):
         stop_timeout: float = 15.0,
         supervise: Callable[[str], None] | None = None,
         backoff: Callable[[], Backoff] = Backoff,
+        liveness: Liveness = Liveness(),
     ) -> None:
         env = {"PYTHONUNBUFFERED": "1", **env}
         # Every child writes its metrics there, the API's /metrics adds them up (workers/metrics.py).
@@ -281,7 +346,15 @@ class ServiceProcesses(Supervisor):
             "api": uvicorn,
         }
         stages = [["api"], ["scheduler", "mailer", "worker", "notifier", "projector"], ["claims"]]
-        super().__init__(commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff, stop_stages=stages)
+        # A claims service that is alive but answers nothing (frozen, its event loop stuck) is passed
+        # by within a second (the API processes place orders with their own writers), but it would
+        # stay hung: with `supervise`, it is killed and started again once it fails its probes.
+        address = env["CLAIMS_ADDRESS"]
+        probes = {"claims": lambda timeout: answers_challenge(address, timeout)}
+        super().__init__(
+            commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff, stop_stages=stages,
+            probes=probes, liveness=liveness,
+        )  # fmt: skip
 
     @property
     def base_url(self) -> str:

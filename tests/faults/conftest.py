@@ -22,7 +22,7 @@ from tests.e2e.conftest import stateless_client
 from ticketing import ROOT, Settings, migrate
 from workers.embedded import EmbeddedServices
 from workers.localstripe import STRIPE_WEBHOOK_PATH, register_localstripe_webhook
-from workers.supervisor import ServiceProcesses
+from workers.supervisor import Liveness, ServiceProcesses
 
 FAULT_DATA = Path(os.environ.get("TICKETING_TEST_DATA") or ROOT / ".data" / "test") / "faults"
 # What the embedded services stand in for: none of it may leak in from the developer's shell.
@@ -51,10 +51,13 @@ def faults() -> Iterator[FaultStack]:
 
 @contextlib.contextmanager
 def fault_stack(
-    supervise: Callable[[str], None] | None = None, extra_env: Mapping[str, str] | None = None
+    supervise: Callable[[str], None] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    liveness: Liveness = Liveness(),
 ) -> Iterator[FaultStack]:
-    """A fresh stack; with `supervise`, its processes are restarted when they exit (as `make run`
-    does), and what the supervisor says goes there."""
+    """A fresh stack; with `supervise`, its processes are restarted when they exit or (the claims
+    service) stop answering their liveness probe, as `make run` does, and what the supervisor says
+    goes there."""
     FAULT_DATA.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     services = EmbeddedServices(FAULT_DATA, base, fresh=True)
@@ -76,6 +79,7 @@ def fault_stack(
         migrate(settings)
         processes = start_service(env, "faults", web_workers=2)
         processes.supervise = supervise
+        processes.liveness = liveness
         with processes, stateless_client(processes.base_url) as client:
             register_localstripe_webhook(
                 overrides["STRIPE_API_BASE"],

@@ -183,9 +183,16 @@ def _check_store(sale: Sale) -> None:
     """From the event store: every 201 stored, nothing stored that its buyer was not told of or
     cannot recover with the key, the offer's claims exactly the stored orders' (one unit each:
     nothing claimed twice, nothing oversold)."""
+    stored = _check_stored(sale)
+    assert offer_claims(sale.stack, sale.show.ga_offer) == len(stored) <= STOCK
+
+
+def _check_stored(sale: Sale) -> set[UUID]:
+    """Every 201 stored, nothing stored that its buyer was not told of or cannot recover with the
+    key; the stored orders."""
     stored = stored_orders(sale.stack, sale.show.ga_offer)
     placed = {order_id_for_idempotency_key(sale.ids[a.token], a.key) for a in sale.answers if a.status in (200, 201)}
     assert placed <= stored, "an order answered 201 is not stored"
     retryable = {order_id_for_idempotency_key(sale.ids[a.token], a.key) for a in sale.answers if a.status == 503}
     assert stored - placed <= retryable, "an order stored that its buyer was not told of, nor can recover"
-    assert offer_claims(sale.stack, sale.show.ga_offer) == len(stored) <= STOCK
+    return stored

@@ -23,17 +23,20 @@ from urllib.parse import quote
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 import stripe
 from psycopg.conninfo import conninfo_to_dict
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import Show, bearer, publish_show
-from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, stored_orders, verified_buyer
+from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, offer_claims, stored_orders, verified_buyer
+from tests.faults.test_claims_failover import _buying, _check_answers, _check_stored, _listening, _returned, _sale
 from tests.faults.test_redis_outage import _applications, _stored_deliveries
 from ticketing import open_boxoffice
 from workers.processes import free_port, spawn, stop_process
 from workers.projector import list_positions
+from workers.supervisor import Liveness
 
 LONG_RUNNING = ("projector", "notifier", "worker", "mailer", "scheduler")
 
@@ -59,8 +62,59 @@ class Said:
 def supervised() -> Iterator[tuple[FaultStack, Said]]:
     said = Said()
     # Holds lapse quickly here, so that the expiry of holds queued before a crash is seen.
-    with fault_stack(supervise=said, extra_env={"HOLD_SECONDS": "6"}) as stack:
+    # A hung claims service is killed after 3 unanswered probes, one a second (make run: one every 5 s).
+    liveness = Liveness(every=1.0, timeout=1.0, failures=3, grace=60.0)
+    with fault_stack(supervise=said, extra_env={"HOLD_SECONDS": "6"}, liveness=liveness) as stack:
         yield stack, said
+
+
+def test_a_claims_service_that_stays_frozen_is_killed_started_again_and_returned_to(
+    supervised: tuple[FaultStack, Said],
+) -> None:
+    """SIGSTOP and no SIGCONT: the service is alive but answers nothing. The API processes pass it
+    by within 2 s (their own writers place the orders); the supervisor finds it answers no
+    liveness probe, kills it and starts another, and the API processes go back to that one."""
+    stack, said = supervised
+    eventually(lambda: _listening(stack), timeout=60)
+    sale = _sale(stack)
+    frozen = stack.processes.child("claims")
+    since = len(said.about("claims"))
+    with _buying(sale):
+        eventually(lambda: sale.statuses()[201] > 100, timeout=30)
+        returned = _returned(stack)
+        os.kill(frozen.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        eventually(lambda: "claims started again (restart 1)" in said.about("claims", since), timeout=60)
+        restarted_at = time.monotonic()
+        eventually(lambda: _returned(stack) >= returned + 2, timeout=30)  # both API processes
+        back_at = time.monotonic()
+        time.sleep(2)
+    lines = said.about("claims", since)
+    print("frozen claims service: answers by status, whole run:", dict(sale.statuses()),
+          "| sent while it was frozen:", dict(sale.statuses(frozen_at, restarted_at)),
+          f"| first order placed {sale.first_placed_after(frozen_at):.2f} s after the freeze",
+          f"| killed and started again after {restarted_at - frozen_at:.1f} s, returned to after"
+          f" {back_at - frozen_at:.1f} s | the supervisor said: {lines}")  # fmt: skip
+    assert re.fullmatch(r"claims answered none of its last 3 liveness probes \(one every 1 s\): killing it \(log: .*\)",
+                        lines[0]), lines  # fmt: skip
+    assert re.fullmatch(r"claims was killed by SIGKILL, restarting in 0\.5 s \(log: .*\)", lines[1]), lines
+    assert frozen.poll() is not None and stack.processes.child("claims").pid != frozen.pid
+    _check_answers(sale, fault=frozen_at, back=restarted_at)
+    # Holds lapse after 6 s here: once every stored order has expired (each released what it
+    # claimed, once), the offer holds nothing. An order stored without its claim could not be
+    # released (its expiry would fail), one claimed twice would leave a unit held.
+    stored = _check_stored(sale)
+    eventually(lambda: _expired(stack, stored) == stored, timeout=90, every=1.0)
+    assert offer_claims(stack, sale.show.ga_offer) == 0
+
+
+def _expired(stack: FaultStack, orders: set[UUID]) -> set[UUID]:
+    with psycopg.connect(stack.settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id FROM public.boxoffice_events WHERE topic LIKE %s AND originator_id = ANY(%s)",
+            ("%Order.Expired", list(orders)),
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def test_a_projector_killed_mid_sale_is_restarted_and_the_read_models_catch_up(

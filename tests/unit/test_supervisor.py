@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from commands.claims_client import answers_challenge
 from workers.processes import ROOT, Backoff, pid_alive
-from workers.supervisor import Supervisor
+from workers.supervisor import Liveness, Supervisor
 
 PYTHON = sys.executable
 
@@ -133,6 +134,71 @@ def test_a_child_that_cannot_be_started_again_is_retried_with_the_same_pauses(tm
     failures = reports.matching(r"gone could not be started \(FileNotFoundError.*\), trying again in ([\d.]+) s")
     assert [float(m.group(1)) for _, m in failures][:3] == [0.4, 0.4, 0.4], reports.lines
     assert 3 <= len(failures) <= 6, reports.lines  # every 0.4 s, not every round of 0.02 s
+
+
+# A service like the claims service: every new connection gets a framed 32-byte challenge.
+CHALLENGER = """
+import asyncio, os, sys
+async def greet(reader, writer):
+    writer.write(b"\\x00\\x00\\x00\\x20" + os.urandom(32))
+    await writer.drain()
+async def main():
+    server = await asyncio.start_unix_server(greet, path=sys.argv[1])
+    async with server:
+        await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def test_a_child_that_stops_answering_its_probe_is_killed_and_started_again(tmp_path: Path) -> None:
+    sock = tmp_path / "s.sock"
+    supervisor = Supervisor(
+        {"server": [PYTHON, "-c", CHALLENGER, str(sock)]}, os.environ, log_dir=tmp_path,
+        backoff=lambda: Backoff(initial=0.3),
+        probes={"server": lambda timeout: answers_challenge(f"unix:{sock}", timeout)},
+        liveness=Liveness(every=0.1, timeout=0.2, failures=3, grace=30),
+    )  # fmt: skip
+    reports = Reports()
+    supervisor.start()
+    supervisor.watch(reports, every=0.02)
+    try:
+        _wait_for(lambda: answers_challenge(f"unix:{sock}", 1.0))
+        time.sleep(1.0)  # ten probes, all answered
+        assert reports.lines == []
+        first = supervisor.child("server")
+        os.kill(first.pid, signal.SIGSTOP)  # alive, but answers nothing
+        stopped = time.monotonic()
+        _wait_for(lambda: reports.matching(r"server started again \(restart 1\)"))
+        [(killed_at, _)] = reports.matching(
+            r"server answered none of its last 3 liveness probes \(one every 0\.1 s\): killing it \(log: .*server\.log\)"
+        )
+        assert 0.3 <= killed_at - stopped < 5, reports.lines
+        assert reports.matching(r"server was killed by SIGKILL, restarting in 0\.3 s \(log: .*\)")
+        assert first.poll() is not None and supervisor.child("server").pid != first.pid
+        _wait_for(lambda: answers_challenge(f"unix:{sock}", 1.0))  # the new one answers
+        time.sleep(1.0)
+        assert supervisor.restarts("server") == 1, reports.lines
+    finally:
+        supervisor.stop()
+
+
+def test_a_child_that_has_never_answered_its_probe_is_given_its_grace(tmp_path: Path) -> None:
+    supervisor = Supervisor(
+        {"slow": [PYTHON, "-c", "import time; time.sleep(120)"]}, os.environ, log_dir=tmp_path,
+        backoff=lambda: Backoff(initial=5),
+        probes={"slow": lambda timeout: answers_challenge(f"unix:{tmp_path}/never.sock", timeout)},
+        liveness=Liveness(every=0.1, timeout=0.1, failures=3, grace=1.5),
+    )  # fmt: skip
+    reports = Reports()
+    supervisor.start()
+    started = time.monotonic()
+    supervisor.watch(reports, every=0.02)
+    try:
+        _wait_for(lambda: reports.matching(r"slow was killed by SIGKILL, .*"))
+    finally:
+        supervisor.stop()
+    [(killed_at, _)] = reports.matching(r"slow answered none of its last \d+ liveness probes .*")
+    assert 1.5 <= killed_at - started < 5, reports.lines
 
 
 def test_a_signal_to_the_supervising_process_stops_every_child(tmp_path: Path) -> None:
