@@ -53,7 +53,7 @@ def faults() -> Iterator[FaultStack]:
 def fault_stack(
     supervise: Callable[[str], None] | None = None,
     extra_env: Mapping[str, str] | None = None,
-    liveness: Liveness = Liveness(),
+    liveness: Liveness | None = None,
 ) -> Iterator[FaultStack]:
     """A fresh stack; with `supervise`, its processes are restarted when they exit or (the claims
     service) stop answering their liveness probe, as `make run` does, and what the supervisor says
@@ -79,7 +79,7 @@ def fault_stack(
         migrate(settings)
         processes = start_service(env, "faults", web_workers=2)
         processes.supervise = supervise
-        processes.liveness = liveness
+        processes.liveness = liveness or processes.liveness
         with processes, stateless_client(processes.base_url) as client:
             register_localstripe_webhook(
                 overrides["STRIPE_API_BASE"],

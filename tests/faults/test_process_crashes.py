@@ -30,7 +30,15 @@ from psycopg.conninfo import conninfo_to_dict
 
 from domain.ids import order_id_for_idempotency_key
 from tests.e2e.conftest import Show, bearer, publish_show
-from tests.faults.conftest import FaultStack, admin, eventually, fault_stack, offer_claims, stored_orders, verified_buyer
+from tests.faults.conftest import (
+    FaultStack,
+    admin,
+    eventually,
+    fault_stack,
+    offer_claims,
+    stored_orders,
+    verified_buyer,
+)
 from tests.faults.test_claims_failover import _buying, _check_answers, _check_stored, _listening, _returned, _sale
 from tests.faults.test_redis_outage import _applications, _stored_deliveries
 from ticketing import open_boxoffice

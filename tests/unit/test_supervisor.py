@@ -170,7 +170,8 @@ def test_a_child_that_stops_answering_its_probe_is_killed_and_started_again(tmp_
         stopped = time.monotonic()
         _wait_for(lambda: reports.matching(r"server started again \(restart 1\)"))
         [(killed_at, _)] = reports.matching(
-            r"server answered none of its last 3 liveness probes \(one every 0\.1 s\): killing it \(log: .*server\.log\)"
+            r"server answered none of its last 3 liveness probes \(one every 0\.1 s\): "
+            r"killing it \(log: .*server\.log\)"
         )
         assert 0.3 <= killed_at - stopped < 5, reports.lines
         assert reports.matching(r"server was killed by SIGKILL, restarting in 0\.3 s \(log: .*\)")
