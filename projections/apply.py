@@ -4,6 +4,7 @@ an event a model cannot apply (it is set aside, reported and retried after a fix
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,9 +25,13 @@ TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, 
 
 
 def apply_batch(
-    projections: Sequence[ReadModel[Any]], app: Application[Any], notifications: Sequence[Notification]
+    projections: Sequence[ReadModel[Any]],
+    app: Application[Any],
+    notifications: Sequence[Notification],
 ) -> int:
     """Apply a batch of notifications to several read models, exactly once, in one transaction.
+
+    A model that may (`idle_position_seconds`) skips a batch that holds nothing for it.
 
     Each notification is decoded at most once, however many models handle it. Under each read
     model's lock, events at or below its recorded position are skipped, so a rebuild racing with
@@ -38,7 +43,10 @@ def apply_batch(
     position, error; see `set_aside`) and the model moves past it. So one event a read model
     cannot apply never stops the others, nor that model's later events.
     """
-    if not projections or not notifications:
+    if not notifications:
+        return 0
+    projections = [p for p in projections if not _skips(p, app, notifications)]
+    if not projections:
         return 0
     decoded: dict[int, Any] = {}
     try:
@@ -48,6 +56,37 @@ def apply_batch(
     except Exception:  # any failure of the events: isolated below, never swallowed
         log.warning("a batch of %d events failed; applying it model by model", len(notifications), exc_info=True)
     return sum(_isolate(projection, app, notifications, decoded) for projection in projections)
+
+
+def _skips(projection: ReadModel[Any], app: Application[Any], notifications: Sequence[Notification]) -> bool:
+    """True when `projection` leaves this batch's position unrecorded (see
+    `ReadModelView.idle_position_seconds`): none of its events is one it handles, and it recorded
+    a position recently enough. The position is noted as skipped."""
+    view = projection.view
+    seconds = view.idle_position_seconds
+    if seconds is None or time.monotonic() - view.position_recorded_at >= seconds:
+        return False
+    handlers = projection.handlers()
+    if any(n.topic in handlers for n in notifications):
+        return False
+    view.skipped = Tracking(app.name, notifications[-1].id)
+    return True
+
+
+def record_skipped_positions(projections: Sequence[ReadModel[Any]]) -> None:
+    """Record the positions that skipped batches left unrecorded (the runner, once no event has
+    come for a while), under each model's lock and never moving a position back."""
+    for projection in projections:
+        view = projection.view
+        skipped = view.skipped
+        if skipped is None:
+            continue
+        with view.datastore.transaction(commit=True) as curs:
+            view.lock(curs)
+            if view.position(curs, skipped.application_name) < skipped.notification_id:
+                view.record_position(curs, skipped)
+        if view.skipped is skipped:
+            view.skipped = None
 
 
 def _apply(

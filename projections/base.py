@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ class ReadModelView(PostgresTrackingRecorder):
     tables: ClassVar[tuple[str, ...]] = ()
     # Tables that grow with the history and that handlers reach by primary key only.
     bulk_tables: ClassVar[tuple[str, ...]] = ()
+    # A model most of whose batches hold nothing for it (the notifier: most events cause no mail)
+    # may leave such a batch's position unrecorded if it recorded one less than this many seconds
+    # ago: the batch's transaction (lock, position, tracking row, NOTIFY, commit) is skipped. Its
+    # next batch records a later position, and the runner records a skipped one once no event has
+    # come for as long (`record_skipped_positions`); after a restart it reads those events again,
+    # and they do nothing. None: every batch records its position, as the read models must
+    # (reads that follow a write wait for their positions).
+    idle_position_seconds: ClassVar[float | None] = None
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -49,6 +58,8 @@ class ReadModelView(PostgresTrackingRecorder):
         self.sql_create_statements[:0] = statements
         self._batch = threading.local()
         self.rebuilding = False
+        self.position_recorded_at = 0.0  # time.monotonic() of the last batch that recorded one
+        self.skipped: Tracking | None = None  # the last position a skipped batch left unrecorded
 
     @contextmanager
     def writing(self, tracking: Tracking) -> Iterator[Cursor[DictRow]]:
@@ -93,6 +104,9 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def record_position(self, curs: Cursor[DictRow], last: Tracking) -> None:
         """Write the tracking record and announce the new position on commit."""
+        self.position_recorded_at = time.monotonic()
+        if self.skipped is not None and self.skipped.notification_id <= last.notification_id:
+            self.skipped = None
         self._insert_tracking(curs, last)
         curs.execute(
             "SELECT pg_notify(%s, %s)",

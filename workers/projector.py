@@ -25,7 +25,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from commands.boxoffice import BoxOffice
-from projections.apply import TRANSIENT, apply_batch, errors_of, retry_set_aside
+from projections.apply import TRANSIENT, apply_batch, errors_of, record_skipped_positions, retry_set_aside
 from projections.base import ReadModel
 from projections.models import READ_MODELS, open_projection, open_view
 from projections.replay import replay
@@ -94,11 +94,19 @@ class Runner:
             self.queue.put(None)
 
     def _apply(self) -> None:
+        # Models that may skip batches with nothing for them (the notifier) have what they skipped
+        # recorded once no event has come for as long as they may wait.
+        idle = [p for p in self.projections if p.view.idle_position_seconds is not None]
+        wait = min((p.view.idle_position_seconds or 0 for p in idle), default=None)
         try:
             while not self.stopping.is_set() or not self.queue.empty():
-                first = self.queue.get()
+                try:
+                    first = self.queue.get(timeout=wait)
+                except queue.Empty:
+                    record_skipped_positions(idle)
+                    continue
                 if first is None:
-                    break
+                    break  # what was skipped is read again after a restart, and does nothing
                 batch = [first]
                 while len(batch) < BATCH_SIZE:
                     try:

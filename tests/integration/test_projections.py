@@ -15,8 +15,9 @@ from eventsourcing.persistence import Tracking
 
 from commands.boxoffice import BoxOffice
 from commands.door import Scan
+from domain.order import Order
 from domain.placement import ItemRequest
-from projections.apply import apply_batch
+from projections.apply import apply_batch, record_skipped_positions
 from projections.base import ReadModel, ReadModelView, Upkeep
 from projections.models import READ_MODELS, open_projection, open_view
 from tests.images import png
@@ -251,3 +252,92 @@ def test_a_table_is_vacuumed_once_enough_of_it_was_written(settings: Settings, b
     after = last_vacuum()
     assert after is not None and (before is None or after > before)
     assert upkeep.churn == 0
+
+
+class IdleView(CommitsView):
+    """Like the notifier's view: a batch with nothing for it may leave its position unrecorded."""
+
+    idle_position_seconds = 0.5
+
+
+class IdleProjection(ReadModel[IdleView]):
+    name = "idle_probe"
+    view_class = IdleView
+
+    @singledispatchmethod
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Other events only advance the position."""
+
+    @process_event.register
+    def _(self, e: Order.Cancelled, tracking: Tracking) -> None:
+        """The one event it acts on."""
+
+
+def test_a_model_that_may_skips_batches_with_nothing_for_it_and_records_them_later(
+    settings: Settings, boxoffice: BoxOffice
+) -> None:
+    sale = put_on_sale(boxoffice, ga_quantity=20)
+    orders = [boxoffice.place_order(uuid4(), [ItemRequest(sale.ga_offer, 1)])[0].id for _ in range(6)]
+    view = cast(IdleView, open_view(settings.eventsourcing_env(), IdleProjection, create_tables=True))
+    projection = IdleProjection(view=view)
+    start = (view.max_tracking_id(boxoffice.name) or 0) + 1  # the probe's table is shared with other tests
+    quiet = [n for n in boxoffice.recorder.select_notifications(start, 500) if not n.topic.endswith("Order.Cancelled")]
+    assert len(quiet) >= 6
+    first, second, third = quiet[0:2], quiet[2:4], quiet[4:6]
+
+    def position() -> int:
+        return view.max_tracking_id(boxoffice.name) or 0
+
+    # Never recorded yet: recorded.
+    assert apply_batch([projection], boxoffice, first) == 2
+    assert (view.commits, position()) == (1, first[-1].id)
+    # Nothing for it, recorded just now: skipped (no transaction at all), noted as skipped.
+    assert apply_batch([projection], boxoffice, second) == 0
+    assert apply_batch([projection], boxoffice, third) == 0
+    assert (view.commits, position(), view.skipped) == (1, first[-1].id, Tracking(boxoffice.name, third[-1].id))
+    # The runner, once no event has come for a while, records what was skipped.
+    record_skipped_positions([projection])
+    assert (position(), view.skipped) == (third[-1].id, None)
+    record_skipped_positions([projection])  # nothing skipped since: nothing to do
+    assert position() == third[-1].id
+
+    # An event it handles is never skipped.
+    boxoffice.cancel_order(orders[0])
+    cancelled = [n for n in boxoffice.recorder.select_notifications(third[-1].id + 1, 500)
+                 if n.topic.endswith("Order.Cancelled") and n.originator_id == orders[0]]  # fmt: skip
+    assert len(cancelled) == 1
+    assert apply_batch([projection], boxoffice, cancelled) == 1
+    assert (view.commits, position()) == (2, cancelled[0].id)
+
+    # Nothing for it, but the last record is older than idle_position_seconds: recorded.
+    boxoffice.cancel_order(orders[1])
+    later = [n for n in boxoffice.recorder.select_notifications(cancelled[0].id + 1, 500)
+             if not n.topic.endswith("Order.Cancelled")]  # fmt: skip
+    assert later
+    time.sleep(0.6)
+    assert apply_batch([projection], boxoffice, later) == len(later)
+    assert (view.commits, position(), view.skipped) == (3, later[-1].id, None)
+
+
+def test_the_runner_records_a_skipped_position_once_no_event_comes(settings: Settings, boxoffice: BoxOffice) -> None:
+    """The notifier's runner: under a stream of orders (no mail) its position moves at most once
+    a second, and once the stream stops it reaches the end of the store within about a second."""
+    from workers.notifier import open_notifier
+
+    sale = put_on_sale(boxoffice, ga_quantity=50)
+    notifier = open_notifier(settings.eventsourcing_env())
+    runner = Runner(boxoffice, [notifier])
+    runner.start()
+    try:
+        for _ in range(30):
+            boxoffice.place_order(uuid4(), [ItemRequest(sale.ga_offer, 1)])
+            time.sleep(0.02)
+        head = boxoffice.recorder.max_notification_id() or 0
+        deadline = time.monotonic() + 10
+        while (notifier.view.max_tracking_id(boxoffice.name) or 0) < head:
+            assert runner.error is None, runner.error
+            assert time.monotonic() < deadline, "the skipped position was never recorded"
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+        runner.join()
