@@ -43,18 +43,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` runs two pytest-xdist workers (-n 2): the fault tests on one (each module on a
-    stack of its own, mostly waiting for processes to die, restart and catch up), everything
-    else, on the session's shared stack and in the order above, on the other. Either alone
-    leaves CPU idle: the suite takes about the time of the longer half.
+    """`make test` runs two pytest-xdist workers (-n 2): on one, the tests that need no stack or
+    bring their own (`tests/unit`; `tests/faults`, each module on a stack of its own, mostly
+    waiting for processes to die, restart and catch up); on the other, everything on the session's
+    shared stack, in the order above. Either alone leaves CPU idle: the suite takes about the
+    time of the longer half.
 
     A scheduler of our own, since `--dist loadgroup` with `xdist_group` marks no longer groups on
-    pytest 9.2 (pytest-xdist issue #1386): every test would start its own shared stack."""
+    pytest 9.2 (pytest-xdist issue #1386). A test sent to the first worker that asked for the
+    shared stack would fail to start it (its data directory is locked by the other), not pass."""
     from xdist.scheduler import LoadScopeScheduling
 
     class TwoStacks(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
         def _split_scope(self, nodeid: str) -> str:
-            return "faults" if nodeid.startswith("tests/faults/") else "shared-stack"
+            return "own-stacks" if nodeid.startswith(("tests/faults/", "tests/unit/")) else "shared-stack"
 
     return TwoStacks(config, log)
 
