@@ -226,7 +226,7 @@ def _trim(data: bytes) -> bytes:
     options.name_IDs = ["*"]
     options.name_languages = ["*"]
     options.glyph_names = False
-    font = TTFont(io.BytesIO(data))
+    font = TTFont(io.BytesIO(data), recalcTimestamp=False)  # the same file whenever it is made
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=sorted(_glyphs()))
     subsetter.subset(font)
