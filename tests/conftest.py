@@ -6,6 +6,7 @@ used; otherwise the embedded defaults are started under .data/test (fresh for ev
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -59,6 +60,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return "own-stacks" if nodeid.startswith(("tests/faults/", "tests/unit/")) else "shared-stack"
 
     return TwoStacks(config, log)
+
+
+@pytest.fixture(autouse=True)
+def access_log_in_the_test_output() -> Iterator[None]:
+    """An app a test runs in-process (`create_api`) logs its requests as JSON lines from a thread
+    of its own every 0.2 s: the last ones are written now, into the test's captured output, not
+    between tests onto the terminal (as they were under pytest-xdist)."""
+    yield
+    for handler in logging.getLogger("api.access").handlers:
+        handler.flush()
 
 
 @pytest.fixture(scope="session")
