@@ -25,9 +25,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, 
 
 
 def apply_batch(
-    projections: Sequence[ReadModel[Any]],
-    app: Application[Any],
-    notifications: Sequence[Notification],
+    projections: Sequence[ReadModel[Any]], app: Application[Any], notifications: Sequence[Notification]
 ) -> int:
     """Apply a batch of notifications to several read models, exactly once, in one transaction.
 
@@ -82,8 +80,7 @@ def record_skipped_positions(projections: Sequence[ReadModel[Any]]) -> None:
         if skipped is None:
             continue
         with view.datastore.transaction(commit=True) as curs:
-            view.lock(curs)
-            if view.position(curs, skipped.application_name) < skipped.notification_id:
+            if _locked_behind(view, curs, skipped):
                 view.record_position(curs, skipped)
         if view.skipped is skipped:
             view.skipped = None
@@ -148,8 +145,7 @@ def set_aside(
     transaction). Returns 1 if it was set aside, 0 if the model had already passed it."""
     view = projection.view
     with view.datastore.transaction(commit=True) as curs:
-        view.lock(curs)
-        if view.position(curs, app.name) >= notification.id:
+        if not _locked_behind(view, curs, Tracking(app.name, notification.id)):
             return 0
         record_error(curs, projection.name, notification, error)
         view.record_position(curs, Tracking(app.name, notification.id))
@@ -158,6 +154,13 @@ def set_aside(
         projection.name, notification.id, notification.topic, notification.originator_id, _describe(error),
     )  # fmt: skip
     return 1
+
+
+def _locked_behind(view: ReadModelView, curs: Cursor[DictRow], tracking: Tracking) -> bool:
+    """Take the model's lock; True if its position is still before `tracking` (a position is
+    never moved back, nor an event passed twice)."""
+    view.lock(curs)
+    return view.position(curs, tracking.application_name) < tracking.notification_id
 
 
 def record_error(curs: Cursor[DictRow], model: str, notification: Any, error: BaseException) -> None:

@@ -1,7 +1,8 @@
 """Printable ticket documents: the QR code image and the PDF with one page per ticket.
 
-Rendered from read-model rows (pure: no I/O beyond reading the installed font), so the API
-(downloads) and the workers (mail attachments) print the same document.
+Rendered from read-model rows (no I/O beyond reading the installed font and, once per machine
+user, writing its trimmed copy: see below), so the API (downloads) and the workers (mail
+attachments) print the same document.
 
 The PDF embeds Fira Sans (regular and bold) from the `fontpkg-fira-sans` package: Latin with its
 extensions, Greek and Cyrillic, so an attendee called Βασίλης or Ирина is printed as typed (only

@@ -242,17 +242,20 @@ class Supervisor:
                 probe = self.probes.get(child.name)
                 if probe is not None:
                     try:
-                        self.probe(child, probe, report)
+                        self._probe(child, probe, report)
                     except Exception as error:  # noqa: BLE001 - the next round probes again
                         report(f"could not probe {child.name}: {error!r}")
 
-    def probe(self, child: _Child, probe: Callable[[float], bool], report: Callable[[str], None]) -> None:
+    def _probe(self, child: _Child, probe: Callable[[float], bool], report: Callable[[str], None]) -> None:
         """Probe one running child once; kill it if this was one failure too many."""
         with self._lock:
             proc = child.proc
             if self._stopped or proc is None or child.restart_at is not None or proc.poll() is not None:
                 return
-        if probe(self.liveness.timeout):
+        answered = probe(self.liveness.timeout)
+        if child.proc is not proc:  # restarted meanwhile: the answer was not the new process's
+            return
+        if answered:
             child.answered, child.failed_probes = True, 0
             return
         child.failed_probes += 1
