@@ -30,6 +30,7 @@ from psycopg_pool import PoolTimeout
 
 from commands.base import Busy, utcnow
 from commands.claims import ClaimRequest, Outcome, Placed, PlacedOrder, deliver
+from commands.recorder import CLAIMS_LOCK, ColumnarRecorder
 from domain.errors import Conflict, DomainError, NotFound
 from domain.event import Event
 from domain.offer import Offer
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("claims")
 T = TypeVar("T")
 MAX_BATCH = 400
-CLAIMS_LOCK = 0x7469636B  # one advisory lock key for all claim writers ("tick")
 # How long a batch keeps trying while the event store is unreachable (a Postgres restart takes
 # a few seconds) before its orders are told to retry.
 COMMIT_DEADLINE = 15.0
@@ -55,14 +55,9 @@ IDLE_IN_CLAIM = "1s"
 # writer stopped inside a pipeline (its insert's LOCK TABLE, NOTIFY and INSERT go out before their
 # Sync) leaves a session "active", holding the lock with no timeout at all (seen in `.ci/run`: a
 # frozen claims service kept the lock for its whole 5 s freeze). So a writer waits for its turn at
-# most LOCK_PATIENCE at a time; then it ends the session of any holder of the lock that has been
-# in the middle of a query, waiting for its client, for STUCK_AFTER seconds
-# (`cut_off_stuck_holders`), and waits again. An idle holder is left alone: a claim writer's idle
-# session ends by the timeout above, and a payment's turn (`SalesCommands.turn`) idles on its
-# lock's connection by design while it loads and saves on others; a holder busy in Postgres (a
-# long insert, a wait for the event table's lock) is not stuck either.
+# most LOCK_PATIENCE at a time; then it ends the sessions of stuck writers (see
+# `commands.recorder.STUCK_AFTER`: holders of this lock or of the events table's) and waits again.
 LOCK_PATIENCE = "250ms"
-STUCK_AFTER = 1.0
 # The claim writers' lock, waited for at most LOCK_PATIENCE; the session's own lock_timeout is set
 # back in the same statement (OFFSET 0: read before the change, not inlined after it).
 _PATIENTLY = (
@@ -72,39 +67,11 @@ _PATIENTLY = (
 PATIENT_LOCK = "SELECT " + _PATIENTLY
 # A claim writer's: with its idle timeout (IDLE_IN_CLAIM) in the same round trip.
 TAKE_TURN = "SELECT set_config('idle_in_transaction_session_timeout', %s, true), " + _PATIENTLY
-CUT_OFF_STUCK_HOLDERS = """
-SELECT a.pid, a.application_name, a.state, extract(epoch FROM clock_timestamp() - a.state_change) AS still,
-       pg_terminate_backend(a.pid) AS ended
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid::bigint = %(lock)s AND l.objsubid = 1
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND a.pid <> pg_backend_pid() AND clock_timestamp() - a.state_change > make_interval(secs => %(after)s)
-  AND a.state = 'active' AND a.wait_event_type = 'Client'
-"""
 
 
-def cut_off_stuck_holders(datastore: Any) -> int:
-    """End the session of any writer that holds the claim writers' lock and has waited for its
-    client in the middle of a query for STUCK_AFTER seconds (see LOCK_PATIENCE); returns how
-    many. A claim writer's batch, if it ever resumes, fails as a lost connection and is retried:
-    its orders are looked up first, so none is placed twice."""
-    try:
-        with datastore.get_connection() as conn:
-            ended = conn.execute(CUT_OFF_STUCK_HOLDERS, {"lock": CLAIMS_LOCK, "after": STUCK_AFTER}).fetchall()
-    except Exception as error:  # noqa: BLE001 - the caller waits for the lock again
-        log.warning("looking for a stuck holder of the claim writers' lock failed: %r", error)
-        return 0
-    for row in ended:
-        log.warning(
-            "ended the session %s (%s, %s for %.1f s) that held the claim writers' lock, waiting for its client",
-            row["pid"], row["application_name"] or "?", row["state"], row["still"],
-        )  # fmt: skip
-    return len(ended)
-
-
-def take_turn_patiently(conn: Any, datastore: Any, deadline: float) -> None:
+def take_turn_patiently(conn: Any, recorder: ColumnarRecorder, deadline: float) -> None:
     """Take the claim writers' lock in `conn`'s open transaction (for the payments and expiries
-    that take turns with the writers), LOCK_PATIENCE at a time, ending a stuck holder's session
+    that take turns with the writers), LOCK_PATIENCE at a time, ending stuck writers' sessions
     between waits: a savepoint undoes each wait that timed out. Past `deadline`, `Busy`."""
     while True:
         try:
@@ -114,11 +81,12 @@ def take_turn_patiently(conn: Any, datastore: Any, deadline: float) -> None:
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() > deadline:
                 raise Busy("the claim writers' lock stayed taken; please retry") from None
-            cut_off_stuck_holders(datastore)
+            recorder.cut_off_stuck_writers()
 
 
 class LockWait(Exception):
-    """The claim writers' lock was not free within LOCK_PATIENCE (nothing was written)."""
+    """The claim writers' lock was not free within LOCK_PATIENCE, or the events table's within
+    its patience (nothing was written)."""
 
 
 # Conflicts a batch of several requests retries (deciding again on fresh state) before it is split
@@ -160,7 +128,7 @@ class ClaimWriter:
         self.batches = 0
         self.conflicts = 0
         self.splits = 0  # batches split to isolate a request that failed them (`_isolate`)
-        self.cut_off = 0  # sessions of stuck lock holders ended (`_cut_off_stuck_holders`)
+        self.cut_off = 0  # sessions of stuck writers ended (`_cut_off_stuck_writers`)
         # Called with the orders of each committed batch, after their buyers were answered.
         self.after_commit: Callable[[list[PlacedOrder]], None] | None = None
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
@@ -217,7 +185,7 @@ class ClaimWriter:
                 if time.monotonic() > deadline:
                     log.error("the claim writers' lock stayed taken for %.0f s", COMMIT_DEADLINE)
                     break
-                self._cut_off_stuck_holders()
+                self._cut_off_stuck_writers()
                 continue
             except IntegrityError as error:
                 taken = _orders_already_stored(error, batch)
@@ -321,12 +289,15 @@ class ClaimWriter:
             outcomes, changed = self._decide(batch, attempted, serials)
             names = _names(batch, self._last_ledger)
             if changed:
-                recordings = self.app.save(*changed, connection=conn)
+                try:
+                    recordings = self.app.save(*changed, connection=conn)
+                except psycopg.errors.LockNotAvailable as error:  # the events table's, past its patience
+                    raise LockWait from error
                 position = max((r.notification.id for r in recordings), default=None)
         return outcomes, changed, names, position
 
-    def _cut_off_stuck_holders(self) -> None:
-        self.cut_off += cut_off_stuck_holders(self.app.recorder.datastore)  # type: ignore[attr-defined]
+    def _cut_off_stuck_writers(self) -> None:
+        self.cut_off += self.app.recorder.cut_off_stuck_writers()  # type: ignore[attr-defined]
 
     def _drop_dead_connections(self) -> None:
         """After a Postgres restart every idle pooled connection is dead; without this check the

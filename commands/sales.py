@@ -183,7 +183,7 @@ class SalesCommands(BaseApplication):
             for lock in locks:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
             # Waiting for the writers, a stuck holder of their lock is cut off (as the writers do).
-            yield lambda: take_turn_patiently(conn, datastore, time.monotonic() + COMMIT_DEADLINE)
+            yield lambda: take_turn_patiently(conn, self.recorder, time.monotonic() + COMMIT_DEADLINE)  # type: ignore[arg-type]
 
     def _release(
         self, order: Order, known: dict[UUID, Any] | None = None, seats: dict[UUID, Any] | None = None
