@@ -247,3 +247,26 @@ def test_overlapping_expiries_close_each_hold_once(settings: Settings) -> None:
     finally:
         for app in (placer, *workers):
             app.close()
+
+
+def test_more_expiring_threads_than_pool_connections_wait_their_turn_without_starving(settings: Settings) -> None:
+    """A worker runs more threads than its application's pool has connections. Each expiry takes
+    its turn on one connection and loads and saves on others: turns that waited in Postgres each
+    held a connection, and the turn under way got none for its loads (PoolTimeout). They wait for
+    each other in the process first, holding none."""
+    placer = short_holds(settings)
+    narrow = BoxOffice(
+        env=settings.eventsourcing_env()
+        | {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "0", "POSTGRES_CONNECT_TIMEOUT": "3"}
+    )
+    try:
+        sale = put_on_sale(placer, ga_quantity=12, seats=1)
+        lapsed = hold_many(placer, [[ItemRequest(sale.ga_offer, 1)] for _ in range(12)])
+        time.sleep(HOLD_SECONDS + 0.2)
+        with ThreadPoolExecutor(12) as pool:
+            runs = list(pool.map(lambda order_id: narrow.expire_holds([order_id]), lapsed))
+        assert sum(run.expired for run in runs) == len(lapsed)
+        assert narrow.load(sale.ga_offer, "offer", Offer).held == 0
+    finally:
+        placer.close()
+        narrow.close()
