@@ -67,26 +67,49 @@ def describe_exit(code: int) -> str:
     return f"exited with {code}"
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """Return a preexec function asking Linux to SIGTERM the child when this process dies."""
+def die_with_parent(nice: int = 0) -> Callable[[], None] | None:
+    """Return a preexec function asking Linux to SIGTERM the child when this process dies, and
+    lowering the child's CPU priority by `nice`.
+
+    Each child runs in a session of its own, and Linux (with `sched_autogroup_enabled`, the
+    default of most distributions) shares the CPU between sessions before it shares it between
+    their processes: a process's own nice value only ranks it within its session. So `nice` is
+    set for both, the process and its session's group (`/proc/self/autogroup`; raising it needs
+    no privilege)."""
     if not sys.platform.startswith("linux"):
         return None
-    # Looked up here, before the fork, so the child does nothing but the call itself.
+    # Looked up here, before the fork, so the child does nothing but the calls themselves.
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
     pr_set_pdeathsig = 1
+    line = f"{nice}\n".encode()
 
     def preexec() -> None:
         prctl(pr_set_pdeathsig, signal.SIGTERM)
         # The parent may have died between fork and prctl; then nobody would ever signal us.
         if os.getppid() != parent:
             os._exit(1)
+        if nice:
+            os.nice(nice)
+            try:
+                fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+            except OSError:  # no autogroups: the process's nice value is all there is
+                return
+            try:
+                os.write(fd, line)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     return preexec
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
-    """Start argv in its own session, with stdout and stderr appended to log_path."""
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path = ROOT, nice: int = 0
+) -> subprocess.Popen[bytes]:
+    """Start argv in its own session, with stdout and stderr appended to log_path, its CPU
+    priority lowered by `nice` (see `die_with_parent`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -100,7 +123,7 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: P
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only a prctl call runs in the child
+            preexec_fn=die_with_parent(nice),  # noqa: PLW1509 - only system calls run in the child
         )
 
 

@@ -42,6 +42,11 @@ from workers.processes import (
     wait_until,
 )
 
+# The mailer renders ticket PDFs (tens of ms of CPU each) for mail that may as well leave a minute
+# later; at this lower priority a backlog of mail no longer takes CPU from a sale going on (each
+# child's session shares the CPU equally with the others: after a hot-funnel the mailer had taken
+# 40% of the machine's CPU in the hot-ga-long that followed). Idle CPU is still all its own.
+MAILER_NICE = 10
 # Prepare a stack's database before its processes start: given the environment the processes
 # will have, migrate (and load the demo data); returns variables to add to that environment and
 # lines for the banner.
@@ -67,6 +72,7 @@ class _Child:
     argv: list[str]
     log_path: Path
     backoff: Backoff
+    nice: int = 0  # how much lower its CPU priority is (`spawn`)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     # Set while it is down: when it is to be started again.
@@ -101,6 +107,8 @@ class Supervisor:
     A process can be alive and still hang (frozen, its event loop stuck): a child with a probe in
     `probes` (given the time it may take, True when the child answered) is probed from another
     thread of `watch`, and one that stops answering is killed and started again (`Liveness`).
+
+    A child named in `niceness` runs at a lower CPU priority (`spawn`).
     """
 
     def __init__(
@@ -114,6 +122,7 @@ class Supervisor:
         stop_stages: Sequence[Collection[str]] = (),
         probes: Mapping[str, Callable[[float], bool]] | None = None,
         liveness: Liveness = Liveness(),
+        niceness: Mapping[str, int] | None = None,
     ) -> None:
         self.env = dict(env)
         self.probes = dict(probes or {})
@@ -124,8 +133,10 @@ class Supervisor:
             raise ValueError("every child must be stopped in a stage")
         self.log_dir = Path(log_dir)
         self.stop_timeout = stop_timeout
+        niceness = niceness or {}
         self.children = [
-            _Child(name, list(argv), self.log_dir / f"{name}.log", backoff()) for name, argv in commands.items()
+            _Child(name, list(argv), self.log_dir / f"{name}.log", backoff(), niceness.get(name, 0))
+            for name, argv in commands.items()
         ]
         self._lock = threading.RLock()
         self._stopped = False
@@ -139,7 +150,7 @@ class Supervisor:
             self._start(child)
 
     def _start(self, child: _Child) -> None:
-        child.proc = spawn(child.argv, env=self.env, log_path=child.log_path)
+        child.proc = spawn(child.argv, env=self.env, log_path=child.log_path, nice=child.nice)
         child.started_at = time.monotonic()
         child.restart_at = None
         child.answered, child.failed_probes = False, 0
@@ -358,7 +369,7 @@ class ServiceProcesses(Supervisor):
         probes = {"claims": lambda timeout: answers_challenge(address, timeout)}
         super().__init__(
             commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff, stop_stages=stages,
-            probes=probes, liveness=liveness,
+            probes=probes, liveness=liveness, niceness={"mailer": MAILER_NICE},
         )  # fmt: skip
 
     @property

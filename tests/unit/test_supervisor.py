@@ -261,3 +261,32 @@ def _wait_for(check: object, timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_a_niced_child_runs_at_a_lower_priority_in_its_session_too(tmp_path: Path) -> None:
+    """The mailer's way: the child's own nice value, and its session's (Linux shares the CPU
+    between sessions first, where autogroups are on), restarts included."""
+    sleeper = [PYTHON, "-c", "import time; time.sleep(60)"]
+    commands = {"plain": sleeper, "low": sleeper}
+    supervisor = Supervisor(commands, os.environ, log_dir=tmp_path, niceness={"low": 10})
+    supervisor.start()
+    try:
+        low, plain = supervisor.child("low").pid, supervisor.child("plain").pid
+        base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        assert os.getpriority(os.PRIO_PROCESS, low) == min(base + 10, 19)
+        assert os.getpriority(os.PRIO_PROCESS, plain) == base
+        groups = Path("/proc/self/autogroup")
+        if groups.exists():
+            assert Path(f"/proc/{low}/autogroup").read_text().split()[-1] == str(min(base + 10, 19))
+            assert Path(f"/proc/{plain}/autogroup").read_text().split()[-1] != str(min(base + 10, 19))
+            assert Path(f"/proc/{low}/autogroup").read_text().split()[0] != groups.read_text().split()[0]
+        supervisor.child("low").kill()
+        supervisor.child("low").wait(10)
+        deadline = time.monotonic() + 10
+        while supervisor.child("low").pid == low or supervisor.child("low").poll() is not None:
+            supervisor.revive(lambda _: None)
+            assert time.monotonic() < deadline, "the niced child was not started again"
+            time.sleep(0.1)
+        assert os.getpriority(os.PRIO_PROCESS, supervisor.child("low").pid) == min(base + 10, 19)
+    finally:
+        supervisor.stop()
