@@ -51,6 +51,12 @@ CLAIM_BATCH_SIZE = Histogram(
     "Orders decided and saved together in one claim batch (one transaction)",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 400),
 )
+STUCK_WRITERS_ENDED = Counter(
+    "ticketing_stuck_writers_ended_total",
+    "Sessions of writers stuck while holding a lock every writer waits for, ended so the others go on, by lock"
+    " (claims: the claim writers' advisory lock; events_table: the event store's table lock)",
+    ["lock"],
+)
 CLAIM_WAIT = Histogram(
     "ticketing_claim_wait_seconds",
     "From an order request reaching the claim writer's process to its answer (queue, decision, commit)",

@@ -34,6 +34,8 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from commands.metrics import STUCK_WRITERS_ENDED
+
 log = logging.getLogger("store")
 # The sequence order serials come from (`BaseApplication.order_serials`), beside the events.
 ORDER_SERIALS = "order_serials"
@@ -57,7 +59,7 @@ CUT_OFF_STUCK_WRITERS = """
 SELECT pid, application_name, state, still, lock, pg_terminate_backend(pid) AS ended FROM (
   SELECT DISTINCT ON (a.pid) a.pid, a.application_name, a.state,
          extract(epoch FROM clock_timestamp() - a.state_change) AS still,
-         CASE l.locktype WHEN 'advisory' THEN 'the claim writers'' lock' ELSE 'the events table''s lock' END AS lock
+         l.locktype AS lock
   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
   WHERE l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
     AND a.pid <> pg_backend_pid() AND clock_timestamp() - a.state_change > make_interval(secs => %(after)s)
@@ -71,6 +73,10 @@ SELECT pid, application_name, state, still, lock, pg_terminate_backend(pid) AS e
     )
 ) AS stuck
 """
+
+
+# pg_locks' lock type -> (the metric's label, the log's words)
+_LOCKS = {"advisory": ("claims", "the claim writers' lock"), "relation": ("events_table", "the events table's lock")}
 
 
 class TableLockWait(Exception):
@@ -148,9 +154,11 @@ class ColumnarRecorder(PostgresApplicationRecorder):
             log.warning("looking for stuck writers failed: %r", error)
             return 0
         for row in ended:
+            label, lock = _LOCKS[row["lock"]]
+            STUCK_WRITERS_ENDED.labels(label).inc()
             log.warning(
                 "ended the session %s (%s, %s for %.1f s) that held %s, waiting for its client",
-                row["pid"], row["application_name"] or "?", row["state"], row["still"], row["lock"],
+                row["pid"], row["application_name"] or "?", row["state"], row["still"], lock,
             )  # fmt: skip
         return len(ended)
 

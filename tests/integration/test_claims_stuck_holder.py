@@ -22,6 +22,7 @@ import pytest
 
 from commands.claim_writer import IDLE_IN_CLAIM, LOCK_PATIENCE, TAKE_TURN
 from commands.claims import ClaimRequest, Placed
+from commands.metrics import STUCK_WRITERS_ENDED
 from commands.recorder import CLAIMS_LOCK
 from domain.offer import Offer
 from domain.placement import ItemRequest
@@ -35,6 +36,8 @@ def test_a_writer_stuck_in_a_pipeline_holding_a_writers_lock_is_cut_off(settings
     sale = put_on_sale(setup, ga_quantity=10, seats=1)
     app = open_boxoffice(settings)
     stuck = stuck_holder(settings) if lock.startswith("the claim") else stuck_table_holder(settings, app)
+    counted = STUCK_WRITERS_ENDED.labels("claims" if lock.startswith("the claim") else "events_table")
+    before = counted._value.get()
     try:
         with stuck as pid:
             request = ClaimRequest(uuid4(), uuid4(), [ItemRequest(sale.ga_offer, 1)], False, future=Future())
@@ -47,6 +50,7 @@ def test_a_writer_stuck_in_a_pipeline_holding_a_writers_lock_is_cut_off(settings
             assert waited < 3, f"the order waited {waited:.1f} s behind a stuck writer"
             assert session_ended(settings, pid)  # ended, not merely outlived
         assert app.writer.cut_off == 1
+        assert counted._value.get() == before + 1  # /metrics shows it
         assert setup.load(sale.ga_offer, "offer", Offer).held == 1
     finally:
         app.close()
