@@ -290,3 +290,33 @@ def test_a_niced_child_runs_at_a_lower_priority_in_its_session_too(tmp_path: Pat
         assert os.getpriority(os.PRIO_PROCESS, supervisor.child("low").pid) == min(base + 10, 19)
     finally:
         supervisor.stop()
+
+
+def test_a_log_past_its_size_is_cut_back_and_the_child_writes_on_at_its_start(tmp_path: Path) -> None:
+    writer = [
+        PYTHON,
+        "-u",
+        "-c",
+        "import itertools, time\nfor n in itertools.count():\n    print(f'line {n:08d}')\n    time.sleep(0.0002)",
+    ]
+    supervisor = Supervisor({"chatty": writer}, os.environ, log_dir=tmp_path, max_log_bytes=50_000)
+    reports = Reports()
+    supervisor.start()
+    try:
+        log, kept = tmp_path / "chatty.log", tmp_path / "chatty.log.1"
+        deadline = time.monotonic() + 20
+        while log.stat().st_size <= 50_000:
+            assert time.monotonic() < deadline, "the child wrote too little"
+            time.sleep(0.05)
+        supervisor.trim_logs(reports)
+        assert kept.stat().st_size > 50_000
+        time.sleep(0.3)
+        text = log.read_bytes()
+        assert 0 < len(text) < 50_000
+        assert not text.startswith(b"\0"), "written at the old offset: the log is full of holes"
+        numbers = [int(n) for n in re.findall(r"^line (\d{8})$", text.decode(), re.MULTILINE)]
+        last_kept = int(re.findall(r"^line (\d{8})$", kept.read_bytes().decode(), re.MULTILINE)[-1])
+        assert numbers and numbers[0] > last_kept and numbers == sorted(numbers)
+        assert reports.matching(r"chatty's log passed 0 MiB: its lines so far are in .*chatty\.log\.1")
+    finally:
+        supervisor.stop()
