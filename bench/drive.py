@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import select
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from bench.cpu import usage
 from bench.stack import BenchStack, log
 from ticketing import ROOT
+from workers.processes import child_preexec
 
 
 @dataclass
@@ -33,18 +32,6 @@ class LoadRun:
 
     def of(self, tag: str) -> list[list[Any]]:
         return [r for r in self.records if r[4] == tag]
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Ask Linux to SIGTERM the generator if the benchmark dies, so none is left running."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return preexec
 
 
 def _read_line(stream: IO[bytes], timeout: float) -> str:
@@ -70,7 +57,7 @@ def run_load(stack: BenchStack, name: str, spec: dict[str, Any]) -> LoadRun:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only a prctl call runs in the child
+            preexec_fn=child_preexec(),  # noqa: PLW1509 - only system calls run in the child: the generator dies with the benchmark
         )
     assert proc.stdin is not None and proc.stdout is not None
     try:

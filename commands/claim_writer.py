@@ -183,7 +183,7 @@ class ClaimWriter:
                 outcomes, changed, names, position = self._attempt(batch, attempted)
             except LockWait:
                 if time.monotonic() > deadline:
-                    log.error("the claim writers' lock stayed taken for %.0f s", COMMIT_DEADLINE)
+                    log.error("the claim writers' lock or the events table's stayed taken for %.0f s", COMMIT_DEADLINE)
                     break
                 self._cut_off_stuck_writers()
                 continue

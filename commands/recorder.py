@@ -84,12 +84,6 @@ class TableLockWait(Exception):
     `OperationalError`: the library's retry passes it on, to be waited for here."""
 
 
-def _lock_timed_out(error: BaseException) -> bool:
-    return isinstance(error, psycopg.errors.LockNotAvailable) or isinstance(
-        error.__cause__, psycopg.errors.LockNotAvailable
-    )
-
-
 class ColumnarRecorder(PostgresApplicationRecorder):
     """`PostgresApplicationRecorder` inserting events as four typed arrays.
 
@@ -133,7 +127,7 @@ class ColumnarRecorder(PostgresApplicationRecorder):
                 self, stored_events, **kwargs
             )
         except OperationalError as error:
-            if _lock_timed_out(error):
+            if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):  # the library's wrapper of it
                 raise TableLockWait from error
             raise
         return ids

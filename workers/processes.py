@@ -67,7 +67,7 @@ def describe_exit(code: int) -> str:
     return f"exited with {code}"
 
 
-def die_with_parent(nice: int = 0) -> Callable[[], None] | None:
+def child_preexec(nice: int = 0) -> Callable[[], None] | None:
     """Return a preexec function asking Linux to SIGTERM the child when this process dies, and
     lowering the child's CPU priority by `nice`.
 
@@ -109,7 +109,7 @@ def spawn(
     argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path = ROOT, nice: int = 0
 ) -> subprocess.Popen[bytes]:
     """Start argv in its own session, with stdout and stderr appended to log_path, its CPU
-    priority lowered by `nice` (see `die_with_parent`)."""
+    priority lowered by `nice` (see `child_preexec`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -123,7 +123,7 @@ def spawn(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent(nice),  # noqa: PLW1509 - only system calls run in the child
+            preexec_fn=child_preexec(nice),  # noqa: PLW1509 - only system calls run in the child
         )
 
 
