@@ -89,6 +89,12 @@ class LockWait(Exception):
     its patience (nothing was written)."""
 
 
+# How long one try of a batch may last before its writer counts as stuck. A try waits for a lock
+# at most its patience (LOCK_PATIENCE, `commands.recorder.TABLE_PATIENCE`) and for a lost store at
+# most a second before the next try, so minutes in one try is a thread that no longer runs (a
+# deadlock, a call that never returns): the claims service then fails its liveness probe and is
+# restarted (`ClaimWriter.stalled`).
+STALLED_AFTER = 60.0
 # Conflicts a batch of several requests retries (deciding again on fresh state) before it is split
 # in halves: another process's write is cured by one retry, a poisoned request never is.
 SPLIT_AFTER = 4
@@ -133,6 +139,13 @@ class ClaimWriter:
         self.after_commit: Callable[[list[PlacedOrder]], None] | None = None
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-hooks")
         self._last_ledger = Ledger(app)
+        self.stalled_after = STALLED_AFTER
+        self._trying_since: float | None = None  # when the try under way began; None while idle
+
+    def stalled(self) -> bool:
+        """True when one try of a batch has lasted more than `stalled_after` seconds."""
+        since = self._trying_since
+        return since is not None and time.monotonic() - since > self.stalled_after
 
     def submit(self, request: ClaimRequest) -> None:
         """Queue a request; its outcome arrives in `request.waiter` or `request.future`."""
@@ -145,6 +158,7 @@ class ClaimWriter:
 
     def _run(self) -> None:
         while True:
+            self._trying_since = None
             batch = [self.queue.get()]
             while len(batch) < MAX_BATCH:
                 try:
@@ -179,6 +193,7 @@ class ClaimWriter:
         # A batch of many tries a few times before it is split; a lone request the full count.
         attempts = self.app.conflict_attempts * 2 if len(batch) == 1 else SPLIT_AFTER
         while True:
+            self._trying_since = time.monotonic()
             try:
                 outcomes, changed, names, position = self._attempt(batch, attempted)
             except LockWait:

@@ -121,8 +121,9 @@ def parse_address(address: str) -> Address:
 
 def answers_challenge(address: str, timeout: float) -> bool:
     """A liveness probe: True when the service at `address` sends a new connection its
-    challenge within `timeout` seconds (its event loop runs). The probe then hangs up, which
-    the service takes as a peer that left, not as one that failed the secret."""
+    challenge within `timeout` seconds: its event loop runs, and its writer is not stuck (a
+    service whose writer is, `ClaimWriter.stalled`, turns every new connection away). The probe
+    then hangs up, which the service takes as a peer that left, not as one that failed the secret."""
     where = parse_address(address)
     family = socket.AF_UNIX if where.path is not None else socket.AF_INET6 if ":" in where.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:

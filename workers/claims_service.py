@@ -71,6 +71,12 @@ class ClaimServer:
         claims secret (a fresh challenge per connection: a recorded answer is worth nothing).
         A peer that hangs up first (a client whose own deadline passed) is not counted."""
         peer = _peer(writer)
+        if self.writer.stalled():
+            # Its orders would wait for ever: the API processes place theirs with their own
+            # writers meanwhile, and the liveness probe, unanswered, gets this process restarted.
+            log.error("the claim writer is stuck in one try for over %.0f s; turning %s away",
+                      self.writer.stalled_after, peer)  # fmt: skip
+            return False
         challenge = secrets.token_bytes(32)
         writer.write(frame(challenge))
         try:

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 import pytest
 
 from commands.base import Busy
 from commands.boxoffice import BoxOffice
+from commands.claim_writer import ClaimWriter
 from commands.claims import ClaimRequest, Placed, PlacedOrder
-from commands.claims_client import OK, ClaimClient, frame, read_frame
+from commands.claims_client import OK, ClaimClient, answers_challenge, frame, read_frame
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.ids import order_id_for_idempotency_key
 from domain.offer import Offer
@@ -25,8 +29,18 @@ from ticketing import Settings, open_boxoffice
 from workers.claims_service import ClaimServer
 
 
+class Served(NamedTuple):
+    address: str
+    writer: ClaimWriter
+
+
 @pytest.fixture
-def service(settings: Settings) -> Iterator[str]:
+def service(served: Served) -> str:
+    return served.address
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[Served]:
     """A claims service (its own BoxOffice, as in its own process) on a fresh Unix socket."""
     app = open_boxoffice(settings)
     folder = tempfile.mkdtemp(prefix="claims-test-")
@@ -45,7 +59,7 @@ def service(settings: Settings) -> Iterator[str]:
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield address
+    yield Served(address, app.writer)
     loop.call_soon_threadsafe(stop.set)
     thread.join(10)
     loop.close()
@@ -149,3 +163,44 @@ def test_an_unreachable_service_or_a_lost_connection_is_busy(tmp_path: Path, on_
                 await asyncio.wait_for(place(rude, uuid4(), [ItemRequest(on_sale.ga_offer, 1)]), 5)
 
     asyncio.run(scenario())
+
+
+def test_a_service_whose_writer_is_stuck_fails_its_liveness_probe_until_the_writer_moves_again(
+    served: Served, boxoffice: BoxOffice, on_sale: OnSale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe proves more than a running event loop: a writer stuck in one try (a deadlock,
+    a call that never returns) turns new connections away, so the supervisor restarts the
+    service and the API processes' clients stay with their own writers meanwhile."""
+    service, writer = served
+    writer.stalled_after = 0.5
+    stuck, release = threading.Event(), threading.Event()
+    really_attempt = writer._attempt
+
+    def attempt_after_release(*args: object) -> object:
+        stuck.set()
+        release.wait(30)
+        return really_attempt(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_attempt", attempt_after_release)
+    assert answers_challenge(service, 1.0)  # idle: alive
+    placed: Future[Placed] = Future()
+    writer.submit(ClaimRequest.new(uuid4(), [ItemRequest(on_sale.ga_offer, 1)], future=placed))
+    assert stuck.wait(10)
+    assert answers_challenge(service, 1.0)  # a try under way, not yet too long
+    time.sleep(0.7)
+    assert not answers_challenge(service, 1.0)
+    assert not answers_challenge(service, 1.0)  # it stays turned away while stuck
+
+    async def turned_away() -> None:  # an API process's client places with its own writer
+        fallback = boxoffice.writer
+        client = ClaimClient(service, fallback=fallback)
+        waiter = asyncio.get_running_loop().create_future()
+        client.submit(ClaimRequest.new(uuid4(), [ItemRequest(on_sale.ga_offer, 1)], waiter=waiter))
+        outcome = await asyncio.wait_for(waiter, 10)
+        assert outcome.created and not client.serving
+        await client.close()
+
+    asyncio.run(turned_away())
+    release.set()
+    assert placed.result(10).created  # the stuck order was placed once the writer moved
+    assert answers_challenge(service, 1.0)
