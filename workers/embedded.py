@@ -130,6 +130,13 @@ class EmbeddedServices:
         self._child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     @property
+    def logs(self) -> list[Path]:
+        """The services' logs (each written by appending; one not started is simply absent), for
+        the supervisor to cut back as it does its children's (`Supervisor.trim_logs`)."""
+        names = ["postgres.log", "embedded-postgres.log", "redis.log", "localstripe.log", "mailsink.log"]
+        return [self.log_dir / name for name in names]
+
+    @property
     def mail_dir(self) -> Path:
         """Where the mail sink stores messages (one `.eml` file each)."""
         return self.data_dir / "mail"

@@ -111,7 +111,8 @@ class Supervisor:
     thread of `watch`, and one that stops answering is killed and started again (`Liveness`).
 
     A child named in `niceness` runs at a lower CPU priority (`spawn`). With `max_log_bytes`, a
-    child's log that grows past it is cut back (`trim_logs`).
+    child's log that grows past it is cut back (`trim_logs`), and so is each of `other_logs`: the
+    logs of processes run by others that also append to them (the embedded services').
     """
 
     def __init__(
@@ -127,9 +128,11 @@ class Supervisor:
         liveness: Liveness = Liveness(),
         niceness: Mapping[str, int] | None = None,
         max_log_bytes: int = 0,
+        other_logs: Sequence[Path] = (),
     ) -> None:
         self.env = dict(env)
         self.max_log_bytes = max_log_bytes
+        self.other_logs = list(other_logs)
         self._logs_checked = 0.0
         self.probes = dict(probes or {})
         self.liveness = liveness
@@ -243,17 +246,21 @@ class Supervisor:
         second grows by about 2 GiB an hour: without this, a long sale filled the disk)."""
         if not self.max_log_bytes:
             return
-        for child in self.children:
+        logs = [(child.name, child.log_path) for child in self.children]
+        logs += [(path.stem, path) for path in self.other_logs]
+        for name, path in logs:
             try:
-                if child.log_path.stat().st_size <= self.max_log_bytes:
+                if path.stat().st_size <= self.max_log_bytes:
                     continue
-                kept = child.log_path.with_name(child.log_path.name + ".1")
-                shutil.copyfile(child.log_path, kept)
-                os.truncate(child.log_path, 0)
-            except OSError as error:
-                report(f"could not cut back the log of {child.name}: {error!r}")
+                kept = path.with_name(path.name + ".1")
+                shutil.copyfile(path, kept)  # a symbolic link (postgres.log) is followed by both
+                os.truncate(path, 0)
+            except FileNotFoundError:  # a service not started (configured by URL), or not yet
                 continue
-            report(f"{child.name}'s log passed {self.max_log_bytes // 2**20} MiB: its lines so far are in {kept}")
+            except OSError as error:
+                report(f"could not cut back the log of {name}: {error!r}")
+                continue
+            report(f"{name}'s log passed {self.max_log_bytes // 2**20} MiB: its lines so far are in {kept}")
 
     def watch(self, report: Callable[[str], None], every: float = 0.2) -> None:
         """Restart exited children from a thread of our own until `stop`."""
@@ -354,6 +361,7 @@ class ServiceProcesses(Supervisor):
         supervise: Callable[[str], None] | None = None,
         backoff: Callable[[], Backoff] = Backoff,
         liveness: Liveness = Liveness(),
+        other_logs: Sequence[Path] = (),
     ) -> None:
         env = {"PYTHONUNBUFFERED": "1", **env}
         # Every child writes its metrics there, the API's /metrics adds them up (workers/metrics.py).
@@ -399,7 +407,7 @@ class ServiceProcesses(Supervisor):
         super().__init__(
             commands, env, log_dir=log_dir, stop_timeout=stop_timeout, backoff=backoff, stop_stages=stages,
             probes=probes, liveness=liveness, niceness={"mailer": MAILER_NICE},
-            max_log_bytes=int(float(env.get("LOG_MAX_MB") or 200) * 2**20),
+            max_log_bytes=int(float(env.get("LOG_MAX_MB") or 200) * 2**20), other_logs=other_logs,
         )  # fmt: skip
 
     @property
@@ -502,9 +510,16 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
                 pinned, demo_lines = prepare(env)
                 env.update(pinned)
                 say("Starting the API, worker, mailer, projector, notifier and scheduler…")
+                logs = data_dir / "logs"
                 processes = stack.enter_context(
                     ServiceProcesses(
-                        env, host=host, port=port, web_workers=web_workers, log_dir=data_dir / "logs", supervise=say
+                        env,
+                        host=host,
+                        port=port,
+                        web_workers=web_workers,
+                        log_dir=logs,
+                        supervise=say,
+                        other_logs=embedded.logs,
                     )
                 )
                 if "STRIPE_API_BASE" in overrides:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from commands.claims_client import answers_challenge
-from workers.processes import ROOT, Backoff, pid_alive
+from workers.processes import ROOT, Backoff, pid_alive, spawn, stop_process
 from workers.supervisor import Liveness, Supervisor
 
 PYTHON = sys.executable
@@ -295,18 +295,24 @@ def test_a_niced_child_runs_at_a_lower_priority_in_its_session_too(tmp_path: Pat
         supervisor.stop()
 
 
-def test_a_log_past_its_size_is_cut_back_and_the_child_writes_on_at_its_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("run_by", ["the supervisor", "another"])
+def test_a_log_past_its_size_is_cut_back_and_the_child_writes_on_at_its_start(tmp_path: Path, run_by: str) -> None:
+    """Its children's logs, and those of processes it does not run (the embedded services')."""
     writer = [
         PYTHON,
         "-u",
         "-c",
         "import itertools, time\nfor n in itertools.count():\n    print(f'line {n:08d}')\n    time.sleep(0.0002)",
     ]
-    supervisor = Supervisor({"chatty": writer}, os.environ, log_dir=tmp_path, max_log_bytes=50_000)
+    log, kept = tmp_path / "chatty.log", tmp_path / "chatty.log.1"
+    if run_by == "the supervisor":
+        supervisor = Supervisor({"chatty": writer}, os.environ, log_dir=tmp_path, max_log_bytes=50_000)
+    else:
+        other = spawn(writer, env=os.environ, log_path=log)
+        supervisor = Supervisor({}, os.environ, log_dir=tmp_path, max_log_bytes=50_000, other_logs=[log])
     reports = Reports()
     supervisor.start()
     try:
-        log, kept = tmp_path / "chatty.log", tmp_path / "chatty.log.1"
         deadline = time.monotonic() + 20
         while log.stat().st_size <= 50_000:
             assert time.monotonic() < deadline, "the child wrote too little"
@@ -323,3 +329,5 @@ def test_a_log_past_its_size_is_cut_back_and_the_child_writes_on_at_its_start(tm
         assert reports.matching(r"chatty's log passed 0 MiB: its lines so far are in .*chatty\.log\.1")
     finally:
         supervisor.stop()
+        if run_by == "another":
+            stop_process(other)
