@@ -140,8 +140,8 @@ class BenchStack:
             "env": {k: self.env[k] for k in keys if k in self.env},
             "projection_wait_seconds": self.settings.projection_wait_seconds,
             "processes": "uvicorn (uvloop, httptools, one write per response) x web_workers, claims service, "
-            "dramatiq: payments and holds 1 process x 16 threads, mail 1 process x 4 threads; projector, notifier, "
-            "scheduler, embedded Postgres, redis-server",
+            "dramatiq: payments and holds 1 process x 64 threads, mail 1 process x 4 threads (niced); "
+            "projector, notifier, scheduler, embedded Postgres, redis-server",
         }
 
     def start_app(self) -> float:
