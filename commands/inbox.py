@@ -9,7 +9,7 @@ idempotent, so no captured payment is ever left without its tickets or its refun
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
 from commands.base import BaseApplication, utcnow
+from domain.errors import NotFound
 from domain.provider_event import ProviderEvent, provider_event_id
 
 INBOX_LOCK = 0x696E6278  # the advisory lock class of provider deliveries ("inbx")
@@ -42,6 +43,15 @@ class Inbox(BaseApplication):
     def get(self, delivery_id: UUID) -> ProviderEvent:
         return self.load(delivery_id, "provider event", ProviderEvent)
 
+    def get_many(self, delivery_ids: Iterable[UUID]) -> list[ProviderEvent]:
+        """These deliveries (each once, in the order given), loaded with one query."""
+        wanted = list(dict.fromkeys(delivery_ids))
+        loaded = self.load_many(wanted)
+        for delivery_id in wanted:
+            if not isinstance(loaded.get(delivery_id), ProviderEvent):
+                raise NotFound("provider event not found", code="provider_event_not_found")
+        return [loaded[delivery_id] for delivery_id in wanted]
+
     @contextmanager
     def applying(self, delivery_ids: list[UUID]) -> Iterator[list[ProviderEvent]]:
         """Hold the deliveries' locks while they are applied; yields them as stored once the
@@ -57,7 +67,7 @@ class Inbox(BaseApplication):
             conn.execute("SELECT pg_advisory_lock(%s, k) FROM unnest(%s::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i",
                          (INBOX_LOCK, keys))  # fmt: skip
             try:
-                yield [self.get(d) for d in dict.fromkeys(delivery_ids)]
+                yield self.get_many(delivery_ids)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k", (INBOX_LOCK, keys))
 
@@ -69,10 +79,9 @@ class Inbox(BaseApplication):
 
         def attempt() -> None:
             changed = []
-            for delivery_id, outcome in outcomes.items():
-                delivery = self.get(delivery_id)
+            for delivery in self.get_many(outcomes):
                 if delivery.outcome is None:
-                    delivery.mark_applied(outcome)
+                    delivery.mark_applied(outcomes[delivery.id])
                     changed.append(delivery)
             if changed:
                 self.save(*changed)

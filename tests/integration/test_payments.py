@@ -9,8 +9,11 @@ import pytest
 
 from commands.boxoffice import BoxOffice
 from domain.errors import Forbidden, Gone, NotFound
+from domain.offer import Offer
 from domain.order import compute_fee
 from domain.placement import ItemRequest
+from domain.seat import Seat
+from tests.integration.conftest import put_on_sale
 from ticketing import Settings
 
 
@@ -150,3 +153,35 @@ def test_one_delivery_applied_by_two_workers_at_once_is_applied_once(settings: S
         assert applied == [None, "done"]
     finally:
         inbox.close()
+
+
+def test_payments_applied_together_sell_each_order_once_and_leave_the_odd_ones_to_the_one_by_one_path(
+    boxoffice: BoxOffice,
+) -> None:
+    """A worker's batch (`apply_provider_events`): held orders of GA and seats captured in one
+    save; a repeat, a cancelled order and an unknown order decided one by one, each as alone."""
+    sale = put_on_sale(boxoffice, ga_quantity=10, seats=3)
+    ga_pair, _ = boxoffice.place_order(uuid4(), [ItemRequest(sale.ga_offer, 2)])
+    mixed, _ = boxoffice.place_order(
+        uuid4(), [ItemRequest(sale.ga_offer, 1), ItemRequest(sale.seat_offer, 1, sale.seats[0])]
+    )
+    seat, _ = boxoffice.place_order(uuid4(), [ItemRequest(sale.seat_offer, 1, sale.seats[1])])
+    gone, _ = boxoffice.place_order(uuid4(), [ItemRequest(sale.ga_offer, 1)])
+    boxoffice.cancel_order(gone.id)
+
+    def succeeded(order_id: UUID, amount: int) -> tuple[str, dict[str, object]]:
+        intent = {"id": f"pi_{uuid4().hex}", "amount": amount, "metadata": {"order_id": str(order_id)}}
+        return "payment_intent.succeeded", {"data": {"object": intent}}
+
+    deliveries = [succeeded(o.id, o.total) for o in (ga_pair, mixed, seat)]
+    deliveries += [deliveries[0], succeeded(gone.id, gone.total), succeeded(uuid4(), 100)]
+    outcomes = boxoffice.apply_provider_events(deliveries)
+    assert outcomes == ["paid", "paid", "paid", "duplicate", "paid_late", "ignored_unknown_order"]
+    for order, tickets in ((ga_pair, 2), (mixed, 2), (seat, 1), (gone, 1)):
+        stored = boxoffice.get_order(order.id)
+        assert stored.status == "paid" and len(stored.tickets) == tickets
+    offer = boxoffice.load(sale.ga_offer, "offer", Offer)
+    assert (offer.sold, offer.held) == (4, 0)
+    for n, buyer in ((0, mixed.id), (1, seat.id)):
+        sold = boxoffice.load(sale.seats[n], "seat", Seat)
+        assert (sold.status, sold.order_id) == ("sold", buyer)
