@@ -105,7 +105,7 @@ class PaymentCommands(SalesCommands):
             return PaymentStart(self.get_order(order_id), None)
         if order.payment_intent_id:
             intent = self._gateway().get_intent(order.payment_intent_id)
-            order = self._keep_hold(order_id, intent.id, now)
+            order = self._keep_hold(order, intent.id, now)
             return PaymentStart(order, intent)
         show = self.load(order.event_id, "event", Event)
         intent = self._gateway().create_intent(
@@ -115,19 +115,23 @@ class PaymentCommands(SalesCommands):
             description=f"{show.title} — order",
             payout=self._payout(show.organizer_id, order.total),
         )
-        order = self._keep_hold(order_id, intent.id, now)
+        order = self._keep_hold(order, intent.id, now)
         if order.payment_intent_id != intent.id:
             # Another request started a payment first; theirs is the one to use.
             intent = self._gateway().get_intent(order.payment_intent_id or intent.id)
         return PaymentStart(order, intent)
 
-    def _keep_hold(self, order_id: UUID, intent_id: str, now: datetime) -> Order:
+    def _keep_hold(self, loaded: Order, intent_id: str, now: datetime) -> Order:
+        """Record the intent on the order and extend its hold. The order as loaded before the
+        provider's call is tried first: if it changed meanwhile (another request started a
+        payment), the save conflicts and the next try loads it afresh."""
         policy = self.payment_policy
         extend_by = timedelta(seconds=policy.payment_hold_seconds)
         cap = timedelta(seconds=policy.max_hold_seconds)
+        first: list[Order] = [loaded]
 
         def attempt() -> Order:
-            order = self.get_order(order_id)
+            order = first.pop() if first else self.get_order(loaded.id)
             if order.payment_intent_id not in (None, intent_id):
                 return order
             before = order.version

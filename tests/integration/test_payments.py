@@ -185,3 +185,36 @@ def test_payments_applied_together_sell_each_order_once_and_leave_the_odd_ones_t
     for n, buyer in ((0, mixed.id), (1, seat.id)):
         sold = boxoffice.load(sale.seats[n], "seat", Seat)
         assert (sold.status, sold.order_id) == ("sold", buyer)
+
+
+def test_buyers_starting_one_payment_at_once_all_get_the_intent_the_order_keeps(settings: Settings) -> None:
+    """Two tabs press "Pay" together: each asks the provider for an intent, one is recorded on
+    the order, and every start answers with that one (the others' first save conflicts, and
+    they find it on the reloaded order)."""
+    import threading
+
+    from ticketing import open_boxoffice
+
+    app = open_boxoffice(settings)  # with the Stripe gateway (localstripe)
+    try:
+        sale = put_on_sale(app)
+        order, _ = app.place_order(uuid4(), [ItemRequest(sale.ga_offer, 2)])
+        together = threading.Barrier(4)
+        intents: list[str] = []
+
+        def start() -> None:
+            together.wait(10)
+            started = app.start_payment(order.id)
+            assert started.intent is not None
+            intents.append(started.intent.id)
+
+        tabs = [threading.Thread(target=start) for _ in range(4)]
+        for tab in tabs:
+            tab.start()
+        for tab in tabs:
+            tab.join(30)
+        kept = app.get_order(order.id)
+        assert kept.payment_intent_id is not None
+        assert intents == [kept.payment_intent_id] * 4
+    finally:
+        app.close()
