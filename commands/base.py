@@ -111,6 +111,14 @@ class _Collected(ProcessingEvent[UUID]):
         self.saved_kwargs.update(kwargs)
 
 
+def expect(aggregate: object, what: str, cls: type[T]) -> T:
+    """`aggregate` if it is a `cls` (one loaded, or looked up in what `load_many` found), else
+    `NotFound` naming `what` (code `<what>_not_found`)."""
+    if not isinstance(aggregate, cls):
+        raise NotFound(f"{what} not found", code=f"{what.replace(' ', '_')}_not_found")
+    return aggregate
+
+
 class BaseApplication(Application[UUID]):
     """Records the notification position of the last save made by the calling thread.
 
@@ -204,10 +212,8 @@ class BaseApplication(Application[UUID]):
         try:
             aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            raise NotFound(f"{what} not found", code=f"{what.replace(' ', '_')}_not_found") from None
-        if not isinstance(aggregate, cls):
-            raise NotFound(f"{what} not found", code=f"{what.replace(' ', '_')}_not_found")
-        return aggregate
+            aggregate = None
+        return expect(aggregate, what, cls)
 
     def load_many(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
         """Get many aggregates with one query: the cached ones fast-forwarded, the rest replayed.

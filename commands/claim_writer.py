@@ -28,10 +28,10 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from commands.base import Busy, utcnow
+from commands.base import Busy, expect, utcnow
 from commands.claims import ClaimRequest, Outcome, Placed, PlacedOrder, deliver
 from commands.recorder import CLAIMS_LOCK, ColumnarRecorder
-from domain.errors import Conflict, DomainError, NotFound
+from domain.errors import Conflict, DomainError
 from domain.event import Event
 from domain.offer import Offer
 from domain.order import Order
@@ -116,10 +116,7 @@ class Ledger:
             self.loaded.update(self.app.load_many(missing))
 
     def get(self, aggregate_id: UUID, what: str, cls: type[T]) -> T:
-        aggregate = self.loaded.get(aggregate_id)
-        if not isinstance(aggregate, cls):
-            raise NotFound(f"{what} not found", code=f"{what}_not_found")
-        return aggregate
+        return expect(self.loaded.get(aggregate_id), what, cls)
 
 
 class ClaimWriter:

@@ -18,8 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
-from commands.base import BaseApplication, utcnow
-from domain.errors import NotFound
+from commands.base import BaseApplication, expect, utcnow
 from domain.provider_event import ProviderEvent, provider_event_id
 
 INBOX_LOCK = 0x696E6278  # the advisory lock class of provider deliveries ("inbx")
@@ -47,10 +46,7 @@ class Inbox(BaseApplication):
         """These deliveries (each once, in the order given), loaded with one query."""
         wanted = list(dict.fromkeys(delivery_ids))
         loaded = self.load_many(wanted)
-        for delivery_id in wanted:
-            if not isinstance(loaded.get(delivery_id), ProviderEvent):
-                raise NotFound("provider event not found", code="provider_event_not_found")
-        return [loaded[delivery_id] for delivery_id in wanted]
+        return [expect(loaded.get(delivery_id), "provider event", ProviderEvent) for delivery_id in wanted]
 
     @contextmanager
     def applying(self, delivery_ids: list[UUID]) -> Iterator[list[ProviderEvent]]:

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from commands.base import utcnow
+from commands.base import expect, utcnow
 from commands.metrics import record_tickets_issued
 from commands.payments_gateway import Intent, PaymentGateway, PaymentProviderError, Payout, PayoutStatus
 from commands.sales import SalesCommands
@@ -467,9 +467,7 @@ class PaymentCommands(SalesCommands):
                         offer.sell(order.id, quantity)
                         changed[offer.id] = offer
                     for seat_id in order.seat_ids():
-                        seat = inventory.get(seat_id)
-                        if not isinstance(seat, Seat):
-                            raise NotFound("seat not found", code="seat_not_found")
+                        seat = expect(inventory.get(seat_id), "seat", Seat)
                         seat.sell(order.id)  # a seat two orders claim: the second goes one by one
                         changed[seat.id] = seat
                 except DomainError as error:

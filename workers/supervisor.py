@@ -510,14 +510,13 @@ def run_service(*, data_dir: Path, host: str, port: int, web_workers: int, prepa
                 pinned, demo_lines = prepare(env)
                 env.update(pinned)
                 say("Starting the API, worker, mailer, projector, notifier and scheduler…")
-                logs = data_dir / "logs"
                 processes = stack.enter_context(
                     ServiceProcesses(
                         env,
                         host=host,
                         port=port,
                         web_workers=web_workers,
-                        log_dir=logs,
+                        log_dir=data_dir / "logs",
                         supervise=say,
                         other_logs=embedded.logs,
                     )
